@@ -1,0 +1,119 @@
+from django.db import models
+from django.utils import timezone
+
+from accounts.scopes import ALL_SCOPES
+from config.ids import new_account_id, new_api_key_id
+
+
+class Plan(models.Model):
+    name = models.SlugField(max_length=50, unique=True)
+    max_sessions = models.PositiveIntegerField()
+    daily_message_limit = models.PositiveIntegerField(help_text="Messages accepted per UTC day")
+    rate_limit_per_minute = models.PositiveIntegerField(help_text="Requests per minute per key")
+    max_concurrent_requests = models.PositiveIntegerField(help_text="In-flight requests per key")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["daily_message_limit", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Account(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_account_id,
+                          editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="accounts")
+    is_active = models.BooleanField(
+        default=True, help_text="A disabled account's keys are refused (403)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """An API key. Only an HMAC of the key is stored; `prefix` is public and finds the row."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_api_key_id,
+                          editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=32, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.account_id})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @staticmethod
+    def valid_scopes() -> tuple[str, ...]:
+        return ALL_SCOPES
+
+
+class DailyUsage(models.Model):
+    """Messages accepted per account per UTC day; the daily quota is one upsert on this row."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="daily_usage")
+    day = models.DateField()
+    messages = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "day"], name="daily_usage_account_day")
+        ]
+        verbose_name_plural = "daily usage"
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day}: {self.messages}"
+
+
+class ApiErrorLog(models.Model):
+    """Every error response of the API, for support: what failed, for whom, with which id."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="error_logs"
+    )
+    key_prefix = models.CharField(max_length=32, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status = models.PositiveSmallIntegerField()
+    code = models.CharField(max_length=64)
+    message = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=128, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["code", "-created_at"], name="errorlog_code_time"),
+            models.Index(fields=["account", "-created_at"], name="errorlog_account_time"),
+        ]
+        verbose_name = "API error log entry"
+        verbose_name_plural = "API error log"
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code} {self.request_id}"

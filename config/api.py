@@ -1,0 +1,123 @@
+"""What every API view shares: the success envelope, strict input serializers, JSON-only
+negotiation, and the base view that applies authentication, rate and concurrency limits."""
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import ApiError, E
+
+
+def ok(data: Any, status: int = 200, **extra: Any) -> Response:
+    return Response({"success": True, "data": data, **extra}, status=status)
+
+
+# --- strict input fields: JSON types are checked, never coerced (DRF turns 5 into "5") -------
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid_type": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid_type")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid_type": "Must be an integer."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid_type")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    default_error_messages = {"invalid_type": "Must be true or false."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid_type")
+        return data
+
+
+class InputSerializer(serializers.Serializer):
+    """Request bodies: a JSON object whose every key is a known parameter (like Stripe, an
+    unknown parameter is refused rather than silently ignored: it is usually a typo)."""
+
+    def to_internal_value(self, data: Any) -> dict:
+        if not isinstance(data, Mapping):
+            raise ApiError(E.invalid_request, reason="The request body must be a JSON object.")
+        for key in data:
+            if key not in self.fields or self.fields[key].read_only:
+                raise ApiError(E.invalid_request, field=str(key), reason="Unknown parameter.")
+        return super().to_internal_value(data)
+
+
+# --- the base view --------------------------------------------------------------------------
+
+
+class ApiView(APIView):
+    """Base of every authenticated endpoint.
+
+    `required_scopes` maps an HTTP method to the API key scope it needs; `error_codes` lists
+    the catalogue codes the operation can answer with (the OpenAPI schema publishes them).
+    """
+
+    required_scopes: ClassVar[dict[str, str]] = {}
+    error_codes: ClassVar[tuple[str, ...]] = ()
+    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
+    metadata_class = None
+
+    def required_scope_for(self, method: str) -> str | None:
+        if method == "HEAD":
+            method = "GET"
+        return self.required_scopes.get(method)
+
+    def perform_authentication(self, request: Request) -> None:
+        from accounts.limits import acquire_request_slot
+
+        key = request.user  # runs authentication; raises on a missing or bad key
+        if key is not None:
+            # Kept before raising so a 429 carries the RateLimit headers too.
+            self._limit_decision = acquire_request_slot(key)
+            self._limit_decision.raise_if_denied()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        decision = getattr(self, "_limit_decision", None)
+        if decision is not None:
+            for header, value in decision.headers().items():
+                response[header] = value
+        return response
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            decision = getattr(self, "_limit_decision", None)
+            if decision is not None:
+                from accounts.limits import release_request_slot
+
+                release_request_slot(decision)
+
+    @staticmethod
+    def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict:
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class PublicApiView(APIView):
+    """Endpoints open without a key (health)."""
+
+    authentication_classes: ClassVar[list] = []
+    permission_classes: ClassVar[list] = []
+    http_method_names = ["get", "head"]
+    metadata_class = None
+    error_codes: ClassVar[tuple[str, ...]] = ()

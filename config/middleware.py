@@ -1,0 +1,67 @@
+"""Request ids on every response, and a record of every API error response for the admin."""
+
+import contextvars
+import logging
+import re
+import uuid
+
+from django.http import HttpRequest, HttpResponse
+
+from config.exception_handler import internal_error, json_error_response, translate
+
+logger = logging.getLogger("api.requests")
+
+# The request id of the request being served, for log lines written deep in the stack.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_request_id", default=None
+)
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
+
+
+class RequestIdMiddleware:
+    """Echo a client's sane `X-Request-ID`, otherwise make one."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        supplied = request.headers.get("X-Request-ID", "")
+        request_id = supplied if _SANE_REQUEST_ID.match(supplied) else f"req_{uuid.uuid4().hex}"
+        request.request_id = request_id
+        token = current_request_id.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class ApiErrorLogMiddleware:
+    """Records each error response of the API (`ApiErrorLog`), and turns an exception that
+    escaped a non-DRF view under /v1 into the envelope instead of Django's HTML page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        err = getattr(response, "api_error", None)
+        if err is not None:
+            from accounts.services import error_log_record
+
+            error_log_record(request=request, error=err, status=response.status_code)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        if not is_api_path(request.path):
+            return None
+        err = translate(exception) or internal_error(
+            getattr(request, "request_id", None), exception
+        )
+        return json_error_response(err)

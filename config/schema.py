@@ -1,0 +1,85 @@
+"""OpenAPI generation: success bodies in the `{success, data}` envelope, and for every
+operation the catalogue codes it can answer with, grouped by HTTP status."""
+
+from collections import defaultdict
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from config.errors import CATALOGUE
+
+AUTH_CODES = (
+    "missing_api_key",
+    "invalid_api_key",
+    "expired_api_key",
+    "insufficient_permissions",
+    "rate_limit_exceeded",
+    "concurrent_request_limit_exceeded",
+)
+BODY_CODES = ("invalid_request", "missing_required_parameter", "invalid_parameter_type")
+ALWAYS_CODES = ("internal_server_error", "service_unavailable")
+
+_envelopes: dict[str, serializers.Serializer] = {}
+
+
+def envelope(serializer_class: type[serializers.Serializer], *, many: bool = False):
+    """`{success: true, data: <serializer>}` (lists add `pagination`) for the schema."""
+    name = f"{serializer_class.__name__.removesuffix('Output')}{'List' if many else ''}Response"
+    if name not in _envelopes:
+        fields = {"success": serializers.BooleanField(), "data": serializer_class(many=many)}
+        if many:
+            fields["pagination"] = inline_serializer(
+                "Pagination", {"nextCursor": serializers.CharField(allow_null=True)}
+            )
+        _envelopes[name] = inline_serializer(name, fields)
+    return _envelopes[name]
+
+
+def _error_schema(codes: list[str]) -> dict:
+    return {
+        "type": "object",
+        "required": ["success", "error"],
+        "properties": {
+            "success": {"type": "boolean", "enum": [False]},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "enum": codes},
+                    "message": {"type": "string"},
+                    "details": {
+                        "type": "object",
+                        "properties": {
+                            "field": {"type": "string"},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+class ApiAutoSchema(AutoSchema):
+    def error_codes(self) -> list[str]:
+        codes: list[str] = list(getattr(self.view, "error_codes", ()))
+        if self.view.authentication_classes:
+            codes.extend(AUTH_CODES)
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.extend(BODY_CODES)
+        codes.extend(ALWAYS_CODES)
+        return list(dict.fromkeys(codes))
+
+    def _get_response_bodies(self, direction: str = "response") -> dict:
+        responses = super()._get_response_bodies(direction)
+        by_status: dict[int, list[str]] = defaultdict(list)
+        for code in self.error_codes():
+            by_status[CATALOGUE[code].status].append(code)
+        for status, codes in sorted(by_status.items()):
+            listing = "; ".join(f"`{c}`: {CATALOGUE[c].message}" for c in codes)
+            responses[str(status)] = {
+                "description": listing,
+                "content": {"application/json": {"schema": _error_schema(codes)}},
+            }
+        return responses

@@ -1,0 +1,44 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.negotiation import DefaultContentNegotiation
+
+from config import views
+
+v1 = [
+    path("health", views.HealthApi.as_view(), name="health"),
+    # The schema and its docs page are open (no key), JSON unless ?format=yaml.
+    path(
+        "schema",
+        SpectacularAPIView.as_view(
+            authentication_classes=[],
+            permission_classes=[],
+            renderer_classes=[OpenApiJsonRenderer, OpenApiYamlRenderer],
+            content_negotiation_class=DefaultContentNegotiation,
+        ),
+        name="schema",
+    ),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(
+            url_name="schema",
+            authentication_classes=[],
+            permission_classes=[],
+            content_negotiation_class=DefaultContentNegotiation,
+        ),
+        name="docs",
+    ),
+    path("", include("accounts.urls")),
+    # Anything else under /v1 is an unknown route, answered in the error envelope.
+    re_path(r"^.*$", views.api_route_not_found),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("v1/", include(v1)),
+    re_path(r"^v1$", views.api_route_not_found),
+]
+
+handler404 = "config.views.not_found"
+handler500 = "config.views.server_error"

@@ -1,0 +1,65 @@
+# Shared by scripts/serve and scripts/test: make this checkout runnable on a fresh machine.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+apt_install() {
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "installing $* (apt-get)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    log "missing $*: install it with your package manager" && return 1
+  fi
+}
+
+find_python() {
+  for candidate in python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))'; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  apt_install python3 python3-venv python3-pip >/dev/null && command -v python3
+}
+
+# ensure_venv [extra]: a virtualenv with the project (and its optional extra) installed.
+# Reinstalls only when pyproject.toml changed since the last install.
+ensure_venv() {
+  local extra="${1:-}" spec="." stamp
+  [ -n "$extra" ] && spec=".[$extra]"
+  if [ ! -x "$VENV/bin/python" ]; then
+    local python; python="$(find_python)"
+    log "creating $VENV with $python"
+    "$python" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv && "$python" -m venv "$VENV"; }
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+  fi
+  stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${extra:-base}"
+  if [ ! -f "$stamp" ]; then
+    log "installing dependencies ($spec)"
+    (cd "$ROOT" && "$VENV/bin/python" -m pip install -q -e "$spec" 2>&1 | grep -v '^WARNING: Location' || true)
+    "$VENV/bin/python" -c 'import django, rest_framework, celery' # fail loudly if the install failed
+    touch "$stamp"
+  fi
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  command -v pg_ctlcluster >/dev/null 2>&1 || apt_install postgresql
+  log "starting PostgreSQL"
+  local version; version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && return 0; sleep 1; done
+  log "PostgreSQL did not start" && return 1
+}
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  log "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0; sleep 0.5; done
+  log "Redis did not start" && return 1
+}

@@ -1,0 +1,108 @@
+"""Shared fixtures. API tests make real HTTP requests (httpx) to a live server backed by
+PostgreSQL and Redis; `alice` and `bob` are two tenants used to prove isolation."""
+
+import os
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from django.conf import settings
+
+from accounts.models import Account, ApiKey, Plan
+from accounts.services import account_create, api_key_create, plan_upsert
+
+
+def pytest_configure(config):
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if os.environ.get("ALLOW_SQLITE_TESTS") != "1" and (
+        engine != "django.db.backends.postgresql" or not settings.REDIS_URL
+    ):
+        raise pytest.UsageError(
+            "The suite runs against PostgreSQL and Redis: use ./scripts/test "
+            "(or set DATABASE_URL and REDIS_URL)."
+        )
+
+
+DEFAULT_PLANS = {
+    "free": (1, 100, 60, 5),
+    "pro": (5, 10_000, 600, 20),
+    "business": (50, 100_000, 3_000, 50),
+}
+
+
+@pytest.fixture
+def plans(transactional_db) -> dict[str, Plan]:
+    """The plans of the data migration (transactional tests truncate tables between tests)."""
+    result = {}
+    for name, (sessions, daily, rate, concurrent) in DEFAULT_PLANS.items():
+        result[name], _ = plan_upsert(
+            name=name,
+            max_sessions=sessions,
+            daily_message_limit=daily,
+            rate_limit_per_minute=rate,
+            max_concurrent_requests=concurrent,
+        )
+    return result
+
+
+@dataclass
+class Tenant:
+    account: Account
+    key: ApiKey
+    raw_key: str
+    http: httpx.Client
+
+    def new_key(self, **kwargs) -> tuple[ApiKey, str]:
+        return api_key_create(account=self.account, **kwargs)
+
+
+def http_client(base_url: str, raw_key: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {raw_key}"} if raw_key else {}
+    # trust_env=False: never route a test request through a proxy from the environment.
+    return httpx.Client(base_url=base_url, headers=headers, timeout=15, trust_env=False)
+
+
+@pytest.fixture
+def anon(live_server) -> httpx.Client:
+    with http_client(live_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+def make_tenant(live_server, plans):
+    clients = []
+
+    def make(name: str, plan: str = "pro", **key_kwargs) -> Tenant:
+        account = account_create(name=name, plan=plans[plan])
+        key, raw = api_key_create(account=account, name=f"{name} key", **key_kwargs)
+        client = http_client(live_server.url, raw)
+        clients.append(client)
+        return Tenant(account=account, key=key, raw_key=raw, http=client)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def alice(make_tenant) -> Tenant:
+    return make_tenant("alice")
+
+
+@pytest.fixture
+def bob(make_tenant) -> Tenant:
+    return make_tenant("bob")
+
+
+def assert_error(response: httpx.Response, status: int, code: str, field: str | None = None):
+    """The response is the seed's error envelope with this status, code and details.field."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    if field is not None:
+        assert body["error"]["details"]["field"] == field, body
+    assert "Traceback" not in response.text
+    return body["error"]

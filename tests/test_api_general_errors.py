@@ -1,0 +1,141 @@
+"""The general codes of the seed, the envelope, request ids and the error log."""
+
+import pytest
+from django.test import override_settings
+
+from accounts.models import ApiErrorLog
+from tests.conftest import assert_error, http_client
+from tests.support.servers import database_url_of_test_db, free_port, gunicorn_server
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize("path", ["/v1/nope", "/v1", "/v1/", "/v1/account/extra", "/v1/x/y/z"])
+def test_unknown_route_is_resource_not_found(alice, path):
+    assert_error(alice.http.get(path), 404, "resource_not_found")
+
+
+def test_unknown_route_answers_the_envelope_for_any_method(anon):
+    assert_error(anon.post("/v1/nope", json={"a": 1}), 404, "resource_not_found")
+    assert_error(anon.delete("/v1/nope"), 404, "resource_not_found")
+
+
+def test_wrong_method_is_method_not_allowed_with_allow(alice):
+    response = alice.http.post("/v1/account", json={})
+    assert_error(response, 405, "method_not_allowed")
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+
+
+def test_options_is_not_an_operation(alice):
+    assert_error(alice.http.options("/v1/account"), 405, "method_not_allowed")
+
+
+def test_an_unexpected_error_is_internal_server_error_without_traceback(alice, monkeypatch):
+    def broken(**kwargs):
+        raise ZeroDivisionError("secret detail")
+
+    monkeypatch.setattr("accounts.views.account_usage", broken)
+    response = alice.http.get("/v1/account", headers={"X-Request-ID": "trace-me-500"})
+    assert_error(response, 500, "internal_server_error")
+    assert "secret detail" not in response.text
+    assert "ZeroDivisionError" not in response.text
+    entry = ApiErrorLog.objects.get(request_id="trace-me-500")
+    assert entry.status == 500 and entry.code == "internal_server_error"
+
+
+def test_redis_unreachable_is_service_unavailable(alice):
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    with override_settings(REDIS_URL=dead_redis):
+        response = alice.http.get("/v1/account")
+    assert_error(response, 503, "service_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+    # and it recovers by itself once Redis is back
+    assert alice.http.get("/v1/account").status_code == 200
+
+
+def test_health_reports_redis_down(anon):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
+        response = anon.get("/v1/health")
+    error = assert_error(response, 503, "service_unavailable")
+    assert "redis" in error["details"]["reason"]
+
+
+def test_health_is_open_and_reports_dependencies(anon):
+    response = anon.get("/v1/health")
+    assert response.status_code == 200
+    assert response.json()["data"] == {
+        "status": "ok", "database": "ok", "redis": "ok", "engine": "sandbox",
+    }
+
+
+@pytest.mark.subprocess
+def test_database_unreachable_is_service_unavailable(alice):
+    closed = free_port()
+    env = {"DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed}/nowhere"}
+    with gunicorn_server(env, workers=1) as base, http_client(base, alice.raw_key) as client:
+        account = client.get("/v1/account")
+        health = client.get("/v1/health")
+    assert_error(account, 503, "service_unavailable")
+    assert int(account.headers["Retry-After"]) > 0
+    error = assert_error(health, 503, "service_unavailable")
+    assert "database" in error["details"]["reason"]
+
+
+@pytest.mark.subprocess
+def test_the_production_server_serves_the_api(alice):
+    """gunicorn with the real settings, against this test's PostgreSQL database and Redis."""
+    env = {"DATABASE_URL": database_url_of_test_db()}
+    with gunicorn_server(env, workers=1) as base, http_client(base, alice.raw_key) as client:
+        assert client.get("/v1/account").status_code == 200
+        with http_client(base) as anon:
+            assert anon.get("/v1/health").status_code == 200
+
+
+def test_request_id_is_echoed_when_sane(alice):
+    response = alice.http.get("/v1/account", headers={"X-Request-ID": "client-abc.123"})
+    assert response.headers["X-Request-ID"] == "client-abc.123"
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "x" * 200, "<script>"])
+def test_request_id_is_replaced_when_not_sane(alice, bad):
+    response = alice.http.get("/v1/account", headers={"X-Request-ID": bad})
+    assert response.headers["X-Request-ID"].startswith("req_")
+
+
+def test_every_error_is_recorded_with_its_request_id_account_and_key(live_server, alice):
+    key, raw = alice.new_key(scopes=["sessions:read"])
+    with http_client(live_server.url, raw) as client:
+        response = client.get("/v1/account", headers={"X-Request-ID": "support-case-42"})
+    assert response.status_code == 403
+    entry = ApiErrorLog.objects.get(request_id="support-case-42")
+    assert entry.account_id == alice.account.id
+    assert entry.key_prefix == key.prefix
+    assert (entry.method, entry.path, entry.status) == ("GET", "/v1/account", 403)
+    assert entry.code == "insufficient_permissions"
+    assert "account:read" in entry.details["reason"]
+
+
+def test_unauthenticated_and_routing_errors_are_recorded_too(anon):
+    anon.get("/v1/account", headers={"X-Request-ID": "no-key-1"})
+    anon.get("/v1/missing", headers={"X-Request-ID": "no-route-1"})
+    assert ApiErrorLog.objects.get(request_id="no-key-1").code == "missing_api_key"
+    assert ApiErrorLog.objects.get(request_id="no-route-1").code == "resource_not_found"
+
+
+def test_a_failing_error_log_does_not_change_the_answer(anon, monkeypatch):
+    def broken_create(**kwargs):
+        raise RuntimeError("log table gone")
+
+    monkeypatch.setattr(ApiErrorLog.objects, "create", broken_create)
+    assert_error(anon.get("/v1/account"), 401, "missing_api_key")
+
+
+def test_successful_responses_use_the_success_envelope(alice):
+    body = alice.http.get("/v1/account").json()
+    assert body["success"] is True and "data" in body
+
+
+def test_accept_header_never_changes_the_json_answer(alice):
+    response = alice.http.get("/v1/account", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")

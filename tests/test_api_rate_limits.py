@@ -1,0 +1,144 @@
+"""Per-key rate and concurrency limits from the plan, on Redis (and in memory for the
+embedded mode). The limiter's clock is pinned so a test never straddles two windows."""
+
+import threading
+
+import pytest
+from django.test import override_settings
+
+from accounts import limits, selectors
+from accounts.limits import MemoryLimiter, get_limiter
+from accounts.services import plan_upsert
+from tests.conftest import assert_error
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PINNED_NOW = 1_800_000_010.0  # 10 s into a minute window: resets in 50 s
+
+
+@pytest.fixture
+def pinned_clock(monkeypatch):
+    monkeypatch.setattr(limits, "clock", lambda: PINNED_NOW)
+
+
+@pytest.fixture
+def tiny(make_tenant):
+    plan_upsert(name="tiny", max_sessions=1, daily_message_limit=10,
+                rate_limit_per_minute=3, max_concurrent_requests=1)
+    from accounts.models import Plan
+
+    def make(name="tiny-tenant"):
+        tenant = make_tenant(name, plan="free")
+        tenant.account.plan = Plan.objects.get(name="tiny")
+        tenant.account.save()
+        return tenant
+
+    return make
+
+
+def test_every_authenticated_response_carries_ratelimit_headers(alice, pinned_clock):
+    ok = alice.http.get("/v1/account")
+    assert ok.headers["RateLimit-Limit"] == "600"
+    assert ok.headers["RateLimit-Remaining"] == "599"
+    assert ok.headers["RateLimit-Reset"] == "50"
+    wrong_method = alice.http.delete("/v1/account")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["RateLimit-Remaining"] == "598"
+
+
+def test_over_the_rate_is_rate_limit_exceeded_with_retry_after(tiny, pinned_clock):
+    tenant = tiny()
+    remaining = [tenant.http.get("/v1/account").headers["RateLimit-Remaining"] for _ in range(3)]
+    assert remaining == ["2", "1", "0"]
+    response = tenant.http.get("/v1/account")
+    assert_error(response, 429, "rate_limit_exceeded")
+    assert response.headers["Retry-After"] == "50"
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert response.headers["RateLimit-Limit"] == "3"
+
+
+def test_rate_limit_is_per_key(tiny, pinned_clock, live_server):
+    tenant = tiny()
+    for _ in range(3):
+        tenant.http.get("/v1/account")
+    assert tenant.http.get("/v1/account").status_code == 429
+    _, other_raw = tenant.new_key()
+    from tests.conftest import http_client
+
+    with http_client(live_server.url, other_raw) as other:
+        assert other.get("/v1/account").status_code == 200
+
+
+def test_the_next_window_allows_again(tiny, monkeypatch):
+    tenant = tiny()
+    monkeypatch.setattr(limits, "clock", lambda: PINNED_NOW)
+    for _ in range(3):
+        tenant.http.get("/v1/account")
+    assert tenant.http.get("/v1/account").status_code == 429
+    monkeypatch.setattr(limits, "clock", lambda: PINNED_NOW + 60)
+    assert tenant.http.get("/v1/account").status_code == 200
+
+
+def test_a_request_over_the_concurrency_limit_is_refused_while_another_is_in_flight(
+    tiny, monkeypatch
+):
+    tenant = tiny()
+    entered, release = threading.Event(), threading.Event()
+    real_usage = selectors.account_usage
+
+    def slow_usage(**kwargs):
+        entered.set()
+        assert release.wait(10)
+        return real_usage(**kwargs)
+
+    monkeypatch.setattr("accounts.views.account_usage", slow_usage)
+    results = {}
+    first = threading.Thread(target=lambda: results.update(first=tenant.http.get("/v1/account")))
+    first.start()
+    assert entered.wait(10)
+    assert get_limiter().in_flight(tenant.key.id) == 1
+    second = tenant.http.get("/v1/account")
+    release.set()
+    first.join(10)
+    response = assert_error(second, 429, "concurrent_request_limit_exceeded")
+    assert second.headers["Retry-After"] == "1"
+    assert response["code"] == "concurrent_request_limit_exceeded"
+    assert results["first"].status_code == 200
+    assert get_limiter().in_flight(tenant.key.id) == 0
+
+
+def test_the_in_flight_slot_is_released_when_the_view_fails(alice, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("accounts.views.account_usage", broken)
+    assert_error(alice.http.get("/v1/account"), 500, "internal_server_error")
+    assert get_limiter().in_flight(alice.key.id) == 0
+
+
+def test_a_slot_left_by_a_dead_process_expires(tiny, pinned_clock, settings):
+    tenant = tiny()
+    limiter = get_limiter()
+    # A request that started long ago and whose process died without releasing.
+    stale_start = PINNED_NOW - settings.CONCURRENCY_SLOT_TTL_SECONDS - 1
+    limiter.acquire(tenant.key.id, 100, 1, stale_start)
+    assert tenant.http.get("/v1/account").status_code == 200
+
+
+def test_embedded_mode_limits_in_memory(tiny, pinned_clock, monkeypatch):
+    monkeypatch.setattr(limits, "_memory_limiter", MemoryLimiter())
+    with override_settings(REDIS_URL=""):
+        assert isinstance(get_limiter(), MemoryLimiter)
+        tenant = tiny()
+        for _ in range(3):
+            assert tenant.http.get("/v1/account").status_code == 200
+        assert_error(tenant.http.get("/v1/account"), 429, "rate_limit_exceeded")
+
+
+def test_memory_limiter_concurrency_and_release():
+    limiter = MemoryLimiter()
+    first = limiter.acquire("k", 10, 1, PINNED_NOW)
+    assert first[0] == limits.ALLOWED
+    assert limiter.acquire("k", 10, 1, PINNED_NOW)[0] == limits.TOO_MANY_IN_FLIGHT
+    limiter.release("k", first[2])
+    assert limiter.acquire("k", 10, 1, PINNED_NOW)[0] == limits.ALLOWED

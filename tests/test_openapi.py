@@ -1,0 +1,32 @@
+"""The OpenAPI schema and the offline docs page."""
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_schema_is_open_and_lists_error_codes_per_operation(anon):
+    response = anon.get("/v1/schema")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    account_get = schema["paths"]["/v1/account"]["get"]
+    codes_401 = account_get["responses"]["401"]["content"]["application/json"]["schema"]
+    assert set(codes_401["properties"]["error"]["properties"]["code"]["enum"]) == {
+        "missing_api_key", "invalid_api_key", "expired_api_key",
+    }
+    assert "429" in account_get["responses"] and "503" in account_get["responses"]
+    assert "200" in account_get["responses"]
+
+
+def test_docs_page_works_offline(anon):
+    response = anon.get("/v1/docs")
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]
+    sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert sources, "the page loads its UI assets"
+    assert all(not s.startswith(("http://", "https://", "//")) for s in sources), sources
+    for asset in [s for s in sources if s.endswith(".js")]:
+        assert anon.get(asset).status_code == 200, asset
