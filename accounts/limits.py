@@ -91,13 +91,17 @@ class RedisLimiter:
         self.client = client
         self.script = client.register_script(_ACQUIRE_LUA)
 
+    @staticmethod
+    def _key(*parts) -> str:
+        return ":".join([settings.REDIS_NAMESPACE, *map(str, parts)])
+
     def acquire(
         self, key_id: str, rate: int, max_in_flight: int, now: float
     ) -> tuple[int, int, str]:
         window = int(now // WINDOW_SECONDS)
         token = secrets.token_hex(8)
         outcome, count = self.script(
-            keys=[f"rl:{key_id}:{window}", f"inflight:{key_id}"],
+            keys=[self._key("rl", key_id, window), self._key("inflight", key_id)],
             args=[
                 rate,
                 WINDOW_SECONDS + 1,
@@ -110,10 +114,10 @@ class RedisLimiter:
         return int(outcome), int(count), token
 
     def release(self, key_id: str, token: str) -> None:
-        self.client.zrem(f"inflight:{key_id}", token)
+        self.client.zrem(self._key("inflight", key_id), token)
 
     def in_flight(self, key_id: str) -> int:
-        return int(self.client.zcard(f"inflight:{key_id}"))
+        return int(self.client.zcard(self._key("inflight", key_id)))
 
 
 class MemoryLimiter:

@@ -7,4 +7,9 @@ from accounts.quotas import daily_messages_used
 
 
 def account_usage(*, account: Account) -> dict[str, Any]:
-    return {"messagesToday": daily_messages_used(account_id=account.id)}
+    from sessions_app.selectors import session_count_live
+
+    return {
+        "messagesToday": daily_messages_used(account_id=account.id),
+        "sessions": session_count_live(account_id=account.id),
+    }

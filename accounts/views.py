@@ -18,6 +18,7 @@ class PlanOutput(serializers.Serializer):
 
 class UsageOutput(serializers.Serializer):
     messagesToday = serializers.IntegerField()
+    sessions = serializers.IntegerField(help_text="live sessions, counted against maxSessions")
 
 
 class AccountOutput(serializers.Serializer):

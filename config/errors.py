@@ -93,7 +93,12 @@ _SEED_TABLE: list[tuple[str, int, str, str]] = [
 ]
 
 # Codes the seed does not have but the contract requires. Documented in the README.
-_ADDED_TABLE: list[tuple[str, int, str, str]] = []
+_ADDED_TABLE: list[tuple[str, int, str, str]] = [
+    ("session_starting", 409, "The session is still starting; its QR code is not ready yet",
+     "Retry after the number of seconds in the Retry-After header"),
+    ("qr_code_unavailable", 409, "The session has no QR code to scan in its current state",
+     "Only a session waiting for its QR code to be scanned has one; check the session status"),
+]
 
 CATALOGUE: dict[str, ErrorCode] = {
     row[0]: ErrorCode(*row) for row in (*_SEED_TABLE, *_ADDED_TABLE)

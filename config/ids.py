@@ -30,3 +30,11 @@ def new_account_id() -> str:
 
 def new_api_key_id() -> str:
     return new_id("key")
+
+
+def new_session_id() -> str:
+    return new_id("ses")
+
+
+def new_event_id() -> str:
+    return new_id("evt")

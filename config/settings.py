@@ -95,6 +95,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis, cache -------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
+# Prefix of every Redis key the service owns (streams, limits), so deployments can share a Redis.
+REDIS_NAMESPACE = env_str("REDIS_NAMESPACE", "wa")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -105,7 +107,13 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # A file cache, not process memory: the embedded web process and worker share it.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
 
 # --- celery ---------------------------------------------------------------------------------
 # Without Redis the broker is kombu's filesystem transport: a folder of message files that the
@@ -133,6 +141,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    # Safety nets: the work is normally triggered at once; these catch what a lost wake-up or
+    # a dead worker left behind.
+    "drain-engine-events": {"task": "sessions.drain_engine_events", "schedule": 5.0},
+    "expire-overdue-qr-codes": {"task": "sessions.expire_overdue_qr_codes", "schedule": 10.0},
+}
 
 # --- auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -30,6 +30,7 @@ v1 = [
         name="docs",
     ),
     path("", include("accounts.urls")),
+    path("", include("sessions_app.urls")),
     # Anything else under /v1 is an unknown route, answered in the error envelope.
     re_path(r"^.*$", views.api_route_not_found),
 ]

@@ -2,6 +2,7 @@
 PostgreSQL and Redis; `alice` and `bob` are two tenants used to prove isolation."""
 
 import os
+import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -21,6 +22,13 @@ def pytest_configure(config):
             "The suite runs against PostgreSQL and Redis: use ./scripts/test "
             "(or set DATABASE_URL and REDIS_URL)."
         )
+
+
+@pytest.fixture(autouse=True)
+def isolated_redis_namespace(settings):
+    """Each test gets its own Redis keys (event stream, limits): tests and xdist workers
+    sharing one Redis never see each other's events, and nothing needs flushing."""
+    settings.REDIS_NAMESPACE = f"test-{uuid.uuid4().hex[:12]}"
 
 
 DEFAULT_PLANS = {

@@ -1,0 +1,57 @@
+"""Cursor pagination for list endpoints: newest first, `?limit=` (1..100, default 20) and
+`?cursor=` (the `nextCursor` of the previous page). Ids are time-ordered, so the cursor is
+simply the last id seen. Unknown query parameters and bad values are `invalid_request`."""
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import QuerySet
+
+from config.errors import ApiError, E
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+_CURSOR = re.compile(r"^[a-z]{2,4}_[0-9A-Z]{26}$")
+
+# A filter turns the query value into queryset filter kwargs, or raises ApiError.
+Filter = Callable[[str], dict[str, Any]]
+
+
+def choice_filter(field: str, param: str, choices) -> Filter:
+    allowed = list(choices)
+
+    def apply(value: str) -> dict[str, Any]:
+        if value not in allowed:
+            raise ApiError(E.invalid_request, field=param,
+                           reason=f"Must be one of: {', '.join(allowed)}.")
+        return {field: value}
+
+    return apply
+
+
+def paginate(
+    query_params, queryset: QuerySet, *, filters: dict[str, Filter] | None = None
+) -> tuple[list, str | None]:
+    filters = filters or {}
+    for name in query_params:
+        if name not in filters and name not in ("limit", "cursor"):
+            raise ApiError(E.invalid_request, field=name, reason="Unknown query parameter.")
+    for name, make_filter in filters.items():
+        if name in query_params:
+            queryset = queryset.filter(**make_filter(query_params[name]))
+
+    raw_limit = query_params.get("limit", str(DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise ApiError(E.invalid_request, field="limit",
+                       reason=f"Must be an integer from 1 to {MAX_LIMIT}.")
+    limit = int(raw_limit)
+    cursor = query_params.get("cursor")
+    if cursor is not None:
+        if not _CURSOR.match(cursor):
+            raise ApiError(E.invalid_request, field="cursor", reason="Not a cursor.")
+        queryset = queryset.filter(pk__lt=cursor)
+
+    items = list(queryset.order_by("-pk")[: limit + 1])
+    next_cursor = items[limit - 1].pk if len(items) > limit else None
+    return items[:limit], next_cursor

@@ -1,0 +1,58 @@
+from django.contrib import admin
+
+from sessions_app.models import EngineEventRecord, Session, SessionStatusChange
+from sessions_app.services import session_delete
+
+
+class SessionStatusChangeInline(admin.TabularInline):
+    model = SessionStatusChange
+    extra = 0
+    can_delete = False
+    readonly_fields = ("created_at", "from_status", "to_status", "reason")
+    fields = readonly_fields
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "account", "name", "status", "phone_number", "engine", "created_at",
+                    "connected_at", "deleted_at")
+    list_filter = ("status", "engine", ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("=id", "phone_number", "account__name", "=account__id", "name")
+    list_select_related = ("account",)
+    readonly_fields = [f.name for f in Session._meta.fields]
+    inlines = (SessionStatusChangeInline,)
+    actions = ("log_out_and_remove",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False  # sessions are created through the API, which starts the engine
+
+    @admin.action(description="Log out and remove the selected sessions")
+    def log_out_and_remove(self, request, queryset):
+        for session in queryset:
+            session_delete(session=session)
+        self.message_user(request, f"Logged out {queryset.count()} session(s).")
+
+
+@admin.register(EngineEventRecord)
+class EngineEventRecordAdmin(admin.ModelAdmin):
+    """The embedded mode's event bus: what engines reported and whether it was applied."""
+
+    list_display = ("id", "session_id", "event_type", "occurred_at", "processed_at")
+    list_filter = (("processed_at", admin.EmptyFieldListFilter),)
+    search_fields = ("=session_id",)
+    show_full_result_count = False
+
+    @admin.display(description="type")
+    def event_type(self, obj: EngineEventRecord) -> str:
+        return obj.payload.get("type", "")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

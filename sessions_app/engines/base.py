@@ -1,0 +1,141 @@
+"""The engine interface: what the service asks of a WhatsApp connection, and the events an
+engine reports back.
+
+Commands go in through an `Engine`; everything an engine observes comes out as `EngineEvent`s
+published on the event bus (`engines.bus`), which one consumer (`sessions_app.event_consumer`)
+turns into database changes and webhook events. An engine never writes to our database: the
+real engine runs in a separate worker process, and the sandbox takes the same path.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+# Event types an engine may publish.
+QR = "qr"  # data: {code}
+PAIRING_CODE = "pairing_code"  # data: {code}
+PAIRED = "paired"  # data: {phoneNumber}
+CONNECTED = "connected"  # data: {phoneNumber}
+DISCONNECTED = "disconnected"  # data: {reason}
+LOGGED_OUT = "logged_out"  # data: {reason}
+FAILED = "failed"  # data: {error}
+MESSAGE_RECEIVED = "message_received"  # data: {whatsappId, from, type, text, ...}
+RECEIPT = "receipt"  # data: {messageId, whatsappId, status (sent|delivered|read|failed), error?}
+
+EVENT_TYPES = frozenset(
+    {QR, PAIRING_CODE, PAIRED, CONNECTED, DISCONNECTED, LOGGED_OUT, FAILED, MESSAGE_RECEIVED,
+     RECEIPT}
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    type: str
+    session_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown engine event type {self.type!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "sessionId": self.session_id,
+            "data": self.data,
+            "occurredAt": self.occurred_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> EngineEvent:
+        return cls(
+            type=raw["type"],
+            session_id=raw["sessionId"],
+            data=raw.get("data") or {},
+            occurred_at=datetime.fromisoformat(raw["occurredAt"]),
+        )
+
+
+class EngineError(Exception):
+    """A command the engine could not carry out."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine (or the way to it) is down: transient, worth retrying."""
+
+
+class SendRejected(EngineError):
+    """WhatsApp refused this message: permanent for this message, do not retry."""
+
+    def __init__(self, reason: str, code: str = "message_sending_failed") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    whatsapp_id: str
+
+
+class Engine(abc.ABC):
+    """One implementation per way of reaching WhatsApp. Methods are keyed by our session id;
+    `message_id` is our id, given so an engine can recognise a resend of the same message."""
+
+    name: ClassVar[str]
+
+    def __init__(self, publish) -> None:
+        # publish(EngineEvent) puts an event on the bus; engines report through it only.
+        self.publish = publish
+
+    @abc.abstractmethod
+    def start(self, session_id: str, *, phone_number: str | None = None) -> None:
+        """Begin logging in: QR codes (or a pairing code for `phone_number`) follow as events."""
+
+    @abc.abstractmethod
+    def stop(self, session_id: str) -> None:
+        """Drop the connection but keep the credentials."""
+
+    @abc.abstractmethod
+    def logout(self, session_id: str) -> None:
+        """Unlink the device and forget its credentials; a `logged_out` event follows."""
+
+    @abc.abstractmethod
+    def state(self, session_id: str) -> str | None:
+        """The engine's own view: `qr_pending`, `connected`, `disconnected`, `logged_out`, or
+        None when it knows nothing of the session."""
+
+    @abc.abstractmethod
+    def send_text(self, session_id: str, *, message_id: str, to: str, text: str) -> SentMessage:
+        """Send, or raise SendRejected / EngineUnavailable. Receipts follow as events."""
+
+    @abc.abstractmethod
+    def send_media(
+        self,
+        session_id: str,
+        *,
+        message_id: str,
+        to: str,
+        kind: str,
+        data: bytes,
+        mime_type: str,
+        filename: str | None,
+        caption: str | None,
+    ) -> SentMessage:
+        """Send bytes as image, video, document or audio (`kind`)."""
+
+    @abc.abstractmethod
+    def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
+        """Which of these numbers (digits, international) are on WhatsApp."""
+
+    @abc.abstractmethod
+    def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
+        """Send read receipts for received messages."""

@@ -1,0 +1,129 @@
+"""The sandbox engine: a simulated WhatsApp, documented for users like a payment API's test mode.
+
+- A started session gets a QR code (and a pairing code when a phone number was given).
+- `scan` pairs it (it becomes connected), `disconnect` drops it, `inbound` delivers a message.
+- Numbers ending in 0000 are not on WhatsApp; sends to numbers ending in 0001 are rejected;
+  every other send goes sent, delivered, read, SANDBOX_STATUS_DELAY_SECONDS apart.
+
+It keeps its simulated phone state in the cache (shared by every process) and reports only
+through events on the bus, exactly like the real engine.
+"""
+
+import hashlib
+import secrets
+from base64 import b64encode
+
+from django.conf import settings
+from django.core.cache import cache
+
+from sessions_app.engines import base
+from sessions_app.engines.base import EngineEvent, EngineUnavailable, SendRejected, SentMessage
+
+_STATE_TTL_SECONDS = 60 * 60 * 24 * 30
+NOT_ON_WHATSAPP_SUFFIX = "0000"
+REJECTED_SUFFIX = "0001"
+
+
+def _fake_key() -> str:
+    return b64encode(secrets.token_bytes(32)).decode()
+
+
+class SandboxEngine(base.Engine):
+    name = "sandbox"
+
+    # --- simulated phone state ---
+    @staticmethod
+    def _key(session_id: str) -> str:
+        return f"sandbox:{session_id}"
+
+    def _get(self, session_id: str) -> dict:
+        return cache.get(self._key(session_id)) or {}
+
+    def _set(self, session_id: str, **state) -> None:
+        cache.set(self._key(session_id), {**self._get(session_id), **state}, _STATE_TTL_SECONDS)
+
+    # --- the interface ---
+    def start(self, session_id: str, *, phone_number: str | None = None) -> None:
+        # The shape of a WhatsApp Web QR payload: ref, noise key, identity key, adv secret.
+        code = f"2@{secrets.token_urlsafe(48)},{_fake_key()},{_fake_key()},{_fake_key()}"
+        self._set(session_id, state="qr_pending", phone=None)
+        self.publish(EngineEvent(base.QR, session_id, {"code": code}))
+        if phone_number:
+            pairing = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTVWXYZ23456789") for _ in range(8))
+            self.publish(EngineEvent(base.PAIRING_CODE, session_id, {"code": pairing}))
+
+    def stop(self, session_id: str) -> None:
+        if self._get(session_id).get("state") == "connected":
+            self._set(session_id, state="disconnected")
+            self.publish(EngineEvent(base.DISCONNECTED, session_id, {"reason": "stopped"}))
+        else:
+            self._set(session_id, state="stopped")
+
+    def logout(self, session_id: str) -> None:
+        self._set(session_id, state="logged_out")
+        self.publish(EngineEvent(base.LOGGED_OUT, session_id, {"reason": "logged out"}))
+
+    def state(self, session_id: str) -> str | None:
+        return self._get(session_id).get("state")
+
+    def _send(self, session_id: str, message_id: str, to: str) -> SentMessage:
+        if self.state(session_id) != "connected":
+            raise EngineUnavailable("the sandbox phone is not connected")
+        if to.endswith(NOT_ON_WHATSAPP_SUFFIX) or to.endswith(REJECTED_SUFFIX):
+            raise SendRejected(f"WhatsApp rejected the message to {to} (sandbox)")
+        # Derived from our id: a resend of the same message is the same WhatsApp message.
+        whatsapp_id = "SBX" + hashlib.sha256(message_id.encode()).hexdigest()[:20].upper()
+        delay = settings.SANDBOX_STATUS_DELAY_SECONDS
+        for step, status in enumerate(("sent", "delivered", "read")):
+            event = EngineEvent(
+                base.RECEIPT,
+                session_id,
+                {"messageId": message_id, "whatsappId": whatsapp_id, "status": status},
+            )
+            self._publish_later(event, delay * step)
+        return SentMessage(whatsapp_id=whatsapp_id)
+
+    def _publish_later(self, event: EngineEvent, delay: float) -> None:
+        if delay <= 0:
+            self.publish(event)
+            return
+        from sessions_app.engines.sandbox.tasks import sandbox_publish_event
+
+        sandbox_publish_event.apply_async(args=[event.to_dict()], countdown=delay)
+
+    def send_text(self, session_id: str, *, message_id: str, to: str, text: str) -> SentMessage:
+        return self._send(session_id, message_id, to)
+
+    def send_media(self, session_id: str, *, message_id: str, to: str, kind: str, data: bytes,
+                   mime_type: str, filename: str | None, caption: str | None) -> SentMessage:
+        return self._send(session_id, message_id, to)
+
+    def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
+        return {number: not number.endswith(NOT_ON_WHATSAPP_SUFFIX) for number in numbers}
+
+    def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
+        return None
+
+    # --- sandbox controls (the /v1/sandbox routes) ---
+    def scan(self, session_id: str, *, phone_number: str) -> None:
+        self._set(session_id, state="connected", phone=phone_number)
+        self.publish(EngineEvent(base.PAIRED, session_id, {"phoneNumber": phone_number}))
+        self.publish(EngineEvent(base.CONNECTED, session_id, {"phoneNumber": phone_number}))
+
+    def disconnect(self, session_id: str) -> None:
+        self._set(session_id, state="disconnected")
+        self.publish(
+            EngineEvent(base.DISCONNECTED, session_id, {"reason": "disconnected in the sandbox"})
+        )
+
+    def inbound(self, session_id: str, *, from_number: str, text: str) -> str:
+        whatsapp_id = "SBXIN" + secrets.token_hex(10).upper()
+        self.publish(
+            EngineEvent(
+                base.MESSAGE_RECEIVED,
+                session_id,
+                {"whatsappId": whatsapp_id, "from": from_number, "type": "text", "text": text,
+                 "to": self._get(session_id).get("phone")},
+            )
+        )
+        return whatsapp_id

@@ -1,0 +1,55 @@
+"""The sandbox's controls: act as the phone and as WhatsApp. They exist only while the sandbox
+engine runs, need the session owner's key (`sessions:write`), and answer once their effect is
+applied, so a test can go on at once."""
+
+from drf_spectacular.utils import extend_schema
+
+from accounts.scopes import SESSIONS_WRITE
+from config.api import ApiView, InputSerializer, StrictCharField, ok
+from config.phones import normalize_phone_number
+from config.schema import envelope
+from sessions_app.engines import get_engine
+from sessions_app.selectors import session_get
+from sessions_app.serializers import SessionOutput
+from sessions_app.services import (
+    session_after_engine_command,
+    session_require_sendable,
+    session_scannable_qr,
+)
+
+
+class ScanInput(InputSerializer):
+    phoneNumber = StrictCharField(help_text="the number of the simulated phone that scans")
+
+    def validate_phoneNumber(self, value: str) -> str:
+        return normalize_phone_number(value, field="phoneNumber")
+
+
+class SandboxScanApi(ApiView):
+    required_scopes = {"POST": SESSIONS_WRITE}
+    error_codes = ("session_not_found", "qr_code_expired", "session_starting",
+                   "qr_code_unavailable", "invalid_phone_number")
+
+    @extend_schema(operation_id="sandbox_scan", summary="Sandbox: scan the session's QR code",
+                   request=ScanInput, responses=envelope(SessionOutput))
+    def post(self, request, session_id: str):
+        data = self.validated(ScanInput, request.data)
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session_scannable_qr(session=session)
+        get_engine().scan(session.id, phone_number=data["phoneNumber"])
+        return ok(SessionOutput(session_after_engine_command(session)).data)
+
+
+class SandboxDisconnectApi(ApiView):
+    required_scopes = {"POST": SESSIONS_WRITE}
+    error_codes = ("session_not_found", "session_not_connected", "session_disconnected")
+
+    @extend_schema(operation_id="sandbox_disconnect",
+                   summary="Sandbox: the phone loses its connection",
+                   request=None, responses=envelope(SessionOutput))
+    def post(self, request, session_id: str):
+        self.validated(InputSerializer, request.data or {})
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session_require_sendable(session=session, field=None)
+        get_engine().disconnect(session.id)
+        return ok(SessionOutput(session_after_engine_command(session)).data)

@@ -1,0 +1,99 @@
+"""Engine events that change sessions. Each runs inside the consumer's transaction."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+
+from sessions_app.engines import base
+from sessions_app.engines.base import EngineEvent
+from sessions_app.models import Session, SessionStatus
+from sessions_app.services import session_transition
+
+logger = logging.getLogger(__name__)
+S = SessionStatus
+
+
+def _locked(event: EngineEvent) -> Session | None:
+    session = (
+        Session.objects.select_for_update()
+        .filter(pk=event.session_id, deleted_at__isnull=True)
+        .first()
+    )
+    if session is None:
+        return None
+    if event.occurred_at < session.status_changed_at:
+        logger.info("stale %s for %s ignored", event.type, session.id)
+        return None
+    return session
+
+
+def on_qr(event: EngineEvent) -> None:
+    session = _locked(event)
+    if session is None or session.status not in (S.STARTING, S.QR_PENDING):
+        return
+    # The deadline runs from the first code: rotating codes do not extend it.
+    expires_at = session.qr_expires_at or event.occurred_at + timedelta(
+        seconds=settings.QR_TTL_SECONDS
+    )
+    session_transition(session, S.QR_PENDING, reason="QR code issued", at=event.occurred_at,
+                       announce=True, qr_code=event.data["code"], qr_expires_at=expires_at)
+
+
+def on_pairing_code(event: EngineEvent) -> None:
+    session = _locked(event)
+    if session is None or session.status not in (S.STARTING, S.QR_PENDING):
+        return
+    expires_at = session.qr_expires_at or event.occurred_at + timedelta(
+        seconds=settings.QR_TTL_SECONDS
+    )
+    session_transition(session, S.QR_PENDING, reason="pairing code issued",
+                       at=event.occurred_at, announce=True, pairing_code=event.data["code"],
+                       qr_expires_at=expires_at)
+
+
+def on_connected(event: EngineEvent) -> None:
+    session = _locked(event)
+    if session is None:
+        return
+    session_transition(
+        session, S.CONNECTED, reason="connected", at=event.occurred_at,
+        phone_number=event.data.get("phoneNumber") or session.phone_number,
+        connected_at=event.occurred_at, qr_code="", pairing_code="", last_error="",
+    )
+
+
+def on_disconnected(event: EngineEvent) -> None:
+    session = _locked(event)
+    if session is None or session.status != S.CONNECTED:
+        return
+    session_transition(session, S.DISCONNECTED, reason=event.data.get("reason", ""),
+                       at=event.occurred_at, disconnected_at=event.occurred_at)
+
+
+def on_logged_out(event: EngineEvent) -> None:
+    session = _locked(event)
+    if session is None:
+        return
+    session_transition(session, S.LOGGED_OUT, reason=event.data.get("reason", "logged out"),
+                       at=event.occurred_at, disconnected_at=event.occurred_at, qr_code="",
+                       pairing_code="")
+
+
+def on_failed(event: EngineEvent) -> None:
+    session = _locked(event)
+    if session is None:
+        return
+    error = str(event.data.get("error", "the engine failed"))
+    session_transition(session, S.FAILED, reason=error[:300], at=event.occurred_at,
+                       last_error=error)
+
+
+HANDLERS = {
+    base.QR: on_qr,
+    base.PAIRING_CODE: on_pairing_code,
+    base.CONNECTED: on_connected,
+    base.DISCONNECTED: on_disconnected,
+    base.LOGGED_OUT: on_logged_out,
+    base.FAILED: on_failed,
+}

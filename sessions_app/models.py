@@ -1,0 +1,85 @@
+from django.db import models
+
+from accounts.models import Account
+from config.ids import new_session_id
+
+
+class SessionStatus(models.TextChoices):
+    STARTING = "starting"
+    QR_PENDING = "qr_pending"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    EXPIRED = "expired"
+    LOGGED_OUT = "logged_out"
+    FAILED = "failed"
+
+
+class Session(models.Model):
+    """A WhatsApp number linked (or being linked) to an account. Deleting one logs it out and
+    hides it from the API (`deleted_at`); the row stays for support and message history."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_session_id,
+                          editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sessions")
+    name = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=20, choices=SessionStatus.choices,
+                              default=SessionStatus.STARTING)
+    engine = models.CharField(max_length=30)
+    phone_number = models.CharField(max_length=20, blank=True)
+    requested_phone_number = models.CharField(
+        max_length=20, blank=True, help_text="Asked to log in by pairing code for this number"
+    )
+    qr_code = models.TextField(blank=True)
+    qr_expires_at = models.DateTimeField(null=True, blank=True)
+    pairing_code = models.CharField(max_length=16, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    # When the status last changed: an engine event older than this is stale and ignored.
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["account", "-id"], name="session_account_id"),
+            models.Index(fields=["status", "qr_expires_at"], name="session_status_qr_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+
+class SessionStatusChange(models.Model):
+    """A session's history, so support can see what happened to it and why."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="history")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class EngineEventRecord(models.Model):
+    """The event bus of the embedded mode (with Redis, a Redis stream takes its place)."""
+
+    session_id = models.CharField(max_length=40)
+    payload = models.JSONField()
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["processed_at", "id"], name="engine_event_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.payload.get('type')} {self.session_id}"

@@ -1,0 +1,112 @@
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+
+from accounts.scopes import SESSIONS_READ, SESSIONS_WRITE
+from config.api import ApiView, InputSerializer, StrictCharField, ok
+from config.errors import ApiError, E
+from config.pagination import choice_filter, paginate
+from config.phones import normalize_phone_number
+from config.schema import envelope
+from sessions_app.models import SessionStatus
+from sessions_app.qr import qr_png
+from sessions_app.selectors import session_get, sessions_visible
+from sessions_app.serializers import QrOutput, SessionOutput, qr_payload
+from sessions_app.services import (
+    session_create,
+    session_delete,
+    session_scannable_qr,
+    sessions_expire_overdue,
+)
+
+
+class SessionCreateInput(InputSerializer):
+    name = StrictCharField(required=False, allow_blank=True, max_length=100, default="")
+    phoneNumber = StrictCharField(required=False, help_text="log in by pairing code instead")
+
+    def validate_phoneNumber(self, value: str) -> str:
+        return normalize_phone_number(value, field="phoneNumber")
+
+
+class SessionListCreateApi(ApiView):
+    required_scopes = {"GET": SESSIONS_READ, "POST": SESSIONS_WRITE}
+    error_codes = ("session_limit_reached", "invalid_phone_number")
+
+    @extend_schema(
+        operation_id="sessions_list", summary="List sessions (newest first)",
+        parameters=[
+            OpenApiParameter("status", enum=SessionStatus.values),
+            OpenApiParameter("limit", int), OpenApiParameter("cursor", str),
+        ],
+        responses=envelope(SessionOutput, many=True),
+    )
+    def get(self, request):
+        sessions_expire_overdue(account_id=request.auth.account_id)
+        page, next_cursor = paginate(
+            request.query_params,
+            sessions_visible(account_id=request.auth.account_id),
+            filters={"status": choice_filter("status", "status", SessionStatus.values)},
+        )
+        return ok(SessionOutput(page, many=True).data, pagination={"nextCursor": next_cursor})
+
+    @extend_schema(operation_id="sessions_create", summary="Create a session and get its QR code",
+                   request=SessionCreateInput, responses={201: envelope(SessionOutput)})
+    def post(self, request):
+        data = self.validated(SessionCreateInput, request.data)
+        session = session_create(
+            account_id=request.auth.account_id,
+            name=data["name"],
+            phone_number=data.get("phoneNumber"),
+        )
+        return ok(SessionOutput(session).data, status=201)
+
+
+class SessionDetailApi(ApiView):
+    required_scopes = {"GET": SESSIONS_READ, "DELETE": SESSIONS_WRITE}
+    error_codes = ("session_not_found",)
+
+    @extend_schema(operation_id="sessions_get", summary="Get a session",
+                   responses=envelope(SessionOutput))
+    def get(self, request, session_id: str):
+        sessions_expire_overdue(account_id=request.auth.account_id)
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        return ok(SessionOutput(session).data)
+
+    @extend_schema(operation_id="sessions_delete", summary="Log a session out and remove it",
+                   responses=envelope(SessionOutput))
+    def delete(self, request, session_id: str):
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session_delete(session=session)
+        session.refresh_from_db()
+        return ok(SessionOutput(session).data)
+
+
+class SessionQrApi(ApiView):
+    required_scopes = {"GET": SESSIONS_READ}
+    error_codes = ("session_not_found", "qr_code_expired", "session_starting",
+                   "qr_code_unavailable", "invalid_request")
+
+    @extend_schema(
+        operation_id="sessions_qr", summary="The session's QR code (JSON, or ?format=png)",
+        parameters=[OpenApiParameter("format", enum=["json", "png"])],
+        responses={200: OpenApiResponse(envelope(QrOutput),
+                                        description="JSON; with ?format=png an image/png body"),
+                   "200-png": OpenApiResponse(OpenApiTypes.BINARY)},
+    )
+    def get(self, request, session_id: str):
+        fmt = request.query_params.get("format", "json")
+        unknown = set(request.query_params) - {"format"}
+        if unknown:
+            raise ApiError(E.invalid_request, field=sorted(unknown)[0],
+                           reason="Unknown query parameter.")
+        if fmt not in ("json", "png"):
+            raise ApiError(E.invalid_request, field="format", reason="Must be json or png.")
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session = session_scannable_qr(session=session)
+        if fmt == "png":
+            response = HttpResponse(qr_png(session.qr_code), content_type="image/png")
+            response["Cache-Control"] = "no-store"
+            return response
+        return ok(qr_payload(session))
+
+

@@ -1,0 +1,91 @@
+"""The admin pages for plans, accounts, keys and the error log: they render, creating a key
+shows it once, revoking works and takes effect on the API at once."""
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from accounts.models import ApiErrorLog, ApiKey
+from accounts.services import api_key_create
+from tests.conftest import assert_error
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def operator() -> Client:
+    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-for-tests-1")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("model", ["plan", "account", "apikey", "apierrorlog"])
+def test_list_and_add_pages_render(operator, alice, model):
+    assert operator.get(f"/admin/accounts/{model}/").status_code == 200
+    add = operator.get(f"/admin/accounts/{model}/add/")
+    assert add.status_code == (403 if model == "apierrorlog" else 200)
+
+
+def test_account_list_shows_todays_usage(operator, alice):
+    from accounts.quotas import daily_quota_consume
+
+    daily_quota_consume(account_id=alice.account.id, limit=100, count=7)
+    page = operator.get("/admin/accounts/account/").content.decode()
+    assert re.search(r'field-messages_today">7<', page)
+
+
+def test_creating_a_key_in_the_admin_shows_it_once_and_it_works(operator, alice):
+    response = operator.post(
+        "/admin/accounts/apikey/add/",
+        {"account": alice.account.id, "name": "from admin", "scopes": ["account:read"],
+         "expires_at_0": "", "expires_at_1": ""},
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = re.findall(r"wak_[a-z0-9]{12}_[A-Za-z0-9]{32}", response.content.decode())
+    assert len(set(shown)) == 1
+    key = ApiKey.objects.get(name="from admin")
+    assert shown[0].startswith(key.prefix)
+    assert shown[0] not in operator.get(f"/admin/accounts/apikey/{key.pk}/change/").content.decode()
+
+
+def test_revoke_action_takes_effect_on_the_api(operator, alice):
+    assert alice.http.get("/v1/account").status_code == 200
+    response = operator.post(
+        "/admin/accounts/apikey/",
+        {"action": "revoke_keys", "_selected_action": [alice.key.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    alice.key.refresh_from_db()
+    assert alice.key.revoked_at is not None
+    assert_error(alice.http.get("/v1/account"), 401, "invalid_api_key")
+
+
+def test_changing_the_plan_in_the_admin_changes_the_limits_at_once(operator, alice, plans):
+    assert alice.http.get("/v1/account").headers["RateLimit-Limit"] == "600"
+    response = operator.post(
+        f"/admin/accounts/account/{alice.account.pk}/change/",
+        {"name": alice.account.name, "plan": plans["free"].pk, "is_active": "on"},
+    )
+    assert response.status_code == 302
+    assert alice.http.get("/v1/account").headers["RateLimit-Limit"] == "60"
+
+
+def test_error_log_is_read_only_and_searchable_by_request_id(operator, anon):
+    anon.get("/v1/account", headers={"X-Request-ID": "find-me-7"})
+    entry = ApiErrorLog.objects.get(request_id="find-me-7")
+    page = operator.get("/admin/accounts/apierrorlog/", {"q": "find-me-7"}).content.decode()
+    assert "find-me-7" in page
+    detail = operator.get(f"/admin/accounts/apierrorlog/{entry.pk}/change/")
+    assert detail.status_code == 200
+    assert b'name="code"' not in detail.content  # no editable inputs
+
+
+def test_keys_are_listed_by_prefix_never_by_secret(operator, alice):
+    _, raw = api_key_create(account=alice.account, name="listed")
+    page = operator.get("/admin/accounts/apikey/").content.decode()
+    assert raw.split("_", 2)[2] not in page
