@@ -24,11 +24,39 @@ def pytest_configure(config):
         )
 
 
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# The queue of this test process's Celery worker: parallel test processes share one Redis.
+CELERY_TEST_QUEUE = f"test-{XDIST_WORKER}-{uuid.uuid4().hex[:6]}"
+WORKER_NAMESPACE = f"test-worker-{CELERY_TEST_QUEUE}"
+
+
 @pytest.fixture(autouse=True)
 def isolated_redis_namespace(settings):
     """Each test gets its own Redis keys (event stream, limits): tests and xdist workers
     sharing one Redis never see each other's events, and nothing needs flushing."""
     settings.REDIS_NAMESPACE = f"test-{uuid.uuid4().hex[:12]}"
+    from config.celery import app
+
+    app.conf.task_default_queue = CELERY_TEST_QUEUE
+
+
+@pytest.fixture(scope="session")
+def _celery_worker_process(django_db_setup, django_db_blocker):
+    from tests.support.worker import celery_worker
+
+    with celery_worker(queue=CELERY_TEST_QUEUE, namespace=WORKER_NAMESPACE,
+                       extra_env={"SANDBOX_STATUS_DELAY_SECONDS": "0.2"}) as process:
+        yield process
+
+
+@pytest.fixture
+def celery_worker(_celery_worker_process, settings):
+    """A real Celery worker (prefork, with beat) serving this test. The test shares the
+    worker's Redis namespace so both sides see the same event stream."""
+    settings.REDIS_NAMESPACE = WORKER_NAMESPACE
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0.2
+    assert _celery_worker_process.poll() is None, "the Celery worker died"
+    return _celery_worker_process
 
 
 DEFAULT_PLANS = {

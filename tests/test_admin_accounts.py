@@ -89,3 +89,25 @@ def test_keys_are_listed_by_prefix_never_by_secret(operator, alice):
     _, raw = api_key_create(account=alice.account, name="listed")
     page = operator.get("/admin/accounts/apikey/").content.decode()
     assert raw.split("_", 2)[2] not in page
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/admin/sessions_app/session/", "/admin/sessions_app/engineeventrecord/",
+     "/admin/webhooks/event/", "/admin/"],
+)
+def test_session_and_event_pages_render(operator, alice, url):
+    alice.http.post("/v1/sessions", json={})
+    assert operator.get(url).status_code == 200
+
+
+def test_session_detail_shows_its_history_and_the_action_logs_it_out(operator, alice):
+    from sessions_app.models import Session
+
+    session_id = alice.http.post("/v1/sessions", json={}).json()["data"]["id"]
+    page = operator.get(f"/admin/sessions_app/session/{session_id}/change/").content.decode()
+    assert "qr_pending" in page and "QR code issued" in page
+    operator.post("/admin/sessions_app/session/",
+                  {"action": "log_out_and_remove", "_selected_action": [session_id]})
+    assert Session.objects.get(pk=session_id).status == "logged_out"
+    assert_error(alice.http.get(f"/v1/sessions/{session_id}"), 404, "session_not_found")

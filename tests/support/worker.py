@@ -1,0 +1,52 @@
+"""A real Celery worker (with beat) in a subprocess, against the test database and Redis."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from tests.support.servers import ROOT, database_url_of_test_db
+
+
+@contextlib.contextmanager
+def celery_worker(*, queue: str, namespace: str, extra_env: dict[str, str] | None = None,
+                  beat: bool = True) -> Iterator[subprocess.Popen]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_of_test_db(),
+        "REDIS_NAMESPACE": namespace,
+        "CELERY_QUEUE": queue,
+        **(extra_env or {}),
+    }
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue,
+               "--pool", "prefork", "--concurrency", "2", "--loglevel", "warning",
+               "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"]
+    if beat:
+        command += ["--beat", "--schedule", f"/tmp/celerybeat-{queue}"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20, interval: float = 0.1):
+    """Poll until `condition()` is truthy (bounded); returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

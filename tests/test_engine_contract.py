@@ -1,0 +1,177 @@
+"""The contract every engine implements. Each engine supplies a harness that plays the phone's
+part (pairing, dropping the connection, a contact writing); the tests speak only through the
+`Engine` interface and the events it publishes. The real engine joins `HARNESSES` with its
+fake neonize client."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from config.ids import new_id
+from sessions_app.engines import base
+from sessions_app.engines.base import EngineEvent, EngineUnavailable, SendRejected
+from sessions_app.engines.sandbox.engine import SandboxEngine
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclass
+class Harness:
+    engine: base.Engine
+    events: list[EngineEvent] = field(default_factory=list)
+
+    def of_type(self, kind: str, session_id: str) -> list[EngineEvent]:
+        return [e for e in self.events if e.type == kind and e.session_id == session_id]
+
+    # How each engine's phone side is simulated.
+    def pair(self, session_id: str, phone: str) -> None:
+        raise NotImplementedError
+
+    def drop(self, session_id: str) -> None:
+        raise NotImplementedError
+
+    def receive(self, session_id: str, sender: str, text: str) -> None:
+        raise NotImplementedError
+
+
+class SandboxHarness(Harness):
+    def pair(self, session_id, phone):
+        self.engine.scan(session_id, phone_number=phone)
+
+    def drop(self, session_id):
+        self.engine.disconnect(session_id)
+
+    def receive(self, session_id, sender, text):
+        self.engine.inbound(session_id, from_number=sender, text=text)
+
+
+def make_sandbox(settings) -> Harness:
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0  # receipts at once: no worker needed here
+    harness = SandboxHarness(engine=None)
+    harness.engine = SandboxEngine(harness.events.append)
+    return harness
+
+
+HARNESSES = {"sandbox": make_sandbox}
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+def harness(request, settings) -> Harness:
+    return HARNESSES[request.param](settings)
+
+
+@pytest.fixture
+def session_id() -> str:
+    return new_id("ses")
+
+
+def connect(harness: Harness, session_id: str, phone: str = "14155552671") -> None:
+    harness.engine.start(session_id)
+    harness.pair(session_id, phone)
+
+
+def test_start_publishes_a_qr_code(harness, session_id):
+    harness.engine.start(session_id)
+    (qr,) = harness.of_type(base.QR, session_id)
+    assert isinstance(qr.data["code"], str) and qr.data["code"]
+    assert harness.engine.state(session_id) == "qr_pending"
+
+
+def test_start_with_a_phone_number_publishes_a_pairing_code(harness, session_id):
+    harness.engine.start(session_id, phone_number="14155552671")
+    (pairing,) = harness.of_type(base.PAIRING_CODE, session_id)
+    assert len(pairing.data["code"]) == 8
+
+
+def test_pairing_connects_with_the_phone_number(harness, session_id):
+    connect(harness, session_id, "447911123456")
+    (event,) = harness.of_type(base.CONNECTED, session_id)
+    assert event.data["phoneNumber"] == "447911123456"
+    assert harness.engine.state(session_id) == "connected"
+
+
+def test_sending_text_returns_an_id_and_receipts_follow_in_order(harness, session_id):
+    connect(harness, session_id)
+    sent = harness.engine.send_text(session_id, message_id="msg_1", to="14155550123", text="hi")
+    assert sent.whatsapp_id
+    receipts = harness.of_type(base.RECEIPT, session_id)
+    assert [r.data["status"] for r in receipts] == ["sent", "delivered", "read"]
+    assert {r.data["messageId"] for r in receipts} == {"msg_1"}
+    assert {r.data["whatsappId"] for r in receipts} == {sent.whatsapp_id}
+    assert receipts[0].occurred_at <= receipts[1].occurred_at <= receipts[2].occurred_at
+
+
+def test_a_resend_of_the_same_message_is_recognised(harness, session_id):
+    connect(harness, session_id)
+    first = harness.engine.send_text(session_id, message_id="msg_x", to="14155550123", text="a")
+    again = harness.engine.send_text(session_id, message_id="msg_x", to="14155550123", text="a")
+    assert first.whatsapp_id == again.whatsapp_id
+
+
+def test_sending_media_takes_bytes(harness, session_id):
+    connect(harness, session_id)
+    sent = harness.engine.send_media(
+        session_id, message_id="msg_m", to="14155550123", kind="image",
+        data=b"\x89PNG\r\n\x1a\n" + b"0" * 32, mime_type="image/png", filename="a.png",
+        caption="look",
+    )
+    assert sent.whatsapp_id
+
+
+def test_a_rejected_send_raises_send_rejected(harness, session_id):
+    connect(harness, session_id)
+    with pytest.raises(SendRejected) as error:
+        harness.engine.send_text(session_id, message_id="m", to="14155550001", text="x")
+    assert error.value.code == "message_sending_failed"
+
+
+def test_sending_without_a_connection_is_unavailable(harness, session_id):
+    harness.engine.start(session_id)
+    with pytest.raises(EngineUnavailable):
+        harness.engine.send_text(session_id, message_id="m", to="14155550123", text="x")
+
+
+def test_check_numbers(harness, session_id):
+    connect(harness, session_id)
+    assert harness.engine.check_numbers(session_id, ["14155550000", "14155552671"]) == {
+        "14155550000": False,
+        "14155552671": True,
+    }
+
+
+def test_dropping_the_connection_publishes_disconnected(harness, session_id):
+    connect(harness, session_id)
+    harness.drop(session_id)
+    assert harness.of_type(base.DISCONNECTED, session_id)
+    assert harness.engine.state(session_id) == "disconnected"
+
+
+def test_logout_publishes_logged_out(harness, session_id):
+    connect(harness, session_id)
+    harness.engine.logout(session_id)
+    assert harness.of_type(base.LOGGED_OUT, session_id)
+    assert harness.engine.state(session_id) == "logged_out"
+
+
+def test_a_message_from_a_contact_is_published(harness, session_id):
+    connect(harness, session_id)
+    harness.receive(session_id, "14155559876", "hello there")
+    (event,) = harness.of_type(base.MESSAGE_RECEIVED, session_id)
+    assert event.data["from"] == "14155559876"
+    assert event.data["text"] == "hello there"
+    assert event.data["whatsappId"]
+
+
+def test_mark_read_is_accepted(harness, session_id):
+    connect(harness, session_id)
+    harness.engine.mark_read(session_id, chat="14155559876", whatsapp_ids=["ABC"])
+
+
+def test_unknown_session_has_no_state(harness):
+    assert harness.engine.state(new_id("ses")) is None
+
+
+def test_events_survive_serialisation(harness, session_id):
+    connect(harness, session_id)
+    for event in harness.events:
+        assert EngineEvent.from_dict(event.to_dict()) == event
