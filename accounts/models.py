@@ -117,3 +117,24 @@ class ApiErrorLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} {self.code} {self.request_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """An `Idempotency-Key` seen on a POST: the request it belongs to and, once done, the
+    response to replay. Kept 24 hours."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE,
+                                related_name="idempotency_records")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "key"], name="idempotency_account_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.key}"

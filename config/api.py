@@ -88,8 +88,30 @@ class ApiView(APIView):
             self._limit_decision = acquire_request_slot(key)
             self._limit_decision.raise_if_denied()
 
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        from accounts.idempotency import idempotency_begin
+
+        self._idempotency = None
+        super().initial(request, *args, **kwargs)
+        if request.method == "POST":
+            self._idempotency = idempotency_begin(request)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        from accounts.idempotency import IdempotentReplay
+
+        if isinstance(exc, IdempotentReplay):
+            return Response(exc.body, status=exc.status,
+                            headers={"Idempotent-Replayed": "true"})
+        return super().handle_exception(exc)
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        record = getattr(self, "_idempotency", None)
+        if record is not None:
+            from accounts.idempotency import idempotency_finish
+
+            self._idempotency = None
+            idempotency_finish(record, response.status_code, getattr(response, "data", None))
         decision = getattr(self, "_limit_decision", None)
         if decision is not None:
             for header, value in decision.headers().items():

@@ -38,3 +38,7 @@ def new_session_id() -> str:
 
 def new_event_id() -> str:
     return new_id("evt")
+
+
+def new_message_id() -> str:
+    return new_id("msg")

@@ -142,12 +142,6 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE = {
-    # Safety nets: the work is normally triggered at once; these catch what a lost wake-up or
-    # a dead worker left behind.
-    "drain-engine-events": {"task": "sessions.drain_engine_events", "schedule": 5.0},
-    "expire-overdue-qr-codes": {"task": "sessions.expire_overdue_qr_codes", "schedule": 10.0},
-}
 
 # --- auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -213,6 +207,22 @@ QR_TTL_SECONDS = env_int("QR_TTL_SECONDS", 60, minimum=1)
 SANDBOX_STATUS_DELAY_SECONDS = env_float("SANDBOX_STATUS_DELAY_SECONDS", 1.0, minimum=0)
 ALLOW_PRIVATE_URLS = env_bool("ALLOW_PRIVATE_URLS", False)
 WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", True)
+# Messages: minimum pause between two sends of one session (WhatsApp bans numbers that burst),
+# how long a message may wait in the queue before it fails, retries of transient engine errors.
+SEND_MIN_INTERVAL_SECONDS = env_float(
+    "SEND_MIN_INTERVAL_SECONDS", 0.0 if WHATSAPP_ENGINE == "sandbox" else 1.0, minimum=0
+)
+MESSAGE_QUEUE_MAX_AGE_SECONDS = env_int("MESSAGE_QUEUE_MAX_AGE_SECONDS", 86_400, minimum=60)
+SEND_MAX_ATTEMPTS = env_int("SEND_MAX_ATTEMPTS", 8, minimum=1)
+RECIPIENT_CHECK_CACHE_SECONDS = env_int("RECIPIENT_CHECK_CACHE_SECONDS", 600, minimum=0)
+# A message claimed for sending this long ago whose sender never finished (killed) is requeued.
+MESSAGE_SENDING_TIMEOUT_SECONDS = env_int("MESSAGE_SENDING_TIMEOUT_SECONDS", 120, minimum=1)
+# One sender per session holds a lease this long (renewed per message); a dead one's expires.
+SENDER_LEASE_SECONDS = env_int("SENDER_LEASE_SECONDS", 60, minimum=1)
+# An engine event read by a consumer that never acknowledged it (killed) is handed out again
+# after this long.
+ENGINE_EVENT_CLAIM_TIMEOUT_SECONDS = env_int("ENGINE_EVENT_CLAIM_TIMEOUT_SECONDS", 30, minimum=1)
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 15.0, minimum=0.5)
 # How long an API key lookup may be served from the cache. Revocation clears it at once.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 60, minimum=0)
 # A concurrency slot whose request never released it (a killed process) frees itself after this.
@@ -231,4 +241,14 @@ LOGGING = {
         # Our handler logs 500s itself, with the request id; Django's copy would repeat it.
         "django.request": {"level": "CRITICAL"},
     },
+}
+
+CELERY_BEAT_SCHEDULE = {
+    # Safety nets: the work is normally triggered at once; these catch what a lost wake-up or
+    # a dead worker left behind.
+    "drain-engine-events": {"task": "sessions.drain_engine_events", "schedule": 5.0},
+    "expire-overdue-qr-codes": {"task": "sessions.expire_overdue_qr_codes", "schedule": 10.0},
+    "sweep-messages": {"task": "messaging.sweep_messages", "schedule": SWEEP_INTERVAL_SECONDS},
+    "purge-idempotency-records": {"task": "messaging.purge_idempotency_records",
+                                  "schedule": 3600.0},
 }

@@ -22,10 +22,16 @@ BATCH_SIZE = 200
 Handler = Callable[[EngineEvent], None]
 
 
-def _handlers() -> dict[str, Handler]:
+def _handlers() -> dict[str, list[Handler]]:
+    """Each app's handlers, sessions first (a `connected` session before its queued sends)."""
+    from messaging import event_handlers as message_handlers
     from sessions_app import event_handlers as session_handlers
 
-    return dict(session_handlers.HANDLERS)
+    handlers: dict[str, list[Handler]] = {}
+    for module in (session_handlers, message_handlers):
+        for event_type, handler in module.HANDLERS.items():
+            handlers.setdefault(event_type, []).append(handler)
+    return handlers
 
 
 def engine_events_drain(*, max_events: int = 10_000) -> int:
@@ -50,14 +56,14 @@ def engine_events_drain(*, max_events: int = 10_000) -> int:
     return done
 
 
-def _apply(handlers: dict[str, Handler], event: EngineEvent) -> None:
-    handler = handlers.get(event.type)
-    if handler is None:
+def _apply(handlers: dict[str, list[Handler]], event: EngineEvent) -> None:
+    if event.type not in handlers:
         logger.info("no handler for engine event %s (session %s)", event.type, event.session_id)
         return
     try:
         with transaction.atomic():
-            handler(event)
+            for handler in handlers[event.type]:
+                handler(event)
     except UNAVAILABLE_ERRORS:
         raise  # not acknowledged: retried when the database is back
     except Exception:

@@ -39,6 +39,9 @@ class Session(models.Model):
     # When the status last changed: an engine event older than this is stale and ignored.
     status_changed_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The lease of the one sender allowed to send through this session at a time.
+    sender_lease_owner = models.CharField(max_length=64, blank=True)
+    sender_lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

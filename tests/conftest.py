@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from django.conf import settings
+from django.core.servers.basehttp import WSGIServer
 
 from accounts.models import Account, ApiKey, Plan
 from accounts.services import account_create, api_key_create, plan_upsert
@@ -24,10 +25,13 @@ def pytest_configure(config):
         )
 
 
+# Django's live test server listens with a backlog of 5: tests with 50 concurrent clients
+# would see connection resets that no production server (gunicorn: 2048) would give.
+WSGIServer.request_queue_size = 128
+
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
-# The queue of this test process's Celery worker: parallel test processes share one Redis.
+# Celery queues of this test process: parallel test processes share one Redis.
 CELERY_TEST_QUEUE = f"test-{XDIST_WORKER}-{uuid.uuid4().hex[:6]}"
-WORKER_NAMESPACE = f"test-worker-{CELERY_TEST_QUEUE}"
 
 
 @pytest.fixture(autouse=True)
@@ -40,23 +44,21 @@ def isolated_redis_namespace(settings):
     app.conf.task_default_queue = CELERY_TEST_QUEUE
 
 
-@pytest.fixture(scope="session")
-def _celery_worker_process(django_db_setup, django_db_blocker):
-    from tests.support.worker import celery_worker
-
-    with celery_worker(queue=CELERY_TEST_QUEUE, namespace=WORKER_NAMESPACE,
-                       extra_env={"SANDBOX_STATUS_DELAY_SECONDS": "0.2"}) as process:
-        yield process
-
-
 @pytest.fixture
-def celery_worker(_celery_worker_process, settings):
-    """A real Celery worker (prefork, with beat) serving this test. The test shares the
-    worker's Redis namespace so both sides see the same event stream."""
-    settings.REDIS_NAMESPACE = WORKER_NAMESPACE
+def celery_worker(transactional_db, settings):
+    """A real Celery worker (prefork, with beat) for this test, on its own queue and Redis
+    namespace. It depends on the database fixture so that it is stopped before the tables are
+    flushed: a worker still polling them would deadlock the flush."""
+    from config.celery import app
+    from tests.support.worker import celery_worker as start_worker
+
+    queue = f"{CELERY_TEST_QUEUE}-{uuid.uuid4().hex[:6]}"
+    app.conf.task_default_queue = queue
     settings.SANDBOX_STATUS_DELAY_SECONDS = 0.2
-    assert _celery_worker_process.poll() is None, "the Celery worker died"
-    return _celery_worker_process
+    env = {"SANDBOX_STATUS_DELAY_SECONDS": "0.2", "SWEEP_INTERVAL_SECONDS": "2"}
+    with start_worker(queue=queue, namespace=settings.REDIS_NAMESPACE, extra_env=env) as worker:
+        yield worker
+        assert worker.poll() is None, "the Celery worker died during the test"
 
 
 DEFAULT_PLANS = {
@@ -142,3 +144,12 @@ def assert_error(response: httpx.Response, status: int, code: str, field: str | 
         assert body["error"]["details"]["field"] == field, body
     assert "Traceback" not in response.text
     return body["error"]
+
+
+def connected_session(tenant: Tenant, phone: str = "14155552671") -> dict:
+    """A session of `tenant`, created and scanned in the sandbox."""
+    session = tenant.http.post("/v1/sessions", json={}).json()["data"]
+    response = tenant.http.post(f"/v1/sandbox/sessions/{session['id']}/scan",
+                                json={"phoneNumber": phone})
+    assert response.status_code == 200, response.text
+    return response.json()["data"]

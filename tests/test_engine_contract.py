@@ -48,7 +48,7 @@ class SandboxHarness(Harness):
 def make_sandbox(settings) -> Harness:
     settings.SANDBOX_STATUS_DELAY_SECONDS = 0  # receipts at once: no worker needed here
     harness = SandboxHarness(engine=None)
-    harness.engine = SandboxEngine(harness.events.append)
+    harness.engine = SandboxEngine(lambda *events: harness.events.extend(events))
     return harness
 
 

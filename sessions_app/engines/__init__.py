@@ -9,9 +9,9 @@ from sessions_app.engines.base import Engine, EngineEvent
 from sessions_app.engines.bus import get_event_bus
 
 
-def publish_event(event: EngineEvent) -> None:
-    """Put an engine event on the bus and wake the consumer."""
-    get_event_bus().publish(event)
+def publish_event(*events: EngineEvent) -> None:
+    """Put engine events on the bus (all or none) and wake the consumer."""
+    get_event_bus().publish(*events)
     from sessions_app.tasks import schedule_event_drain
 
     schedule_event_drain()

@@ -93,7 +93,7 @@ class Engine(abc.ABC):
     name: ClassVar[str]
 
     def __init__(self, publish) -> None:
-        # publish(EngineEvent) puts an event on the bus; engines report through it only.
+        # publish(*events) puts events on the bus, all or none; engines report through it only.
         self.publish = publish
 
     @abc.abstractmethod

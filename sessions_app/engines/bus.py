@@ -24,13 +24,16 @@ from django.utils import timezone
 
 from sessions_app.engines.base import EngineEvent
 
-# An entry claimed by a consumer that has not acknowledged it within this time is handed out
-# again (its consumer is presumed dead).
-CLAIM_TIMEOUT_SECONDS = 30
+
+def claim_timeout_seconds() -> int:
+    """An entry claimed but not acknowledged this long ago is handed out again (its consumer
+    is presumed dead)."""
+    return settings.ENGINE_EVENT_CLAIM_TIMEOUT_SECONDS
 
 
 class EventBus(Protocol):
-    def publish(self, event: EngineEvent) -> None: ...
+    def publish(self, *events: EngineEvent) -> None:
+        """Append events, all or none (a crash never leaves half of them)."""
 
     def read_batch(self, count: int) -> list[tuple[str, EngineEvent]]: ...
 
@@ -60,15 +63,19 @@ class RedisStreamBus:
                 raise
         self._group_ready = True
 
-    def publish(self, event: EngineEvent) -> None:
-        self.client.xadd(self.stream, {"event": json.dumps(event.to_dict())})
+    def publish(self, *events: EngineEvent) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        for event in events:
+            pipe.xadd(self.stream, {"event": json.dumps(event.to_dict())})
+        pipe.execute()
 
     def read_batch(self, count: int) -> list[tuple[str, EngineEvent]]:
         self._ensure_group()
         consumer = _consumer_name()
         # First what a dead consumer left behind, then new entries.
         _, claimed, _ = self.client.xautoclaim(
-            self.stream, self.group, consumer, CLAIM_TIMEOUT_SECONDS * 1000, "0-0", count=count
+            self.stream, self.group, consumer, claim_timeout_seconds() * 1000, "0-0",
+            count=count,
         )
         entries = list(claimed)
         if len(entries) < count:
@@ -107,12 +114,15 @@ class RedisStreamBus:
 class DatabaseBus:
     """Embedded mode: rows of `EngineEventRecord`, claimed by a conditional UPDATE."""
 
-    def publish(self, event: EngineEvent) -> None:
+    def publish(self, *events: EngineEvent) -> None:
         from sessions_app.models import EngineEventRecord
 
-        EngineEventRecord.objects.create(
-            session_id=event.session_id, payload=event.to_dict(), occurred_at=event.occurred_at
-        )
+        with transaction.atomic():
+            for event in events:
+                EngineEventRecord.objects.create(
+                    session_id=event.session_id, payload=event.to_dict(),
+                    occurred_at=event.occurred_at,
+                )
 
     def read_batch(self, count: int) -> list[tuple[str, EngineEvent]]:
         from sessions_app.models import EngineEventRecord
@@ -120,7 +130,7 @@ class DatabaseBus:
         now = timezone.now()
         claimable = Q(processed_at__isnull=True) & (
             Q(claimed_at__isnull=True)
-            | Q(claimed_at__lt=now - timedelta(seconds=CLAIM_TIMEOUT_SECONDS))
+            | Q(claimed_at__lt=now - timedelta(seconds=claim_timeout_seconds()))
         )
         ids = list(
             EngineEventRecord.objects.filter(claimable).order_by("id").values_list("id", flat=True)[

@@ -26,8 +26,13 @@ def celery_worker(*, queue: str, namespace: str, extra_env: dict[str, str] | Non
                "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"]
     if beat:
         command += ["--beat", "--schedule", f"/tmp/celerybeat-{queue}"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.environ.get("TEST_WORKER_LOGS"):
+        log = open(f"/tmp/worker-{queue}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                                   stdout=log, stderr=log)
+    else:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield process
     finally:

@@ -71,25 +71,36 @@ class SandboxEngine(base.Engine):
             raise EngineUnavailable("the sandbox phone is not connected")
         if to.endswith(NOT_ON_WHATSAPP_SUFFIX) or to.endswith(REJECTED_SUFFIX):
             raise SendRejected(f"WhatsApp rejected the message to {to} (sandbox)")
-        # Derived from our id: a resend of the same message is the same WhatsApp message.
+        # Derived from our id: a resend of the same message is the same WhatsApp message, and
+        # like WhatsApp the sandbox delivers it only once. "Delivered" is marked only after
+        # its receipts are on the bus: a crash in between makes the resend publish them again
+        # (the consumer ignores receipts that do not move a message forward).
         whatsapp_id = "SBX" + hashlib.sha256(message_id.encode()).hexdigest()[:20].upper()
+        attempts_key = f"sandbox:send-attempts:{message_id}"
+        if not cache.add(attempts_key, 1, _STATE_TTL_SECONDS):
+            cache.incr(attempts_key)
+        delivered_key = f"sandbox:delivered:{message_id}"
+        if cache.get(delivered_key):
+            return SentMessage(whatsapp_id=whatsapp_id)
+        receipts = [
+            EngineEvent(base.RECEIPT, session_id,
+                        {"messageId": message_id, "whatsappId": whatsapp_id, "status": status})
+            for status in ("sent", "delivered", "read")
+        ]
         delay = settings.SANDBOX_STATUS_DELAY_SECONDS
-        for step, status in enumerate(("sent", "delivered", "read")):
-            event = EngineEvent(
-                base.RECEIPT,
-                session_id,
-                {"messageId": message_id, "whatsappId": whatsapp_id, "status": status},
-            )
-            self._publish_later(event, delay * step)
-        return SentMessage(whatsapp_id=whatsapp_id)
-
-    def _publish_later(self, event: EngineEvent, delay: float) -> None:
         if delay <= 0:
-            self.publish(event)
-            return
-        from sessions_app.engines.sandbox.tasks import sandbox_publish_event
+            self.publish(*receipts)
+        else:
+            # The recipient's phone answers whatever happens to us: its receipts are scheduled
+            # before `sent` is announced, so a crash right after cannot lose them.
+            from sessions_app.engines.sandbox.tasks import sandbox_publish_event
 
-        sandbox_publish_event.apply_async(args=[event.to_dict()], countdown=delay)
+            for step, receipt in enumerate(receipts[1:], start=1):
+                sandbox_publish_event.apply_async(args=[receipt.to_dict()],
+                                                  countdown=delay * step)
+            self.publish(receipts[0])
+        cache.set(delivered_key, 1, _STATE_TTL_SECONDS)
+        return SentMessage(whatsapp_id=whatsapp_id)
 
     def send_text(self, session_id: str, *, message_id: str, to: str, text: str) -> SentMessage:
         return self._send(session_id, message_id, to)
@@ -97,6 +108,12 @@ class SandboxEngine(base.Engine):
     def send_media(self, session_id: str, *, message_id: str, to: str, kind: str, data: bytes,
                    mime_type: str, filename: str | None, caption: str | None) -> SentMessage:
         return self._send(session_id, message_id, to)
+
+    @staticmethod
+    def send_attempts(message_id: str) -> int:
+        """How often the sandbox was asked to send this message (tests prove no double
+        sends with it; only the first attempt is delivered)."""
+        return cache.get(f"sandbox:send-attempts:{message_id}", 0)
 
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
         return {number: not number.endswith(NOT_ON_WHATSAPP_SUFFIX) for number in numbers}
@@ -107,8 +124,8 @@ class SandboxEngine(base.Engine):
     # --- sandbox controls (the /v1/sandbox routes) ---
     def scan(self, session_id: str, *, phone_number: str) -> None:
         self._set(session_id, state="connected", phone=phone_number)
-        self.publish(EngineEvent(base.PAIRED, session_id, {"phoneNumber": phone_number}))
-        self.publish(EngineEvent(base.CONNECTED, session_id, {"phoneNumber": phone_number}))
+        self.publish(EngineEvent(base.PAIRED, session_id, {"phoneNumber": phone_number}),
+                     EngineEvent(base.CONNECTED, session_id, {"phoneNumber": phone_number}))
 
     def disconnect(self, session_id: str) -> None:
         self._set(session_id, state="disconnected")

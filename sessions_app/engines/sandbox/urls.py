@@ -7,4 +7,6 @@ urlpatterns = [
          name="sandbox-scan"),
     path("sandbox/sessions/<str:session_id>/disconnect", views.SandboxDisconnectApi.as_view(),
          name="sandbox-disconnect"),
+    path("sandbox/sessions/<str:session_id>/inbound", views.SandboxInboundApi.as_view(),
+         name="sandbox-inbound"),
 ]

@@ -6,8 +6,10 @@ from drf_spectacular.utils import extend_schema
 
 from accounts.scopes import SESSIONS_WRITE
 from config.api import ApiView, InputSerializer, StrictCharField, ok
+from config.errors import ApiError, E
 from config.phones import normalize_phone_number
 from config.schema import envelope
+from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
 from sessions_app.selectors import session_get
 from sessions_app.serializers import SessionOutput
@@ -53,3 +55,39 @@ class SandboxDisconnectApi(ApiView):
         session_require_sendable(session=session, field=None)
         get_engine().disconnect(session.id)
         return ok(SessionOutput(session_after_engine_command(session)).data)
+
+
+class InboundInput(InputSerializer):
+    text = StrictCharField(trim_whitespace=False)
+
+    def validate_text(self, value: str) -> str:
+        from messaging.services import TEXT_MAX_CHARACTERS
+
+        if len(value) > TEXT_MAX_CHARACTERS:
+            raise ApiError(E.message_too_long, field="text")
+        return value
+
+
+InboundInput._declared_fields["from"] = StrictCharField(help_text="the contact writing")
+
+
+class SandboxInboundApi(ApiView):
+    required_scopes = {"POST": SESSIONS_WRITE}
+    error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
+                   "invalid_phone_number", "message_too_long")
+
+    @extend_schema(operation_id="sandbox_inbound",
+                   summary="Sandbox: a contact sends the session a text message",
+                   request=InboundInput, responses={201: envelope(MessageOutput)})
+    def post(self, request, session_id: str):
+        from messaging.models import Message
+
+        data = self.validated(InboundInput, request.data)
+        sender = normalize_phone_number(data["from"], field="from")
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session_require_sendable(session=session, field=None)
+        whatsapp_id = get_engine().inbound(session.id, from_number=sender, text=data["text"])
+        session_after_engine_command(session)
+        message = Message.objects.get(session=session, direction="inbound",
+                                      whatsapp_id=whatsapp_id)
+        return ok(MessageOutput(message).data, status=201)

@@ -1,0 +1,180 @@
+"""Outbound HTTP to URLs that customers give us (media, webhooks), safe from SSRF.
+
+- Only http(s) URLs with a host. The host is resolved once; every address it resolves to must
+  be globally routable unicast: loopback, private, link-local, CGNAT, reserved, multicast and
+  unspecified addresses are refused, and so are IPv6 forms that embed such an IPv4 address
+  (IPv4-mapped, 6to4, NAT64, Teredo). Any spelling the resolver understands (`127.1`,
+  `2130706433`, `0x7f000001`, `[::ffff:127.0.0.1]`) is caught because the check is on the result.
+- The connection goes to the address that was checked (the Host header and TLS SNI keep the
+  name), so a second DNS answer cannot swap in another address.
+- Redirects are followed by hand, each hop checked the same way.
+- ALLOW_PRIVATE_URLS lifts the address check, for development and tests only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_6TO4 = ipaddress.ip_network("2002::/16")
+_TEREDO = ipaddress.ip_network("2001::/32")
+
+
+class UrlRefused(Exception):
+    """The URL is not one we will fetch (shape or address)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FetchFailed(Exception):
+    """The URL was allowed but could not be fetched (refused, unresolvable, timed out...)."""
+
+    def __init__(self, reason: str, *, timeout: bool = False, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.timeout = timeout
+        self.unreachable = unreachable
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _6TO4:
+        return address.sixtofour
+    if address in _TEREDO:
+        return address.teredo[1] if address.teredo else None
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def address_refusal(address: IPAddress) -> str | None:
+    """Why we will not connect to this address, or None when it is a public unicast one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            inner = address_refusal(embedded)
+            return f"embeds {embedded}, which {inner}" if inner else None
+    if address.is_multicast:
+        return "is a multicast address"
+    if address.is_unspecified:
+        return "is the unspecified address"
+    if address.is_loopback:
+        return "is a loopback address"
+    if address.is_link_local:
+        return "is a link-local address"
+    if address.is_private:
+        return "is a private address"
+    if not address.is_global:
+        return "is not a public address"
+    return None
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """All addresses of `host` (what the connection could go to)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchFailed(f"the host {host} could not be resolved", unreachable=True) from exc
+    addresses: list[IPAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str  # the URL to request, host replaced by the checked address
+    host_header: str
+    sni_hostname: str | None
+
+
+def check_url(url: str) -> Target:
+    """Validate a URL and pin it to a checked address. Raises UrlRefused or FetchFailed."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UrlRefused("the URL is malformed") from exc
+    if parts.scheme not in ("http", "https"):
+        raise UrlRefused("only http and https URLs are allowed")
+    host = parts.hostname
+    if not host:
+        raise UrlRefused("the URL has no host")
+    if parts.username or parts.password:
+        raise UrlRefused("credentials in the URL are not allowed")
+    port = port or (443 if parts.scheme == "https" else 80)
+    addresses = resolve(host, port)
+    if not settings.ALLOW_PRIVATE_URLS:
+        for address in addresses:
+            refusal = address_refusal(address)
+            if refusal:
+                raise UrlRefused(f"{host} resolves to {address}, which {refusal}")
+    address = addresses[0]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{literal}:{port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    is_name = host != str(address)
+    sni = host if parts.scheme == "https" and is_name else None
+    return Target(url=pinned, host_header=host_header, sni_hostname=sni)
+
+
+def _client(timeout: httpx.Timeout) -> httpx.Client:
+    # trust_env=False: an HTTP(S)_PROXY in the environment must not route around the guard.
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+
+
+@contextlib.contextmanager
+def safe_stream(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+    timeout: httpx.Timeout | float = 5.0,
+    max_redirects: int = 3,
+) -> Iterator[httpx.Response]:
+    """Open a response (streamed) with every hop checked. The caller reads what it needs."""
+    timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+    with _client(timeout) as client:
+        for _hop in range(max_redirects + 1):
+            target = check_url(url)
+            extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+            request = client.build_request(
+                method, target.url,
+                headers={**(headers or {}), "Host": target.host_header},
+                content=content, extensions=extensions,
+            )
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                raise FetchFailed("no answer in time", timeout=True) from exc
+            except httpx.TransportError as exc:
+                raise FetchFailed(f"could not connect: {type(exc).__name__}",
+                                  unreachable=True) from exc
+            if response.is_redirect and max_redirects:
+                location = response.headers.get("location", "")
+                response.close()
+                url = urljoin(url, location)
+                continue
+            try:
+                yield response
+            finally:
+                response.close()
+            return
+        raise FetchFailed("too many redirects")

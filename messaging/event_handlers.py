@@ -1,0 +1,42 @@
+"""Engine events that change messages. Each runs inside the consumer's transaction."""
+
+from django.db import transaction
+
+from messaging.services import message_receive, message_status_apply, schedule_session_sender
+from sessions_app.engines import base
+from sessions_app.engines.base import EngineEvent
+
+_RECEIPT_STATUSES = {"sent", "delivered", "read", "failed"}
+
+
+def on_receipt(event: EngineEvent) -> None:
+    status = event.data.get("status")
+    message_id = event.data.get("messageId")
+    if status not in _RECEIPT_STATUSES or not message_id:
+        return
+    message_status_apply(
+        message_id=message_id, status=status, at=event.occurred_at,
+        whatsapp_id=event.data.get("whatsappId", ""),
+        error_code=event.data.get("errorCode", ""),
+        error_message=event.data.get("error", ""),
+    )
+
+
+def on_message_received(event: EngineEvent) -> None:
+    message_receive(
+        session_id=event.session_id, whatsapp_id=event.data["whatsappId"],
+        from_number=event.data["from"], text=event.data.get("text", ""),
+        at=event.occurred_at,
+    )
+
+
+def on_connected(event: EngineEvent) -> None:
+    # Messages queued while the session was away go out now.
+    transaction.on_commit(lambda: schedule_session_sender(event.session_id))
+
+
+HANDLERS = {
+    base.RECEIPT: on_receipt,
+    base.MESSAGE_RECEIVED: on_message_received,
+    base.CONNECTED: on_connected,
+}

@@ -1,0 +1,96 @@
+from django.db import models
+
+from accounts.models import Account
+from config.ids import new_message_id
+from sessions_app.models import Session
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued"
+    SENDING = "sending"  # internal: claimed by a sender; the API shows it as queued
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    RECEIVED = "received"
+
+
+# Outbound statuses only move forward along this order (failed may follow any unsent one).
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+class MessageType(models.TextChoices):
+    TEXT = "text"
+    IMAGE = "image"
+    VIDEO = "video"
+    DOCUMENT = "document"
+    AUDIO = "audio"
+
+
+class Message(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_message_id,
+                          editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="messages")
+    direction = models.CharField(max_length=10, choices=[("outbound", "outbound"),
+                                                         ("inbound", "inbound")])
+    type = models.CharField(max_length=10, choices=MessageType.choices)
+    from_number = models.CharField(max_length=20, blank=True)
+    to_number = models.CharField(max_length=20, blank=True)
+    text = models.TextField(blank=True)
+    media_url = models.URLField(max_length=2048, blank=True)
+    media_mime_type = models.CharField(max_length=100, blank=True)
+    media_size = models.BigIntegerField(null=True, blank=True)
+    media_filename = models.CharField(max_length=255, blank=True)
+    caption = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    whatsapp_id = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sending_started_at = models.DateTimeField(null=True, blank=True)
+    # NULL, not "": the unique constraint must ignore messages sent without a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["account", "-id"], name="message_account_id"),
+            # The per-session FIFO queue and the sweeper's scans.
+            models.Index(fields=["session", "status", "id"], name="message_session_queue"),
+            models.Index(fields=["status", "created_at"], name="message_status_created"),
+        ]
+        constraints = [
+            # A retried send with the same Idempotency-Key can never make a second message.
+            models.UniqueConstraint(fields=["account", "idempotency_key"],
+                                    name="message_idempotency_key"),
+            # An inbound message the engine reports twice is stored once.
+            models.UniqueConstraint(fields=["session", "whatsapp_id"],
+                                    condition=models.Q(direction="inbound"),
+                                    name="message_inbound_whatsapp_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.direction} {self.status}"
+
+
+class MessageStatusChange(models.Model):
+    """A message's status history, for support."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="history")
+    status = models.CharField(max_length=10)
+    detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.status

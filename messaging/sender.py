@@ -1,0 +1,181 @@
+"""The per-session sender: drains one session's queue in FIFO order through its engine.
+
+- One sender per session at a time: a lease on the session row, claimed by a conditional
+  UPDATE that must change exactly one row, renewed while sending, expiring if the worker dies.
+- Each message is claimed by a status transition (`queued` -> `sending`) before it is sent, so
+  two senders can never send it twice; the engine gets our message id, so a resend after a
+  crash is recognised as the same message.
+- Pacing: at least SEND_MIN_INTERVAL_SECONDS between two sends of a session.
+- A run drains many messages (a task per message would cap the pipeline at the broker's task
+  rate) and hands over to a fresh task after a time budget.
+"""
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from messaging.models import Message, MessageStatus
+from messaging.services import message_fail, message_status_apply, schedule_session_sender
+from sessions_app.engines import get_engine
+from sessions_app.engines.base import EngineUnavailable, SendRejected
+from sessions_app.models import Session, SessionStatus
+
+logger = logging.getLogger(__name__)
+
+RUN_BUDGET_SECONDS = 20
+
+
+def _lease_acquire(session_id: str, owner: str) -> bool:
+    now = timezone.now()
+    return Session.objects.filter(
+        Q(sender_lease_until__isnull=True) | Q(sender_lease_until__lt=now) |
+        Q(sender_lease_owner=owner),
+        pk=session_id,
+    ).update(sender_lease_owner=owner,
+             sender_lease_until=now + timedelta(seconds=settings.SENDER_LEASE_SECONDS)) == 1
+
+
+def _lease_release(session_id: str, owner: str) -> None:
+    Session.objects.filter(pk=session_id, sender_lease_owner=owner).update(
+        sender_lease_owner="", sender_lease_until=None
+    )
+
+
+def _queue_head(session_id: str) -> Message | None:
+    return (Message.objects.filter(session_id=session_id, direction="outbound",
+                                   status=MessageStatus.QUEUED)
+            .order_by("id").first())
+
+
+def _claim(message: Message) -> bool:
+    return Message.objects.filter(pk=message.pk, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.SENDING, sending_started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    ) == 1
+
+
+def session_sender_run(*, session_id: str) -> str:
+    """Send what is queued for the session. Returns why it stopped (for logs and tests)."""
+    owner = uuid.uuid4().hex
+    if not _lease_acquire(session_id, owner):
+        return "busy"
+    outcome = "idle"
+    try:
+        outcome = _drain(session_id, owner)
+    finally:
+        _lease_release(session_id, owner)
+    if outcome == "idle" and _queue_head(session_id) is not None:
+        # A message committed while we were letting go of the lease: do not leave it waiting.
+        schedule_session_sender(session_id)
+    return outcome
+
+
+def _drain(session_id: str, owner: str) -> str:
+    engine = get_engine()
+    started = time.monotonic()
+    last_send = 0.0
+    while True:
+        session = Session.objects.filter(pk=session_id).first()
+        if session is None or session.deleted_at is not None or (
+            session.status != SessionStatus.CONNECTED
+        ):
+            return "not_connected"  # queued messages wait for the session to come back
+        head = _queue_head(session_id)
+        if head is None:
+            return "idle"
+        if head.next_attempt_at and head.next_attempt_at > timezone.now():
+            # The head waits for its retry and everything behind it waits too: FIFO.
+            delay = (head.next_attempt_at - timezone.now()).total_seconds()
+            schedule_session_sender(session_id, countdown=max(delay, 0.1))
+            return "backoff"
+        if time.monotonic() - started > RUN_BUDGET_SECONDS:
+            schedule_session_sender(session_id)
+            return "budget"
+        wait = settings.SEND_MIN_INTERVAL_SECONDS - (time.monotonic() - last_send)
+        if wait > 0:
+            time.sleep(wait)
+        if not _claim(head):
+            continue
+        _lease_acquire(session_id, owner)  # renew
+        _deliver(engine, session, head)
+        last_send = time.monotonic()
+
+
+def _deliver(engine, session: Session, message: Message) -> None:
+    try:
+        if message.type == "text":
+            sent = engine.send_text(session.id, message_id=message.id, to=message.to_number,
+                                    text=message.text)
+        else:
+            from messaging.media import MediaError, media_download
+
+            try:
+                data, mime_type = media_download(message)
+            except MediaError as error:
+                message_fail(message_id=message.id, code=error.code, reason=error.reason)
+                return
+            sent = engine.send_media(
+                session.id, message_id=message.id, to=message.to_number, kind=message.type,
+                data=data, mime_type=mime_type, filename=message.media_filename or None,
+                caption=message.caption or None,
+            )
+    except SendRejected as rejected:
+        message_fail(message_id=message.id, code=rejected.code, reason=rejected.reason)
+        return
+    except EngineUnavailable as error:
+        _retry_later(message, str(error))
+        return
+    except Exception as error:  # an unknown failure is retried, never lost; attempts cap it
+        logger.exception("sending %s failed unexpectedly", message.id)
+        _retry_later(message, f"unexpected error: {type(error).__name__}")
+        return
+    message_status_apply(message_id=message.id, status=MessageStatus.SENT,
+                         whatsapp_id=sent.whatsapp_id)
+
+
+def _retry_later(message: Message, reason: str) -> None:
+    attempts = Message.objects.values_list("attempts", flat=True).get(pk=message.pk)
+    if attempts >= settings.SEND_MAX_ATTEMPTS:
+        message_fail(message_id=message.id, code="message_sending_failed",
+                     reason=f"Not sent after {attempts} attempts: {reason}")
+        return
+    delay = min(2 ** attempts, 300)
+    Message.objects.filter(pk=message.pk, status=MessageStatus.SENDING).update(
+        status=MessageStatus.QUEUED, next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        error_message=reason[:500],
+    )
+
+
+def messages_sweep() -> dict[str, int]:
+    """The safety net, run periodically: requeue what a dead sender left in `sending`, fail
+    what waited too long, and wake the sender of every session with ready messages."""
+    now = timezone.now()
+    requeued = Message.objects.filter(
+        status=MessageStatus.SENDING,
+        sending_started_at__lt=now - timedelta(seconds=settings.MESSAGE_SENDING_TIMEOUT_SECONDS),
+    ).update(status=MessageStatus.QUEUED)
+    expired_ids = list(
+        Message.objects.filter(
+            status=MessageStatus.QUEUED, direction="outbound",
+            created_at__lt=now - timedelta(seconds=settings.MESSAGE_QUEUE_MAX_AGE_SECONDS),
+        ).values_list("id", flat=True)[:1000]
+    )
+    for message_id in expired_ids:
+        message_fail(
+            message_id=message_id, code="message_sending_failed",
+            reason="Not sent within the queue's maximum age: the session was not connected.",
+        )
+    ready_sessions = set(
+        Message.objects.filter(status=MessageStatus.QUEUED, direction="outbound",
+                               session__status=SessionStatus.CONNECTED)
+        .values_list("session_id", flat=True).distinct()[:10_000]
+    )
+    for session_id in ready_sessions:
+        # Not deduplicated: a wake-up marker left by a killed worker must not stall a session.
+        schedule_session_sender(session_id, dedupe=False)
+    return {"requeued": requeued, "expired": len(expired_ids), "woken": len(ready_sessions)}

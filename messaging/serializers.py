@@ -1,0 +1,69 @@
+from rest_framework import serializers
+
+from messaging.models import Message, MessageStatus
+
+
+class MediaOutput(serializers.Serializer):
+    url = serializers.CharField(allow_null=True)
+    mimeType = serializers.CharField(allow_null=True)
+    size = serializers.IntegerField(allow_null=True)
+    filename = serializers.CharField(allow_null=True)
+    caption = serializers.CharField(allow_null=True)
+
+
+class ErrorOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+def _iso(moment) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+class MessageOutput(serializers.Serializer):
+    """The message as the API and the webhooks show it."""
+
+    id = serializers.CharField()
+    sessionId = serializers.CharField()
+    direction = serializers.ChoiceField(choices=["outbound", "inbound"])
+    type = serializers.CharField()
+    status = serializers.ChoiceField(choices=[s for s in MessageStatus.values if s != "sending"])
+    to = serializers.CharField(allow_null=True)
+    text = serializers.CharField(allow_null=True)
+    media = MediaOutput(allow_null=True)
+    error = ErrorOutput(allow_null=True)
+    whatsappId = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    sentAt = serializers.DateTimeField(allow_null=True)
+    deliveredAt = serializers.DateTimeField(allow_null=True)
+    readAt = serializers.DateTimeField(allow_null=True)
+    failedAt = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, m: Message) -> dict:
+        # Written out by hand: this runs on the hot accept path and for every webhook event.
+        media = None
+        if m.type != "text":
+            media = {"url": m.media_url or None, "mimeType": m.media_mime_type or None,
+                     "size": m.media_size, "filename": m.media_filename or None,
+                     "caption": m.caption or None}
+        return {
+            "id": m.id,
+            "sessionId": m.session_id,
+            "direction": m.direction,
+            "from": m.from_number or None,
+            "to": m.to_number or None,
+            "type": m.type,
+            "text": m.text if m.type == "text" else None,
+            "media": media,
+            "status": "queued" if m.status == MessageStatus.SENDING else m.status,
+            "error": {"code": m.error_code, "message": m.error_message} if m.error_code else None,
+            "whatsappId": m.whatsapp_id or None,
+            "createdAt": _iso(m.created_at),
+            "sentAt": _iso(m.sent_at),
+            "deliveredAt": _iso(m.delivered_at),
+            "readAt": _iso(m.read_at),
+            "failedAt": _iso(m.failed_at),
+        }
+
+
+MessageOutput._declared_fields["from"] = serializers.CharField(allow_null=True)

@@ -1,0 +1,200 @@
+"""Writes for messages: accepting sends, status changes and inbound messages. Every status
+change past `queued` is recorded in the message's history and emits `message.status`."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.authentication import AuthenticatedKey
+from accounts.quotas import daily_quota_consume
+from config.errors import ApiError, E
+from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
+from messaging.serializers import MessageOutput
+from sessions_app.engines import get_engine
+from sessions_app.engines.base import EngineError
+from sessions_app.models import Session
+from sessions_app.selectors import session_get
+from sessions_app.services import session_require_sendable
+from webhooks.services import event_record
+
+logger = logging.getLogger(__name__)
+
+TEXT_MAX_CHARACTERS = 4096
+CAPTION_MAX_CHARACTERS = 1024
+
+_TIMESTAMP_FIELD = {
+    MessageStatus.SENT: "sent_at",
+    MessageStatus.DELIVERED: "delivered_at",
+    MessageStatus.READ: "read_at",
+    MessageStatus.FAILED: "failed_at",
+}
+
+
+@dataclass(frozen=True)
+class MediaSpec:
+    """A media URL that passed the acceptance probe."""
+
+    url: str
+    mime_type: str
+    size: int | None
+    filename: str
+    caption: str
+
+
+def recipient_on_whatsapp(*, session: Session, number: str) -> bool:
+    """Ask the engine, with a short cache (a number rarely joins or leaves WhatsApp)."""
+    cache_key = f"on-whatsapp:{session.id}:{number}"
+    known = cache.get(cache_key)
+    if known is not None:
+        return known
+    try:
+        on_whatsapp = get_engine().check_numbers(session.id, [number]).get(number, False)
+    except EngineError:
+        # Cannot tell now: accept, and let the send itself fail if WhatsApp refuses it.
+        logger.warning("recipient check failed for session %s", session.id, exc_info=True)
+        return True
+    ttl = settings.RECIPIENT_CHECK_CACHE_SECONDS if on_whatsapp else 60
+    cache.set(cache_key, on_whatsapp, ttl)
+    return on_whatsapp
+
+
+def message_send(
+    *,
+    key: AuthenticatedKey,
+    session_id: str,
+    to: str,
+    type: str,
+    text: str = "",
+    media: MediaSpec | None = None,
+    idempotency_key: str | None = None,
+    request_id: str = "",
+) -> Message:
+    """Accept an outbound message: checks, quota, insert; the session's sender is woken after
+    commit. The quota and the row are one transaction: either both or neither."""
+    session = session_get(account_id=key.account_id, session_id=session_id, field="sessionId")
+    session_require_sendable(session=session)
+    if not recipient_on_whatsapp(session=session, number=to):
+        raise ApiError(E.recipient_not_on_whatsapp, field="to")
+    try:
+        with transaction.atomic():
+            if daily_quota_consume(account_id=key.account_id,
+                                   limit=key.daily_message_limit) is None:
+                raise ApiError(
+                    E.daily_message_limit_reached,
+                    reason=f"Your plan allows {key.daily_message_limit} messages per UTC day.",
+                )
+            message = Message.objects.create(
+                account_id=key.account_id,
+                session=session,
+                direction="outbound",
+                type=type,
+                from_number=session.phone_number,
+                to_number=to,
+                text=text,
+                media_url=media.url if media else "",
+                media_mime_type=media.mime_type if media else "",
+                media_size=media.size if media else None,
+                media_filename=media.filename if media else "",
+                caption=media.caption if media else "",
+                status=MessageStatus.QUEUED,
+                idempotency_key=idempotency_key,
+                request_id=request_id,
+            )
+            MessageStatusChange.objects.create(message=message, status=MessageStatus.QUEUED)
+            transaction.on_commit(lambda: schedule_session_sender(session.id))
+    except IntegrityError:
+        # The same Idempotency-Key already made a message (a retry after a crash): that one.
+        existing = Message.objects.filter(account_id=key.account_id,
+                                          idempotency_key=idempotency_key).first()
+        if idempotency_key is None or existing is None:
+            raise
+        return existing
+    return message
+
+
+def schedule_session_sender(session_id: str, *, countdown: float | None = None,
+                            dedupe: bool = True) -> None:
+    from messaging.tasks import schedule_sender
+
+    schedule_sender(session_id, countdown=countdown, dedupe=dedupe)
+
+
+def message_event_data(message: Message) -> dict:
+    return MessageOutput(message).data
+
+
+def message_status_apply(
+    *,
+    message_id: str,
+    status: str,
+    at: datetime | None = None,
+    whatsapp_id: str = "",
+    error_code: str = "",
+    error_message: str = "",
+) -> bool:
+    """Move an outbound message forward to `status` (never backwards: a late `delivered`
+    after `read` changes nothing). Returns whether it changed."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        message = (Message.objects.select_for_update()
+                   .filter(pk=message_id, direction="outbound").first())
+        if message is None:
+            return False
+        current = message.status
+        if status == MessageStatus.FAILED:
+            if current not in (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT):
+                return False
+        elif current == MessageStatus.FAILED or STATUS_RANK[status] <= STATUS_RANK[current]:
+            return False
+        message.status = status
+        fields = ["status"]
+        if status in _TIMESTAMP_FIELD:
+            setattr(message, _TIMESTAMP_FIELD[status], at)
+            fields.append(_TIMESTAMP_FIELD[status])
+        if whatsapp_id and not message.whatsapp_id:
+            message.whatsapp_id = whatsapp_id
+            fields.append("whatsapp_id")
+        if status == MessageStatus.FAILED:
+            message.error_code = error_code or E.message_sending_failed.code
+            message.error_message = (error_message or E.message_sending_failed.message)[:500]
+            fields += ["error_code", "error_message"]
+        message.save(update_fields=fields)
+        MessageStatusChange.objects.create(message=message, status=status,
+                                           detail=error_message[:300])
+        if status != MessageStatus.SENDING:
+            event_record(account_id=message.account_id, type="message.status",
+                         session_id=message.session_id, data=message_event_data(message))
+    return True
+
+
+def message_fail(*, message_id: str, code: str, reason: str) -> bool:
+    return message_status_apply(message_id=message_id, status=MessageStatus.FAILED,
+                                error_code=code, error_message=reason)
+
+
+def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text: str,
+                    at: datetime | None = None) -> Message | None:
+    """Store an inbound message once (the engine may report it twice) and emit
+    `message.received`."""
+    session = Session.objects.filter(pk=session_id, deleted_at__isnull=True).first()
+    if session is None:
+        return None
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                account_id=session.account_id, session=session, direction="inbound",
+                type="text", from_number=from_number, to_number=session.phone_number,
+                text=text, status=MessageStatus.RECEIVED, whatsapp_id=whatsapp_id,
+            )
+            MessageStatusChange.objects.create(message=message, status=MessageStatus.RECEIVED)
+            event_record(account_id=session.account_id, type="message.received",
+                         session_id=session.id, data=message_event_data(message))
+    except IntegrityError:
+        return Message.objects.filter(session=session, direction="inbound",
+                                      whatsapp_id=whatsapp_id).first()
+    return message

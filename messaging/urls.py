@@ -1,0 +1,11 @@
+from django.urls import path
+
+from messaging import views
+
+urlpatterns = [
+    path("messages", views.MessageListApi.as_view(), name="messages"),
+    path("messages/text", views.MessageTextSendApi.as_view(), name="messages-text"),
+    *[path(f"messages/{kind}", view.as_view(), name=f"messages-{kind}")
+      for kind, view in views.MEDIA_VIEWS.items()],
+    path("messages/<str:message_id>", views.MessageDetailApi.as_view(), name="message"),
+]

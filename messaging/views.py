@@ -1,0 +1,158 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+
+from accounts.scopes import MESSAGES_READ, MESSAGES_SEND
+from config.api import ApiView, InputSerializer, StrictCharField, ok
+from config.errors import ApiError, E
+from config.pagination import paginate
+from config.phones import normalize_phone_number
+from config.schema import envelope
+from messaging.media import KINDS, MediaError, filename_from_url, media_probe
+from messaging.models import Message
+from messaging.serializers import MessageOutput
+from messaging.services import (
+    CAPTION_MAX_CHARACTERS,
+    TEXT_MAX_CHARACTERS,
+    MediaSpec,
+    message_send,
+)
+
+SEND_ERRORS = ("session_not_found", "session_not_connected", "session_disconnected",
+               "invalid_phone_number", "recipient_not_on_whatsapp",
+               "daily_message_limit_reached", "idempotency_key_reused",
+               "idempotency_key_in_use")
+
+
+class _SendInput(InputSerializer):
+    sessionId = StrictCharField()
+    to = StrictCharField(help_text="international format, digits, optional leading +")
+
+    def validate_to(self, value: str) -> str:
+        return normalize_phone_number(value, field="to")
+
+
+class TextSendInput(_SendInput):
+    text = StrictCharField(trim_whitespace=False,
+                           help_text=f"1 to {TEXT_MAX_CHARACTERS} characters")
+
+    def validate_text(self, value: str) -> str:
+        if len(value) > TEXT_MAX_CHARACTERS:
+            raise ApiError(E.message_too_long, field="text",
+                           reason=f"{len(value)} characters; the limit is {TEXT_MAX_CHARACTERS}.")
+        return value
+
+
+class MediaSendInput(_SendInput):
+    url = StrictCharField(max_length=2048)
+    caption = StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
+                              help_text=f"up to {CAPTION_MAX_CHARACTERS} characters")
+    filename = StrictCharField(required=False, allow_blank=True, max_length=255)
+
+    def validate_caption(self, value: str) -> str:
+        if len(value) > CAPTION_MAX_CHARACTERS:
+            raise ApiError(
+                E.message_too_long, field="caption",
+                reason=f"{len(value)} characters; the limit is {CAPTION_MAX_CHARACTERS}.",
+            )
+        return value
+
+
+def _send_kwargs(request) -> dict:
+    return {"key": request.auth,
+            "idempotency_key": request.headers.get("Idempotency-Key"),
+            "request_id": getattr(request._request, "request_id", "")}
+
+
+class MessageTextSendApi(ApiView):
+    required_scopes = {"POST": MESSAGES_SEND}
+    error_codes = (*SEND_ERRORS, "message_too_long")
+
+    @extend_schema(operation_id="messages_send_text", summary="Send a text message",
+                   request=TextSendInput, responses={201: envelope(MessageOutput)})
+    def post(self, request):
+        data = self.validated(TextSendInput, request.data)
+        message = message_send(session_id=data["sessionId"], to=data["to"], type="text",
+                               text=data["text"], **_send_kwargs(request))
+        return ok(MessageOutput(message).data, status=201)
+
+
+class MessageMediaSendApi(ApiView):
+    """POST /v1/messages/{image|video|document|audio}."""
+
+    kind = ""
+    required_scopes = {"POST": MESSAGES_SEND}
+    error_codes = (*SEND_ERRORS, "message_too_long", "media_url_inaccessible",
+                   "invalid_media_type", "media_size_exceeded")
+
+    @extend_schema(operation_id="messages_send_media",
+                   summary="Send an image, video, document or audio file by URL",
+                   request=MediaSendInput, responses={201: envelope(MessageOutput)})
+    def post(self, request):
+        data = self.validated(MediaSendInput, request.data)
+        try:
+            mime_type, size = media_probe(self.kind, data["url"])
+        except MediaError as error:
+            raise error.as_api_error() from error
+        default_name = filename_from_url(data["url"]) if self.kind == "document" else ""
+        media = MediaSpec(url=data["url"], mime_type=mime_type, size=size,
+                          filename=data.get("filename") or default_name,
+                          caption=data.get("caption", ""))
+        message = message_send(session_id=data["sessionId"], to=data["to"], type=self.kind,
+                               media=media, **_send_kwargs(request))
+        return ok(MessageOutput(message).data, status=201)
+
+
+MEDIA_VIEWS = {kind: type(f"Message{kind.title()}SendApi", (MessageMediaSendApi,),
+                          {"kind": kind}) for kind in KINDS}
+
+_STATUS_FILTER = {"queued": ["queued", "sending"], "sent": ["sent"], "delivered": ["delivered"],
+                  "read": ["read"], "failed": ["failed"], "received": ["received"]}
+
+
+def _status_filter(value: str) -> dict:
+    if value not in _STATUS_FILTER:
+        raise ApiError(E.invalid_request, field="status",
+                       reason=f"Must be one of: {', '.join(_STATUS_FILTER)}.")
+    return {"status__in": _STATUS_FILTER[value]}
+
+
+def _direction_filter(value: str) -> dict:
+    if value not in ("outbound", "inbound"):
+        raise ApiError(E.invalid_request, field="direction",
+                       reason="Must be outbound or inbound.")
+    return {"direction": value}
+
+
+class MessageListApi(ApiView):
+    required_scopes = {"GET": MESSAGES_READ}
+    error_codes = ("invalid_request",)
+
+    @extend_schema(
+        operation_id="messages_list", summary="List messages (newest first)",
+        parameters=[OpenApiParameter("sessionId", str),
+                    OpenApiParameter("status", enum=list(_STATUS_FILTER)),
+                    OpenApiParameter("direction", enum=["outbound", "inbound"]),
+                    OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
+        responses=envelope(MessageOutput, many=True),
+    )
+    def get(self, request):
+        page, next_cursor = paginate(
+            request.query_params,
+            Message.objects.filter(account_id=request.auth.account_id),
+            filters={"sessionId": lambda value: {"session_id": value},
+                     "status": _status_filter, "direction": _direction_filter},
+        )
+        return ok(MessageOutput(page, many=True).data, pagination={"nextCursor": next_cursor})
+
+
+class MessageDetailApi(ApiView):
+    required_scopes = {"GET": MESSAGES_READ}
+    error_codes = ("message_not_found",)
+
+    @extend_schema(operation_id="messages_get", summary="Get a message",
+                   responses=envelope(MessageOutput))
+    def get(self, request, message_id: str):
+        message = Message.objects.filter(account_id=request.auth.account_id,
+                                         pk=message_id).first()
+        if message is None:
+            raise ApiError(E.message_not_found)
+        return ok(MessageOutput(message).data)
