@@ -55,7 +55,8 @@ def celery_worker(transactional_db, settings):
     queue = f"{CELERY_TEST_QUEUE}-{uuid.uuid4().hex[:6]}"
     app.conf.task_default_queue = queue
     settings.SANDBOX_STATUS_DELAY_SECONDS = 0.2
-    env = {"SANDBOX_STATUS_DELAY_SECONDS": "0.2", "SWEEP_INTERVAL_SECONDS": "2"}
+    env = {"SANDBOX_STATUS_DELAY_SECONDS": "0.2", "SWEEP_INTERVAL_SECONDS": "2",
+           "ALLOW_PRIVATE_URLS": "true"}  # media and webhook servers of the tests are local
     with start_worker(queue=queue, namespace=settings.REDIS_NAMESPACE, extra_env=env) as worker:
         yield worker
         assert worker.poll() is None, "the Celery worker died during the test"

@@ -92,26 +92,33 @@ def test_pairing_connects_with_the_phone_number(harness, session_id):
 
 def test_sending_text_returns_an_id_and_receipts_follow_in_order(harness, session_id):
     connect(harness, session_id)
-    sent = harness.engine.send_text(session_id, message_id="msg_1", to="14155550123", text="hi")
+    message_id = new_id("msg")
+    sent = harness.engine.send_text(session_id, message_id=message_id, to="14155550123",
+                                    text="hi")
     assert sent.whatsapp_id
     receipts = harness.of_type(base.RECEIPT, session_id)
     assert [r.data["status"] for r in receipts] == ["sent", "delivered", "read"]
-    assert {r.data["messageId"] for r in receipts} == {"msg_1"}
+    assert {r.data["messageId"] for r in receipts} == {message_id}
     assert {r.data["whatsappId"] for r in receipts} == {sent.whatsapp_id}
     assert receipts[0].occurred_at <= receipts[1].occurred_at <= receipts[2].occurred_at
 
 
 def test_a_resend_of_the_same_message_is_recognised(harness, session_id):
     connect(harness, session_id)
-    first = harness.engine.send_text(session_id, message_id="msg_x", to="14155550123", text="a")
-    again = harness.engine.send_text(session_id, message_id="msg_x", to="14155550123", text="a")
+    message_id = new_id("msg")
+    first = harness.engine.send_text(session_id, message_id=message_id, to="14155550123",
+                                     text="a")
+    again = harness.engine.send_text(session_id, message_id=message_id, to="14155550123",
+                                     text="a")
     assert first.whatsapp_id == again.whatsapp_id
+    # the resend is the same WhatsApp message: its receipts are not repeated
+    assert len(harness.of_type(base.RECEIPT, session_id)) == 3
 
 
 def test_sending_media_takes_bytes(harness, session_id):
     connect(harness, session_id)
     sent = harness.engine.send_media(
-        session_id, message_id="msg_m", to="14155550123", kind="image",
+        session_id, message_id=new_id("msg"), to="14155550123", kind="image",
         data=b"\x89PNG\r\n\x1a\n" + b"0" * 32, mime_type="image/png", filename="a.png",
         caption="look",
     )
@@ -121,14 +128,16 @@ def test_sending_media_takes_bytes(harness, session_id):
 def test_a_rejected_send_raises_send_rejected(harness, session_id):
     connect(harness, session_id)
     with pytest.raises(SendRejected) as error:
-        harness.engine.send_text(session_id, message_id="m", to="14155550001", text="x")
+        harness.engine.send_text(session_id, message_id=new_id("msg"), to="14155550001",
+                                  text="x")
     assert error.value.code == "message_sending_failed"
 
 
 def test_sending_without_a_connection_is_unavailable(harness, session_id):
     harness.engine.start(session_id)
     with pytest.raises(EngineUnavailable):
-        harness.engine.send_text(session_id, message_id="m", to="14155550123", text="x")
+        harness.engine.send_text(session_id, message_id=new_id("msg"), to="14155550123",
+                                  text="x")
 
 
 def test_check_numbers(harness, session_id):

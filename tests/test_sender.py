@@ -1,0 +1,105 @@
+"""The per-session sender and the sweeper, driven directly (no worker): retries with backoff,
+the lease, requeueing what a dead sender left, failing what waited too long."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from messaging.models import Message
+from messaging.sender import messages_sweep, session_sender_run
+from sessions_app.engines import get_engine
+from sessions_app.models import Session
+from tests.conftest import connected_session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def session(alice, settings) -> dict:
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    return connected_session(alice)
+
+
+def queue(alice, session, n=1, **fields) -> list[Message]:
+    return [Message.objects.create(account=alice.account, session_id=session["id"],
+                                   direction="outbound", type="text", to_number="14155550123",
+                                   text=f"m{i}", status="queued", **fields) for i in range(n)]
+
+
+def test_a_run_sends_everything_queued_in_order(alice, session):
+    messages = queue(alice, session, 3)
+    assert session_sender_run(session_id=session["id"]) == "idle"
+    from sessions_app.event_consumer import engine_events_drain
+
+    engine_events_drain()
+    assert [Message.objects.get(pk=m.pk).status for m in messages] == ["read"] * 3
+
+
+def test_an_unavailable_engine_is_retried_with_backoff_then_fails(alice, session, settings):
+    settings.SEND_MAX_ATTEMPTS = 2
+    (message,) = queue(alice, session)
+    get_engine()._set(session["id"], state="stopped")  # the phone is gone, the DB not yet told
+    assert session_sender_run(session_id=session["id"]) == "backoff"
+    message.refresh_from_db()
+    assert message.status == "queued" and message.attempts == 1
+    assert message.next_attempt_at > timezone.now()
+    Message.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    session_sender_run(session_id=session["id"])
+    message.refresh_from_db()
+    assert message.status == "failed" and message.error_code == "message_sending_failed"
+    assert "2 attempts" in message.error_message
+
+
+def test_a_second_sender_finds_the_lease_taken(alice, session):
+    queue(alice, session)
+    Session.objects.filter(pk=session["id"]).update(
+        sender_lease_owner="other", sender_lease_until=timezone.now() + timedelta(seconds=30))
+    assert session_sender_run(session_id=session["id"]) == "busy"
+    assert Message.objects.get().status == "queued"
+
+
+def test_an_expired_lease_is_taken_over(alice, session):
+    queue(alice, session)
+    Session.objects.filter(pk=session["id"]).update(
+        sender_lease_owner="dead", sender_lease_until=timezone.now() - timedelta(seconds=1))
+    assert session_sender_run(session_id=session["id"]) == "idle"
+    assert Message.objects.get().status != "queued"
+
+
+def test_the_sweeper_requeues_a_message_whose_sender_died(alice, session, settings):
+    (message,) = queue(alice, session)
+    Message.objects.filter(pk=message.pk).update(
+        status="sending",
+        sending_started_at=timezone.now() - timedelta(
+            seconds=settings.MESSAGE_SENDING_TIMEOUT_SECONDS + 1))
+    fresh = queue(alice, session)[0]
+    Message.objects.filter(pk=fresh.pk).update(status="sending",
+                                               sending_started_at=timezone.now())
+    result = messages_sweep()
+    assert result["requeued"] == 1
+    assert Message.objects.get(pk=message.pk).status == "queued"
+    assert Message.objects.get(pk=fresh.pk).status == "sending"
+
+
+def test_the_sweeper_fails_messages_queued_too_long(alice, session, settings):
+    (old,) = queue(alice, session)
+    Message.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.MESSAGE_QUEUE_MAX_AGE_SECONDS + 5))
+    (recent,) = queue(alice, session)
+    assert messages_sweep()["expired"] == 1
+    old.refresh_from_db()
+    assert old.status == "failed" and old.error_code == "message_sending_failed"
+    assert "maximum age" in old.error_message
+    assert Message.objects.get(pk=recent.pk).status == "queued"
+
+
+def test_a_late_receipt_never_moves_a_message_backwards(alice, session):
+    from messaging.services import message_status_apply
+
+    (message,) = queue(alice, session)
+    assert message_status_apply(message_id=message.id, status="read")
+    assert not message_status_apply(message_id=message.id, status="delivered")
+    assert not message_status_apply(message_id=message.id, status="failed")
+    message.refresh_from_db()
+    assert message.status == "read" and message.delivered_at is None
