@@ -42,3 +42,11 @@ def new_event_id() -> str:
 
 def new_message_id() -> str:
     return new_id("msg")
+
+
+def new_webhook_id() -> str:
+    return new_id("whk")
+
+
+def new_delivery_id() -> str:
+    return new_id("dlv")

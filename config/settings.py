@@ -222,6 +222,12 @@ SENDER_LEASE_SECONDS = env_int("SENDER_LEASE_SECONDS", 60, minimum=1)
 # An engine event read by a consumer that never acknowledged it (killed) is handed out again
 # after this long.
 ENGINE_EVENT_CLAIM_TIMEOUT_SECONDS = env_int("ENGINE_EVENT_CLAIM_TIMEOUT_SECONDS", 30, minimum=1)
+# Webhooks: how long a rotated-out secret keeps signing; how long an endpoint may fail every
+# delivery before it is disabled.
+WEBHOOK_SECRET_GRACE_SECONDS = env_int("WEBHOOK_SECRET_GRACE_SECONDS", 86_400, minimum=0)
+WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = env_int(
+    "WEBHOOK_DISABLE_AFTER_FAILING_SECONDS", 5 * 86_400, minimum=60
+)
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 15.0, minimum=0.5)
 # How long an API key lookup may be served from the cache. Revocation clears it at once.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 60, minimum=0)
@@ -249,6 +255,8 @@ CELERY_BEAT_SCHEDULE = {
     "drain-engine-events": {"task": "sessions.drain_engine_events", "schedule": 5.0},
     "expire-overdue-qr-codes": {"task": "sessions.expire_overdue_qr_codes", "schedule": 10.0},
     "sweep-messages": {"task": "messaging.sweep_messages", "schedule": SWEEP_INTERVAL_SECONDS},
+    "sweep-deliveries": {"task": "webhooks.sweep_deliveries",
+                         "schedule": SWEEP_INTERVAL_SECONDS},
     "purge-idempotency-records": {"task": "messaging.purge_idempotency_records",
                                   "schedule": 3600.0},
 }

@@ -32,6 +32,7 @@ v1 = [
     path("", include("accounts.urls")),
     path("", include("sessions_app.urls")),
     path("", include("messaging.urls")),
+    path("", include("webhooks.urls")),
     # Anything else under /v1 is an unknown route, answered in the error envelope.
     re_path(r"^.*$", views.api_route_not_found),
 ]

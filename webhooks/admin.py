@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from webhooks.models import Event
+from webhooks.models import Delivery, DeliveryAttempt, Event, Webhook
+from webhooks.services import delivery_retry, webhook_disable, webhook_update
 
 
 @admin.register(Event)
@@ -16,3 +17,72 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ("id", "account", "url", "is_active", "disabled_reason", "failing_since",
+                    "created_at")
+    list_filter = ("is_active", ("deleted_at", admin.EmptyFieldListFilter))
+    search_fields = ("=id", "url", "account__name", "=account__id")
+    list_select_related = ("account",)
+    exclude = ("secret", "previous_secret")  # never shown, not even to operators
+    readonly_fields = ("id", "account", "url", "events", "session", "is_active",
+                       "disabled_reason", "disabled_at", "failing_since",
+                       "previous_secret_expires_at", "delivery_lease_owner",
+                       "delivery_lease_until", "created_at", "updated_at", "deleted_at",
+                       "description")
+    actions = ("disable_webhooks", "enable_webhooks")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # registration sends a test event: customers use the API
+
+    @admin.action(description="Disable the selected webhooks")
+    def disable_webhooks(self, request, queryset):
+        for hook in queryset:
+            webhook_disable(webhook_id=hook.id,
+                            reason=f"disabled by operator {request.user.get_username()}")
+        self.message_user(request, f"Disabled {queryset.count()} webhook(s).")
+
+    @admin.action(description="Enable the selected webhooks")
+    def enable_webhooks(self, request, queryset):
+        for hook in queryset:
+            webhook_update(webhook=hook, enabled=True)
+        self.message_user(request, f"Enabled {queryset.count()} webhook(s).")
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ("attempted_at", "status_code", "latency_ms", "response_snippet", "error")
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ("id", "webhook", "event_type", "status", "attempts", "last_status_code",
+                    "next_attempt_at", "created_at")
+    list_filter = ("status", "event__type")
+    search_fields = ("=id", "=event__id", "=webhook__id", "webhook__account__name")
+    list_select_related = ("webhook", "event")
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    inlines = (DeliveryAttemptInline,)
+    actions = ("redeliver",)
+    show_full_result_count = False
+
+    @admin.display(description="event")
+    def event_type(self, obj: Delivery) -> str:
+        return obj.event.type
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Deliver the selected again now")
+    def redeliver(self, request, queryset):
+        for delivery in queryset:
+            delivery_retry(delivery=delivery)
+        self.message_user(request, f"Queued {queryset.count()} delivery(ies) again.")

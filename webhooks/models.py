@@ -1,7 +1,7 @@
 from django.db import models
 
 from accounts.models import Account
-from config.ids import new_event_id
+from config.ids import new_delivery_id, new_event_id, new_webhook_id
 
 
 class Event(models.Model):
@@ -21,3 +21,86 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
+
+
+class Webhook(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=new_webhook_id,
+                          editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2048)
+    events = models.JSONField()
+    session = models.ForeignKey("sessions_app.Session", null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="webhooks")
+    description = models.CharField(max_length=200, blank=True)
+    secret = models.CharField(max_length=100)
+    # During a rotation the previous secret signs too, until it expires.
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    # Since when every delivery has failed (cleared by a success): 5 days of it disables.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    delivery_lease_owner = models.CharField(max_length=64, blank=True)
+    delivery_lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "-id"], name="webhook_account_id")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Delivery(models.Model):
+    """One event for one webhook, retried until it succeeds or its schedule runs out."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_delivery_id,
+                          editable=False)
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices,
+                              default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["webhook", "status", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["webhook", "-id"], name="delivery_webhook_id"),
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_status_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.status}"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField()
+    response_snippet = models.CharField(max_length=500, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["attempted_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.attempted_at:%Y-%m-%d %H:%M:%S} {self.status_code or self.error}"

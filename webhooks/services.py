@@ -1,17 +1,216 @@
-"""Writes for webhook events."""
+"""Writes for webhooks: the event outbox, registration with its checks, rotation, replay."""
 
+import json
+import logging
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from webhooks.models import Event
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import ApiError, E
+from config.ids import new_id
+from config.safe_http import FetchFailed, PinnedEndpoint, UrlRefused
+from webhooks.models import Delivery, DeliveryStatus, Event, Webhook
+from webhooks.signing import secret_generate, signature_headers
+
+logger = logging.getLogger(__name__)
 
 EVENT_TYPES = ("message.received", "message.status", "session.status")
+USER_AGENT = f"{settings.SERVICE_NAME}-webhooks/1"
+TEST_TIMEOUT_SECONDS = 5.0
 
 
-def event_record(
-    *, account_id: str, type: str, session_id: str, data: dict[str, Any]
-) -> Event:
-    """Record an event for the account. Call it inside the transaction that made the change,
-    so the event exists if and only if the change does."""
+def _iso(moment) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_record(*, account_id: str, type: str, session_id: str, data: dict[str, Any]) -> Event:
+    """Record an event and queue one delivery per matching webhook. Call it inside the
+    transaction that made the change: the event and its deliveries exist if and only if the
+    change does (a durable outbox), and delivery starts after commit."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}")
-    return Event.objects.create(account_id=account_id, type=type, session_id=session_id, data=data)
+    event = Event.objects.create(account_id=account_id, type=type, session_id=session_id,
+                                 data=data)
+    hooks = [
+        hook for hook in Webhook.objects.filter(account_id=account_id, is_active=True,
+                                                deleted_at__isnull=True)
+        if type in hook.events and (hook.session_id is None or hook.session_id == session_id)
+    ]
+    if hooks:
+        now = timezone.now()
+        Delivery.objects.bulk_create(
+            [Delivery(webhook=hook, event=event, next_attempt_at=now) for hook in hooks]
+        )
+        from webhooks.tasks import schedule_delivery
+
+        for hook in hooks:
+            schedule_delivery(hook.id)
+    return event
+
+
+def event_body(event: Event) -> str:
+    """The delivered JSON body, the same bytes on every retry."""
+    return json.dumps(
+        {"id": event.id, "event": event.type, "createdAt": _iso(event.created_at),
+         "sessionId": event.session_id or None, "data": event.data},
+        separators=(",", ":"), sort_keys=True,
+    )
+
+
+def secrets_in_use(webhook: Webhook, now=None) -> list[str]:
+    now = now or timezone.now()
+    in_use = [webhook.secret]
+    if webhook.previous_secret and webhook.previous_secret_expires_at and (
+        webhook.previous_secret_expires_at > now
+    ):
+        in_use.append(webhook.previous_secret)
+    return in_use
+
+
+def signed_headers(webhook: Webhook, *, message_id: str, body: str, now=None) -> dict[str, str]:
+    now = now or timezone.now()
+    return {
+        **signature_headers(secrets_in_use=secrets_in_use(webhook, now), message_id=message_id,
+                            timestamp=now, body=body),
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+
+
+# --- registration --------------------------------------------------------------------------
+
+
+def validate_webhook_url(url: str) -> str:
+    """Shape and scheme only (the address is checked when the test event is sent)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ApiError(E.invalid_webhook_url, field="url", reason="Malformed URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ApiError(E.invalid_webhook_url, field="url",
+                       reason="Use an absolute http(s) URL.")
+    if parts.scheme == "http" and settings.WEBHOOK_REQUIRE_HTTPS:
+        raise ApiError(E.invalid_webhook_url, field="url", reason="Use an https URL.")
+    if parts.username or parts.password:
+        raise ApiError(E.invalid_webhook_url, field="url",
+                       reason="Credentials in the URL are not allowed.")
+    return url
+
+
+def validate_events(events: list[str]) -> list[str]:
+    if not events:
+        raise ApiError(E.invalid_webhook_event, field="events",
+                       reason="Name at least one event.")
+    for name in events:
+        if name not in EVENT_TYPES:
+            raise ApiError(E.invalid_webhook_event, field="events",
+                           reason=f"'{name}' is not an event; use {', '.join(EVENT_TYPES)}.")
+    return list(dict.fromkeys(events))
+
+
+def webhook_send_test(*, url: str, secrets: list[str]) -> dict:
+    """Send a signed `webhook.test` event now and wait for the answer (5 s at most). Raises
+    the documented error when the endpoint cannot take it."""
+    now = timezone.now()
+    event_id = new_id("evt")
+    body = json.dumps({"id": event_id, "event": "webhook.test", "createdAt": _iso(now),
+                       "sessionId": None, "data": {"message": "Test event"}},
+                      separators=(",", ":"))
+    headers = {**signature_headers(secrets_in_use=secrets, message_id=event_id, timestamp=now,
+                                   body=body),
+               "Content-Type": "application/json", "User-Agent": USER_AGENT}
+    started = timezone.now()
+    try:
+        with PinnedEndpoint(url, timeout=TEST_TIMEOUT_SECONDS) as endpoint:
+            answer = endpoint.post(body.encode(), headers)
+    except UrlRefused as refused:
+        raise ApiError(E.invalid_webhook_url, field="url", reason=refused.reason) from refused
+    except FetchFailed as failed:
+        if failed.timeout:
+            raise ApiError(E.webhook_response_timeout, field="url",
+                           reason="No answer within 5 seconds.") from failed
+        raise ApiError(E.webhook_url_unreachable, field="url", reason=failed.reason) from failed
+    latency = int((timezone.now() - started).total_seconds() * 1000)
+    if not 200 <= answer.status_code < 300:
+        raise ApiError(E.webhook_url_unreachable, field="url",
+                       reason=f"The test event was answered with HTTP {answer.status_code}.")
+    return {"eventId": event_id, "statusCode": answer.status_code, "latencyMs": latency}
+
+
+def webhook_create(*, account_id: str, url: str, events: list[str], session_id: str | None,
+                   secret: str | None, description: str = "") -> Webhook:
+    validate_webhook_url(url)
+    events = validate_events(events)
+    secret = secret or secret_generate()
+    webhook_send_test(url=url, secrets=[secret])
+    return Webhook.objects.create(account_id=account_id, url=url, events=events,
+                                  session_id=session_id, secret=secret,
+                                  description=description)
+
+
+UNCHANGED: Any = object()  # a PATCH field that was not sent (None means "clear it")
+
+
+def webhook_update(*, webhook: Webhook, url: str | None = None, events: list[str] | None = None,
+                   session_id: str | None = UNCHANGED, enabled: bool | None = None,
+                   description: str | None = None, rotate_secret: bool = False,
+                   secret: str | None = None) -> tuple[Webhook, str | None]:
+    """Change a webhook. Returns it with the new secret when the secret was rotated (shown
+    once); the old secret keeps signing for WEBHOOK_SECRET_GRACE_SECONDS."""
+    if url is not None and url != webhook.url:
+        validate_webhook_url(url)
+        webhook_send_test(url=url, secrets=secrets_in_use(webhook))
+        webhook.url = url
+    if events is not None:
+        webhook.events = validate_events(events)
+    if session_id is not UNCHANGED:
+        webhook.session_id = session_id
+    if description is not None:
+        webhook.description = description
+    if enabled is True and not webhook.is_active:
+        webhook.is_active, webhook.disabled_reason = True, ""
+        webhook.disabled_at = webhook.failing_since = None
+    elif enabled is False and webhook.is_active:
+        webhook.is_active, webhook.disabled_reason = False, "disabled through the API"
+        webhook.disabled_at = timezone.now()
+    new_secret = None
+    if rotate_secret or secret:
+        new_secret = secret or secret_generate()
+        webhook.previous_secret = webhook.secret
+        webhook.previous_secret_expires_at = timezone.now() + timedelta(
+            seconds=settings.WEBHOOK_SECRET_GRACE_SECONDS)
+        webhook.secret = new_secret
+    webhook.save()
+    if enabled:
+        from webhooks.tasks import schedule_delivery
+
+        transaction.on_commit(lambda: schedule_delivery(webhook.id))
+    return webhook, new_secret
+
+
+def webhook_delete(*, webhook: Webhook) -> None:
+    webhook.deleted_at = timezone.now()
+    webhook.is_active = False
+    webhook.save(update_fields=["deleted_at", "is_active", "updated_at"])
+
+
+def webhook_disable(*, webhook_id: str, reason: str) -> None:
+    Webhook.objects.filter(pk=webhook_id, is_active=True).update(
+        is_active=False, disabled_reason=reason[:300], disabled_at=timezone.now())
+    logger.warning("webhook %s disabled: %s", webhook_id, reason)
+
+
+def delivery_retry(*, delivery: Delivery) -> Delivery:
+    """Deliver again now (replay), whatever its state; its attempts go on being recorded."""
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.PENDING, next_attempt_at=timezone.now())
+    from webhooks.tasks import schedule_delivery
+
+    transaction.on_commit(lambda: schedule_delivery(delivery.webhook_id, dedupe=False))
+    delivery.refresh_from_db()
+    return delivery

@@ -1,0 +1,313 @@
+"""Webhook delivery: the outbox, signed at-least-once delivery, the retry schedule (time
+injected, never slept), 410, auto-disable, replay, and end to end through a real worker."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook as ReferenceVerifier
+
+from tests.conftest import connected_session
+from tests.support.http_server import LocalServer, Route
+from tests.support.worker import wait_until
+from webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS, webhook_deliver_due
+from webhooks.models import Delivery, Webhook
+from webhooks.services import event_record
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def receiver(settings):
+    settings.ALLOW_PRIVATE_URLS = True
+    settings.WEBHOOK_REQUIRE_HTTPS = False
+    with LocalServer() as server:
+        server.routes["/hook"] = Route(status=200, body=b"thanks")
+        yield server
+
+
+def register(tenant, receiver, path="/hook", events=("message.status", "session.status",
+                                                    "message.received"), **extra) -> dict:
+    response = tenant.http.post("/v1/webhooks", json={
+        "url": receiver.url(path), "events": list(events), **extra})
+    assert response.status_code == 201, response.text
+    receiver.hits.clear()  # forget the registration's test event
+    return response.json()["data"]
+
+
+def record(account, type="message.status", session_id="ses_x", data=None):
+    with transaction.atomic():
+        return event_record(account_id=account.id, type=type, session_id=session_id,
+                            data=data or {"id": "msg_1", "status": "sent"})
+
+
+class Clock:
+    def __init__(self):
+        self.now = timezone.now()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += timedelta(seconds=seconds)
+
+
+def no_jitter(low, high):
+    return 0.0
+
+
+def test_an_event_makes_one_delivery_per_matching_webhook(alice, bob, receiver):
+    status_hook = register(alice, receiver, events=["message.status"])
+    session_hook = register(alice, receiver, events=["session.status"])
+    bobs = register(bob, receiver, events=["message.status"])
+    event = record(alice.account)
+    assert list(Delivery.objects.filter(event=event).values_list("webhook_id", flat=True)) == [
+        status_hook["id"]]
+    assert not Delivery.objects.filter(webhook_id__in=[session_hook["id"], bobs["id"]]).exists()
+
+
+def test_a_session_filter_limits_the_events(alice, receiver):
+    session = alice.http.post("/v1/sessions", json={}).json()["data"]["id"]
+    hook = register(alice, receiver, sessionId=session)
+    record(alice.account, session_id="ses_other")
+    mine = record(alice.account, session_id=session)
+    assert list(Delivery.objects.filter(webhook_id=hook["id"])
+                .values_list("event_id", flat=True)) == [mine.id]
+
+
+def test_a_rolled_back_change_leaves_no_event_and_no_delivery(alice, receiver):
+    register(alice, receiver)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        event_record(account_id=alice.account.id, type="message.status", session_id="s",
+                     data={})
+        raise RuntimeError("the change failed")
+    assert not Delivery.objects.exists()
+
+
+def test_a_delivery_is_signed_and_carries_the_event(alice, receiver):
+    hook = register(alice, receiver)
+    event = record(alice.account, data={"id": "msg_9", "status": "delivered"})
+    assert webhook_deliver_due(webhook_id=hook["id"]) == "idle"
+    (hit,) = receiver.hits_for("/hook")
+    headers = {k.lower(): v for k, v in hit.headers.items()}
+    payload = ReferenceVerifier(hook["secret"]).verify(hit.body, headers)
+    assert payload == {"id": event.id, "event": "message.status",
+                       "createdAt": event.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                       "sessionId": "ses_x", "data": {"id": "msg_9", "status": "delivered"}}
+    assert headers["webhook-id"] == event.id
+    delivery = Delivery.objects.get(event=event)
+    assert delivery.status == "succeeded" and delivery.attempts == 1
+    assert delivery.attempt_log.get().status_code == 200
+
+
+def test_retries_follow_the_schedule_then_dead_letter(alice, receiver):
+    hook = register(alice, receiver)
+    receiver.routes["/hook"] = Route(status=503, body=b"down")
+    event = record(alice.account)
+    clock = Clock()
+    started = clock.now
+    waits = []
+    for _ in range(MAX_ATTEMPTS):
+        webhook_deliver_due(webhook_id=hook["id"], clock=clock, jitter=no_jitter)
+        delivery = Delivery.objects.get(event=event)
+        if delivery.next_attempt_at is None:
+            break
+        waits.append((delivery.next_attempt_at - clock.now).total_seconds())
+        clock.now = delivery.next_attempt_at
+    assert waits == RETRY_DELAYS
+    assert (clock.now - started) >= timedelta(hours=24)
+    delivery = Delivery.objects.get(event=event)
+    assert delivery.status == "failed" and delivery.attempts == MAX_ATTEMPTS
+    assert delivery.attempt_log.count() == MAX_ATTEMPTS
+    assert delivery.last_status_code == 503 and delivery.last_error == "HTTP 503"
+    # The same webhook-id on every attempt: receivers deduplicate on it.
+    assert {hit.headers["webhook-id"] for hit in receiver.hits_for("/hook")} == {event.id}
+    assert len(receiver.hits_for("/hook")) == MAX_ATTEMPTS
+
+
+def test_jitter_stays_within_ten_percent(alice, receiver):
+    from webhooks.delivery import retry_delay
+
+    assert retry_delay(2, jitter=lambda a, b: b) == pytest.approx(300 * 1.1)
+    assert retry_delay(2, jitter=lambda a, b: a) == pytest.approx(300 * 0.9)
+
+
+def test_retry_after_is_honoured(alice, receiver):
+    hook = register(alice, receiver)
+    receiver.routes["/hook"] = Route(status=429, headers={"Retry-After": "900"})
+    event = record(alice.account)
+    clock = Clock()
+    webhook_deliver_due(webhook_id=hook["id"], clock=clock, jitter=no_jitter)
+    delivery = Delivery.objects.get(event=event)
+    assert (delivery.next_attempt_at - clock.now).total_seconds() == 900
+
+
+def test_redirects_are_not_followed(alice, receiver):
+    hook = register(alice, receiver)
+    receiver.routes["/hook"] = Route(status=301, headers={"Location": "/elsewhere"})
+    record(alice.account)
+    assert webhook_deliver_due(webhook_id=hook["id"]) == "failed"
+    assert receiver.hits_for("/elsewhere") == []
+    assert Delivery.objects.get().last_status_code == 301
+
+
+def test_a_410_disables_the_webhook(alice, receiver):
+    hook = register(alice, receiver)
+    receiver.routes["/hook"] = Route(status=410)
+    record(alice.account)
+    webhook_deliver_due(webhook_id=hook["id"])
+    assert Delivery.objects.get().status == "failed"
+    data = alice.http.get(f"/v1/webhooks/{hook['id']}").json()["data"]
+    assert data["enabled"] is False and "410" in data["disabledReason"]
+    record(alice.account)
+    assert Delivery.objects.count() == 1  # a disabled webhook gets no new deliveries
+
+
+def test_five_days_of_failures_disable_the_webhook(alice, receiver):
+    hook = register(alice, receiver)
+    receiver.routes["/hook"] = Route(status=500)
+    record(alice.account)
+    clock = Clock()
+    webhook_deliver_due(webhook_id=hook["id"], clock=clock, jitter=no_jitter)
+    first_failure = Webhook.objects.get(pk=hook["id"])
+    assert first_failure.is_active and first_failure.failing_since == clock.now
+    clock.advance(5 * 86400)
+    record(alice.account)
+    Delivery.objects.update(next_attempt_at=clock.now)
+    webhook_deliver_due(webhook_id=hook["id"], clock=clock, jitter=no_jitter)
+    webhook = Webhook.objects.get(pk=hook["id"])
+    assert not webhook.is_active and "Every delivery failed since" in webhook.disabled_reason
+
+
+def test_a_success_clears_the_failing_streak(alice, receiver):
+    hook = register(alice, receiver)
+    receiver.routes["/hook"] = Route(status=500)
+    record(alice.account)
+    webhook_deliver_due(webhook_id=hook["id"])
+    assert Webhook.objects.get(pk=hook["id"]).failing_since is not None
+    receiver.routes["/hook"] = Route(status=204)
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    webhook_deliver_due(webhook_id=hook["id"])
+    assert Webhook.objects.get(pk=hook["id"]).failing_since is None
+
+
+def test_deliveries_api_lists_attempts_and_replays(alice, receiver):
+    hook = register(alice, receiver)
+    receiver.routes["/hook"] = Route(status=500, body=b"exploded")
+    record(alice.account)
+    webhook_deliver_due(webhook_id=hook["id"])
+    listed = alice.http.get(f"/v1/webhooks/{hook['id']}/deliveries",
+                            params={"status": "pending", "event": "message.status"}).json()
+    (delivery,) = listed["data"]
+    assert delivery["attempts"] == 1 and delivery["lastStatusCode"] == 500
+    assert delivery["attemptLog"][0]["responseSnippet"] == "exploded"
+    assert alice.http.get(f"/v1/webhooks/{hook['id']}/deliveries",
+                          params={"status": "succeeded"}).json()["data"] == []
+    receiver.routes["/hook"] = Route(status=200)
+    replay = alice.http.post(f"/v1/webhooks/{hook['id']}/deliveries/{delivery['id']}/retry")
+    assert replay.status_code == 202 and replay.json()["data"]["status"] == "pending"
+    webhook_deliver_due(webhook_id=hook["id"])
+    detail = alice.http.get(f"/v1/webhooks/{hook['id']}/deliveries/{delivery['id']}").json()
+    assert detail["data"]["status"] == "succeeded"
+    assert [a["statusCode"] for a in detail["data"]["attemptLog"]] == [500, 200]
+
+
+def test_a_succeeded_delivery_can_be_replayed_on_demand(alice, receiver):
+    hook = register(alice, receiver)
+    event = record(alice.account)
+    webhook_deliver_due(webhook_id=hook["id"])
+    delivery = Delivery.objects.get(event=event)
+    alice.http.post(f"/v1/webhooks/{hook['id']}/deliveries/{delivery.id}/retry")
+    webhook_deliver_due(webhook_id=hook["id"])
+    assert [hit.headers["webhook-id"] for hit in receiver.hits_for("/hook")] == [event.id] * 2
+
+
+def test_delivery_routes_are_isolated(alice, bob, receiver):
+    hook = register(alice, receiver)
+    record(alice.account)
+    delivery = Delivery.objects.get()
+    for path in (f"/v1/webhooks/{hook['id']}/deliveries/{delivery.id}",
+                 f"/v1/webhooks/{hook['id']}/deliveries/{delivery.id}/retry"):
+        method = "POST" if path.endswith("retry") else "GET"
+        response = bob.http.request(method, path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "resource_not_found"
+    bobs = register(bob, receiver)
+    response = bob.http.get(f"/v1/webhooks/{bobs['id']}/deliveries/{delivery.id}")
+    assert response.json()["error"]["details"]["reason"] == "No such delivery."
+
+
+@pytest.mark.parametrize(("params", "field"), [({"status": "lost"}, "status"),
+                                               ({"event": "nope"}, "event")])
+def test_bad_delivery_filters(alice, receiver, params, field):
+    hook = register(alice, receiver)
+    response = alice.http.get(f"/v1/webhooks/{hook['id']}/deliveries", params=params)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == field
+
+
+# --- end to end through a real worker -------------------------------------------------------
+
+
+def test_a_message_lifecycle_arrives_signed_and_in_order(alice, receiver, celery_worker):
+    session = connected_session(alice)
+    hook = register(alice, receiver, events=["message.status"])
+    message = alice.http.post("/v1/messages/text", json={
+        "sessionId": session["id"], "to": "14155550123", "text": "hi"}).json()["data"]
+    wait_until(lambda: len(receiver.hits_for("/hook")) >= 3)
+    statuses = []
+    for hit in receiver.hits_for("/hook"):
+        headers = {k.lower(): v for k, v in hit.headers.items()}
+        payload = ReferenceVerifier(hook["secret"]).verify(hit.body, headers)
+        assert payload["data"]["id"] == message["id"]
+        statuses.append(payload["data"]["status"])
+    assert statuses == ["sent", "delivered", "read"]
+
+
+def test_inbound_messages_and_session_changes_are_pushed(alice, receiver, celery_worker):
+    hook = register(alice, receiver, events=["message.received", "session.status"])
+    session = connected_session(alice)
+    alice.http.post(f"/v1/sandbox/sessions/{session['id']}/inbound",
+                    json={"from": "447911123456", "text": "hello"})
+    wait_until(lambda: any(json.loads(h.body)["event"] == "message.received"
+                           for h in receiver.hits_for("/hook")))
+    events = [json.loads(h.body) for h in receiver.hits_for("/hook")]
+    session_statuses = [e["data"]["status"] for e in events if e["event"] == "session.status"]
+    assert session_statuses[:3] == ["starting", "qr_pending", "connected"]
+    received = next(e for e in events if e["event"] == "message.received")
+    assert received["data"]["text"] == "hello" and received["sessionId"] == session["id"]
+    wait_until(lambda: not Delivery.objects.filter(webhook_id=hook["id"])
+               .exclude(status="succeeded").exists())
+
+
+def test_the_sweeper_delivers_what_no_task_took(alice, receiver, celery_worker):
+    hook = register(alice, receiver)
+    # A delivery whose wake-up was lost (the broker was down when it was written).
+    from webhooks.models import Event
+
+    event = Event.objects.create(account=alice.account, type="message.status", session_id="s",
+                                 data={"id": "m"})
+    delivery = Delivery.objects.create(webhook_id=hook["id"], event=event,
+                                       next_attempt_at=timezone.now())
+    wait_until(lambda: Delivery.objects.get(pk=delivery.pk).status == "succeeded", timeout=30)
+
+
+def test_a_slow_endpoint_does_not_hold_up_another_customer(alice, bob, receiver,
+                                                           celery_worker):
+    slow = register(alice, receiver)
+    fast = register(bob, receiver, path="/hook")
+    Webhook.objects.filter(pk=slow["id"]).update(url=receiver.url("/slow"))
+    receiver.routes["/slow"] = Route(status=200, delay=4)
+    with transaction.atomic():
+        event_record(account_id=alice.account.id, type="message.status", session_id="s",
+                     data={})
+        event_record(account_id=bob.account.id, type="message.status", session_id="s",
+                     data={})
+    fast_delivery = Delivery.objects.get(webhook_id=fast["id"])
+    slow_delivery = Delivery.objects.get(webhook_id=slow["id"])
+    wait_until(lambda: Delivery.objects.get(pk=fast_delivery.pk).status == "succeeded")
+    # Bob's event went through while Alice's endpoint was still holding its request.
+    assert Delivery.objects.get(pk=slow_delivery.pk).status == "pending"
+    wait_until(lambda: Delivery.objects.get(pk=slow_delivery.pk).status == "succeeded")

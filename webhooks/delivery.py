@@ -1,0 +1,192 @@
+"""Delivering events to one webhook endpoint.
+
+One run per endpoint at a time (a lease on the webhook row), sending its due deliveries in
+order over one kept-alive connection, stopping at the first failure: a slow or dead endpoint
+costs one 5 s timeout per run and never holds up another customer's endpoint (each endpoint
+has its own runs). Attempts follow the Standard Webhooks schedule with jitter, honour
+`Retry-After`, and every attempt is recorded. 2xx is success; 410 disables the webhook; after
+the last attempt the delivery is `failed` (dead letter); an endpoint failing continuously for
+WEBHOOK_DISABLE_AFTER_FAILING_SECONDS is disabled.
+"""
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from config.safe_http import Answer, FetchFailed, PinnedEndpoint, UrlRefused
+from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Webhook
+from webhooks.services import event_body, signed_headers, webhook_disable
+
+logger = logging.getLogger(__name__)
+
+# Seconds to wait after attempt 1, 2, ... (Standard Webhooks' schedule): 10 attempts over ~3 days.
+RETRY_DELAYS = [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600,
+                24 * 3600]
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+JITTER = 0.1
+TIMEOUT_SECONDS = 5.0
+RUN_BUDGET_SECONDS = 25
+LEASE_SECONDS = 60
+
+
+def retry_delay(attempts: int, retry_after: float | None = None,
+                jitter: Callable[[float, float], float] = random.uniform) -> float:
+    """Seconds before the next attempt after `attempts` failed ones."""
+    base = RETRY_DELAYS[attempts - 1]
+    delay = base * (1 + jitter(-JITTER, JITTER))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, RETRY_DELAYS[-1]))
+    return delay
+
+
+def _retry_after(answer: Answer) -> float | None:
+    value = answer.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+def _lease(webhook_id: str, owner: str, now: datetime) -> bool:
+    return Webhook.objects.filter(
+        Q(delivery_lease_until__isnull=True) | Q(delivery_lease_until__lt=now)
+        | Q(delivery_lease_owner=owner),
+        pk=webhook_id,
+    ).update(delivery_lease_owner=owner,
+             delivery_lease_until=now + timedelta(seconds=LEASE_SECONDS)) == 1
+
+
+def _release(webhook_id: str, owner: str) -> None:
+    Webhook.objects.filter(pk=webhook_id, delivery_lease_owner=owner).update(
+        delivery_lease_owner="", delivery_lease_until=None)
+
+
+def _due(webhook_id: str, now: datetime):
+    return Delivery.objects.filter(webhook_id=webhook_id, status=DeliveryStatus.PENDING,
+                                   next_attempt_at__lte=now)
+
+
+def webhook_deliver_due(*, webhook_id: str, clock: Callable[[], datetime] = timezone.now,
+                        jitter: Callable[[float, float], float] = random.uniform) -> str:
+    """Send the webhook's due deliveries. Returns why it stopped. `clock` and `jitter` are
+    injectable so the schedule can be tested without waiting."""
+    owner = uuid.uuid4().hex
+    if not _lease(webhook_id, owner, clock()):
+        return "busy"
+    try:
+        return _run(webhook_id, owner, clock, jitter)
+    finally:
+        _release(webhook_id, owner)
+
+
+def _run(webhook_id, owner, clock, jitter) -> str:
+    webhook = Webhook.objects.filter(pk=webhook_id).first()
+    if webhook is None or not webhook.is_active or webhook.deleted_at is not None:
+        return "inactive"
+    started = time.monotonic()
+    endpoint = None
+    try:
+        while True:
+            now = clock()
+            delivery = _due(webhook_id, now).select_related("event").order_by("id").first()
+            if delivery is None:
+                return "idle"
+            if time.monotonic() - started > RUN_BUDGET_SECONDS:
+                return "budget"
+            _lease(webhook_id, owner, now)
+            try:
+                if endpoint is None:
+                    endpoint = PinnedEndpoint(webhook.url, timeout=TIMEOUT_SECONDS)
+                ok = _attempt(webhook, delivery, endpoint, now, jitter)
+            except UrlRefused as refused:
+                ok = _record_failure(webhook, delivery, now, jitter, error=refused.reason)
+            except FetchFailed as failed:
+                ok = _record_failure(webhook, delivery, now, jitter, error=failed.reason)
+            if not ok:
+                return "failed"
+            webhook.refresh_from_db(fields=["is_active", "failing_since"])
+            if not webhook.is_active:
+                return "inactive"
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+
+
+def _attempt(webhook: Webhook, delivery: Delivery, endpoint: PinnedEndpoint, now: datetime,
+             jitter) -> bool:
+    body = event_body(delivery.event)
+    headers = signed_headers(webhook, message_id=delivery.event_id, body=body, now=now)
+    started = time.monotonic()
+    try:
+        answer = endpoint.post(body.encode(), headers)
+    except FetchFailed as failed:
+        return _record_failure(webhook, delivery, now, jitter, error=failed.reason,
+                               latency=time.monotonic() - started)
+    latency = time.monotonic() - started
+    snippet = answer.snippet.decode("utf-8", "replace")
+    if 200 <= answer.status_code < 300:
+        DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now,
+                                       status_code=answer.status_code,
+                                       latency_ms=int(latency * 1000), response_snippet=snippet)
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.SUCCEEDED, attempts=delivery.attempts + 1, last_attempt_at=now,
+            last_status_code=answer.status_code, last_error="", succeeded_at=now,
+            next_attempt_at=None)
+        if webhook.failing_since is not None:
+            Webhook.objects.filter(pk=webhook.pk).update(failing_since=None)
+        return True
+    if answer.status_code == 410:
+        _record_failure(webhook, delivery, now, jitter, status_code=410, snippet=snippet,
+                        error="the endpoint answered 410 Gone", latency=latency, final=True)
+        webhook_disable(webhook_id=webhook.id, reason="The endpoint answered 410 Gone.")
+        return False
+    return _record_failure(webhook, delivery, now, jitter, status_code=answer.status_code,
+                           snippet=snippet, error=f"HTTP {answer.status_code}",
+                           latency=latency, retry_after=_retry_after(answer))
+
+
+def _record_failure(webhook: Webhook, delivery: Delivery, now: datetime, jitter, *,
+                    error: str, status_code: int | None = None, snippet: str = "",
+                    latency: float = 0.0, retry_after: float | None = None,
+                    final: bool = False) -> bool:
+    attempts = delivery.attempts + 1
+    DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now, status_code=status_code,
+                                   latency_ms=int(latency * 1000),
+                                   response_snippet=snippet[:500], error=error[:500])
+    update = {"attempts": attempts, "last_attempt_at": now, "last_status_code": status_code,
+              "last_error": error[:500]}
+    if final or attempts >= MAX_ATTEMPTS:
+        update.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+    else:
+        delay = retry_delay(attempts, retry_after, jitter)
+        update["next_attempt_at"] = now + timedelta(seconds=delay)
+    Delivery.objects.filter(pk=delivery.pk).update(**update)
+    failing_since = webhook.failing_since or now
+    if webhook.failing_since is None:
+        Webhook.objects.filter(pk=webhook.pk, failing_since__isnull=True).update(
+            failing_since=now)
+    if now - failing_since >= timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_FAILING_SECONDS):
+        webhook_disable(webhook_id=webhook.id,
+                        reason=f"Every delivery failed since {failing_since:%Y-%m-%d %H:%M} UTC "
+                               f"(last: {error[:100]}).")
+    return False
+
+
+def deliveries_sweep(now: datetime | None = None) -> int:
+    """Wake the delivery run of every active webhook with due deliveries (a lost wake-up or a
+    dead worker). Returns how many were woken."""
+    from webhooks.tasks import schedule_delivery
+
+    now = now or timezone.now()
+    webhook_ids = set(
+        Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now,
+                                webhook__is_active=True)
+        .values_list("webhook_id", flat=True).distinct()[:10_000]
+    )
+    for webhook_id in webhook_ids:
+        schedule_delivery(webhook_id, dedupe=False)
+    return len(webhook_ids)

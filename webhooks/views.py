@@ -1,0 +1,259 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+
+from accounts.scopes import WEBHOOKS_READ, WEBHOOKS_WRITE
+from config.api import ApiView, InputSerializer, StrictBooleanField, StrictCharField, ok
+from config.errors import ApiError, E
+from config.pagination import choice_filter, paginate
+from config.schema import envelope
+from sessions_app.selectors import session_get
+from webhooks.models import Delivery, DeliveryStatus, Webhook
+from webhooks.services import (
+    EVENT_TYPES,
+    UNCHANGED,
+    delivery_retry,
+    secrets_in_use,
+    webhook_create,
+    webhook_delete,
+    webhook_send_test,
+    webhook_update,
+)
+from webhooks.signing import secret_is_valid
+
+
+def _iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+class WebhookOutput(serializers.Serializer):
+    id = serializers.CharField()
+    url = serializers.CharField()
+    events = serializers.ListField(child=serializers.CharField())
+    sessionId = serializers.CharField(allow_null=True)
+    description = serializers.CharField()
+    enabled = serializers.BooleanField()
+    disabledReason = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+
+    def to_representation(self, hook: Webhook) -> dict:
+        return {"id": hook.id, "url": hook.url, "events": hook.events,
+                "sessionId": hook.session_id, "description": hook.description,
+                "enabled": hook.is_active, "disabledReason": hook.disabled_reason or None,
+                "createdAt": _iso(hook.created_at), "updatedAt": _iso(hook.updated_at)}
+
+
+class WebhookWithSecretOutput(WebhookOutput):
+    secret = serializers.CharField(help_text="shown only when created or rotated")
+
+
+class AttemptOutput(serializers.Serializer):
+    attemptedAt = serializers.DateTimeField()
+    statusCode = serializers.IntegerField(allow_null=True)
+    latencyMs = serializers.IntegerField()
+    responseSnippet = serializers.CharField()
+    error = serializers.CharField(allow_null=True)
+
+
+class DeliveryOutput(serializers.Serializer):
+    id = serializers.CharField()
+    webhookId = serializers.CharField()
+    eventId = serializers.CharField()
+    event = serializers.CharField()
+    status = serializers.ChoiceField(choices=DeliveryStatus.values)
+    attempts = serializers.IntegerField()
+    nextAttemptAt = serializers.DateTimeField(allow_null=True)
+    lastAttemptAt = serializers.DateTimeField(allow_null=True)
+    lastStatusCode = serializers.IntegerField(allow_null=True)
+    lastError = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    attemptLog = AttemptOutput(many=True)
+
+    def to_representation(self, d: Delivery) -> dict:
+        return {
+            "id": d.id, "webhookId": d.webhook_id, "eventId": d.event_id, "event": d.event.type,
+            "status": d.status, "attempts": d.attempts,
+            "nextAttemptAt": _iso(d.next_attempt_at), "lastAttemptAt": _iso(d.last_attempt_at),
+            "lastStatusCode": d.last_status_code, "lastError": d.last_error or None,
+            "createdAt": _iso(d.created_at),
+            "attemptLog": [
+                {"attemptedAt": _iso(a.attempted_at), "statusCode": a.status_code,
+                 "latencyMs": a.latency_ms, "responseSnippet": a.response_snippet,
+                 "error": a.error or None}
+                for a in d.attempt_log.all()
+            ],
+        }
+
+
+class _EventsField(serializers.ListField):
+    child = StrictCharField()
+
+
+class _SecretMixin:
+    def validate_secret(self, value: str) -> str:
+        if not secret_is_valid(value):
+            raise ApiError(E.invalid_request, field="secret",
+                           reason="Use whsec_ followed by base64 of 24 to 64 random bytes.")
+        return value
+
+
+class WebhookCreateInput(_SecretMixin, InputSerializer):
+    url = StrictCharField(max_length=2048)
+    events = _EventsField(help_text=", ".join(EVENT_TYPES))
+    sessionId = StrictCharField(required=False, allow_null=True)
+    secret = StrictCharField(required=False)
+    description = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class WebhookUpdateInput(_SecretMixin, InputSerializer):
+    url = StrictCharField(required=False, max_length=2048)
+    events = _EventsField(required=False)
+    sessionId = StrictCharField(required=False, allow_null=True)
+    enabled = StrictBooleanField(required=False)
+    description = StrictCharField(required=False, allow_blank=True, max_length=200)
+    rotateSecret = StrictBooleanField(required=False, help_text="make a new signing secret")
+    secret = StrictCharField(required=False, help_text="rotate to this secret")
+
+
+def _webhook(request, webhook_id: str) -> Webhook:
+    hook = Webhook.objects.filter(account_id=request.auth.account_id, pk=webhook_id,
+                                  deleted_at__isnull=True).first()
+    if hook is None:
+        raise ApiError(E.resource_not_found, reason="No such webhook.")
+    return hook
+
+
+def _session_id(request, data: dict) -> str | None:
+    session_id = data.get("sessionId")
+    if session_id is None:
+        return None
+    return session_get(account_id=request.auth.account_id, session_id=session_id,
+                       field="sessionId").id
+
+
+WEBHOOK_WRITE_ERRORS = ("invalid_webhook_url", "invalid_webhook_event", "webhook_url_unreachable",
+                        "webhook_response_timeout", "session_not_found")
+
+
+class WebhookListCreateApi(ApiView):
+    required_scopes = {"GET": WEBHOOKS_READ, "POST": WEBHOOKS_WRITE}
+    error_codes = WEBHOOK_WRITE_ERRORS
+
+    @extend_schema(operation_id="webhooks_list", summary="List webhooks",
+                   responses=envelope(WebhookOutput, many=True))
+    def get(self, request):
+        page, next_cursor = paginate(
+            request.query_params,
+            Webhook.objects.filter(account_id=request.auth.account_id, deleted_at__isnull=True))
+        return ok(WebhookOutput(page, many=True).data, pagination={"nextCursor": next_cursor})
+
+    @extend_schema(operation_id="webhooks_create",
+                   summary="Register a webhook (a signed webhook.test is sent first)",
+                   request=WebhookCreateInput, responses={201: envelope(WebhookWithSecretOutput)})
+    def post(self, request):
+        data = self.validated(WebhookCreateInput, request.data)
+        hook = webhook_create(account_id=request.auth.account_id, url=data["url"],
+                              events=data["events"], session_id=_session_id(request, data),
+                              secret=data.get("secret"), description=data["description"])
+        return ok({**WebhookOutput(hook).data, "secret": hook.secret}, status=201)
+
+
+class WebhookDetailApi(ApiView):
+    required_scopes = {"GET": WEBHOOKS_READ, "PATCH": WEBHOOKS_WRITE, "DELETE": WEBHOOKS_WRITE}
+    error_codes = ("resource_not_found", *WEBHOOK_WRITE_ERRORS)
+
+    @extend_schema(operation_id="webhooks_get", summary="Get a webhook",
+                   responses=envelope(WebhookOutput))
+    def get(self, request, webhook_id: str):
+        return ok(WebhookOutput(_webhook(request, webhook_id)).data)
+
+    @extend_schema(operation_id="webhooks_update",
+                   summary="Change a webhook, enable or disable it, rotate its secret",
+                   request=WebhookUpdateInput, responses=envelope(WebhookOutput))
+    def patch(self, request, webhook_id: str):
+        hook = _webhook(request, webhook_id)
+        data = self.validated(WebhookUpdateInput, request.data)
+        hook, new_secret = webhook_update(
+            webhook=hook, url=data.get("url"), events=data.get("events"),
+            session_id=_session_id(request, data) if "sessionId" in data else UNCHANGED,
+            enabled=data.get("enabled"), description=data.get("description"),
+            rotate_secret=data.get("rotateSecret", False), secret=data.get("secret"),
+        )
+        body = WebhookOutput(hook).data
+        if new_secret:
+            body["secret"] = new_secret
+        return ok(body)
+
+    @extend_schema(operation_id="webhooks_delete", summary="Delete a webhook",
+                   responses=envelope(WebhookOutput))
+    def delete(self, request, webhook_id: str):
+        hook = _webhook(request, webhook_id)
+        webhook_delete(webhook=hook)
+        return ok({**WebhookOutput(hook).data, "deleted": True})
+
+
+class WebhookTestApi(ApiView):
+    required_scopes = {"POST": WEBHOOKS_WRITE}
+    error_codes = ("resource_not_found", "invalid_webhook_url", "webhook_url_unreachable",
+                   "webhook_response_timeout")
+
+    @extend_schema(operation_id="webhooks_test", summary="Send a signed webhook.test event now",
+                   request=None, responses=envelope(AttemptOutput))
+    def post(self, request, webhook_id: str):
+        self.validated(InputSerializer, request.data or {})
+        hook = _webhook(request, webhook_id)
+        return ok(webhook_send_test(url=hook.url, secrets=secrets_in_use(hook)))
+
+
+class DeliveryListApi(ApiView):
+    required_scopes = {"GET": WEBHOOKS_READ}
+    error_codes = ("resource_not_found",)
+
+    @extend_schema(operation_id="webhooks_deliveries",
+                   summary="The webhook's deliveries, newest first, with every attempt",
+                   parameters=[OpenApiParameter("status", enum=DeliveryStatus.values),
+                               OpenApiParameter("event", enum=list(EVENT_TYPES)),
+                               OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
+                   responses=envelope(DeliveryOutput, many=True))
+    def get(self, request, webhook_id: str):
+        hook = _webhook(request, webhook_id)
+        page, next_cursor = paginate(
+            request.query_params,
+            Delivery.objects.filter(webhook=hook).select_related("event")
+            .prefetch_related("attempt_log"),
+            filters={"status": choice_filter("status", "status", DeliveryStatus.values),
+                     "event": choice_filter("event__type", "event", EVENT_TYPES)},
+        )
+        return ok(DeliveryOutput(page, many=True).data, pagination={"nextCursor": next_cursor})
+
+
+def _delivery(request, webhook_id: str, delivery_id: str) -> Delivery:
+    hook = _webhook(request, webhook_id)
+    delivery = (Delivery.objects.filter(webhook=hook, pk=delivery_id).select_related("event")
+                .first())
+    if delivery is None:
+        raise ApiError(E.resource_not_found, reason="No such delivery.")
+    return delivery
+
+
+class DeliveryDetailApi(ApiView):
+    required_scopes = {"GET": WEBHOOKS_READ}
+    error_codes = ("resource_not_found",)
+
+    @extend_schema(operation_id="webhooks_delivery_get", summary="A delivery and its attempts",
+                   responses=envelope(DeliveryOutput))
+    def get(self, request, webhook_id: str, delivery_id: str):
+        return ok(DeliveryOutput(_delivery(request, webhook_id, delivery_id)).data)
+
+
+class DeliveryRetryApi(ApiView):
+    required_scopes = {"POST": WEBHOOKS_WRITE}
+    error_codes = ("resource_not_found",)
+
+    @extend_schema(operation_id="webhooks_delivery_retry",
+                   summary="Deliver again now (replay)", request=None,
+                   responses={202: envelope(DeliveryOutput)})
+    def post(self, request, webhook_id: str, delivery_id: str):
+        self.validated(InputSerializer, request.data or {})
+        delivery = delivery_retry(delivery=_delivery(request, webhook_id, delivery_id))
+        return ok(DeliveryOutput(delivery).data, status=202)
