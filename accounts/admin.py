@@ -6,7 +6,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import Account, ApiErrorLog, ApiKey, DailyUsage, Plan
 from accounts.quotas import utc_today
 from accounts.scopes import ALL_SCOPES
-from accounts.services import api_key_create, api_key_revoke
+from accounts.services import account_change_plan, api_key_create, api_key_revoke
 
 
 @admin.register(Plan)
@@ -31,6 +31,25 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ("name", "id")
     list_select_related = ("plan",)
     readonly_fields = ("id", "created_at")
+    actions = ("change_plan",)
+
+    @admin.action(description="Change the plan of the selected accounts",
+                  permissions=["change"])
+    def change_plan(self, request, queryset):
+        from django.template.response import TemplateResponse
+
+        form = ChangePlanForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            for account in queryset:
+                account_change_plan(account=account, plan=form.cleaned_data["plan"])
+            self.message_user(request, f"Moved {queryset.count()} account(s) to "
+                                       f"{form.cleaned_data['plan']}.")
+            return None
+        return TemplateResponse(request, "admin/accounts/change_plan.html", {
+            **self.admin_site.each_context(request), "title": "Change plan", "form": form,
+            "accounts": queryset, "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
 
     def get_queryset(self, request):
         today = DailyUsage.objects.filter(account=OuterRef("pk"), day=utc_today())
@@ -51,6 +70,10 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.display(description="daily limit")
     def daily_limit(self, obj: Account) -> int:
         return obj.plan.daily_message_limit
+
+
+class ChangePlanForm(forms.Form):
+    plan = forms.ModelChoiceField(queryset=Plan.objects.all())
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -108,7 +131,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def scope_list(self, obj: ApiKey) -> str:
         return ", ".join(obj.scopes)
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_keys(self, request, queryset):
         for key in queryset:
             api_key_revoke(api_key=key)

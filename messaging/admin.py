@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from messaging.models import Message, MessageStatusChange
+from messaging.services import message_retry
 
 
 class MessageStatusChangeInline(admin.TabularInline):
@@ -22,13 +25,39 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ("=id", "=whatsapp_id", "to_number", "from_number", "=request_id",
                      "=session__id", "account__name")
     list_select_related = ("account", "session")
-    readonly_fields = [f.name for f in Message._meta.fields]
+    readonly_fields = ["support_links", *[f.name for f in Message._meta.fields]]
     inlines = (MessageStatusChangeInline,)
     show_full_result_count = False
     date_hierarchy = "created_at"
+    actions = ("retry_failed",)
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
+        return False  # a message's record is never edited; retrying is an action
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("messaging.change_message")
+
+    @admin.display(description="support")
+    def support_links(self, obj: Message) -> str:
+        """Everything support needs about this message, one click away."""
+        links = [
+            ("Session", reverse("admin:sessions_app_session_change", args=[obj.session_id])),
+            ("Account", reverse("admin:accounts_account_change", args=[obj.account_id])),
+            ("Webhook deliveries",
+             reverse("admin:webhooks_delivery_changelist") + f"?event__data__id={obj.id}"),
+            ("Events", reverse("admin:webhooks_event_changelist") + f"?data__id={obj.id}"),
+        ]
+        if obj.request_id:
+            links.insert(2, ("Error log for its request",
+                             reverse("admin:accounts_apierrorlog_changelist")
+                             + f"?request_id={obj.request_id}"))
+        return format_html_join(" · ", '<a href="{}">{}</a>',
+                                ((url, label) for label, url in links)) or format_html("")
+
+    @admin.action(description="Retry the selected failed messages", permissions=["retry"])
+    def retry_failed(self, request, queryset):
+        retried = sum(message_retry(message=m) for m in queryset.filter(status="failed"))
+        self.message_user(request, f"Queued {retried} failed message(s) again.")

@@ -172,6 +172,22 @@ def message_status_apply(
     return True
 
 
+def message_retry(*, message: Message, reason: str = "retried by support") -> bool:
+    """Queue a failed outbound message again (it was counted against the quota when first
+    accepted, so it is not counted again). Returns False when it is not a failed one."""
+    with transaction.atomic():
+        updated = Message.objects.filter(
+            pk=message.pk, direction="outbound", status=MessageStatus.FAILED
+        ).update(status=MessageStatus.QUEUED, error_code="", error_message="", failed_at=None,
+                 attempts=0, next_attempt_at=None)
+        if not updated:
+            return False
+        MessageStatusChange.objects.create(message=message, status=MessageStatus.QUEUED,
+                                           detail=reason[:300])
+        transaction.on_commit(lambda: schedule_session_sender(message.session_id))
+    return True
+
+
 def message_fail(*, message_id: str, code: str, reason: str) -> bool:
     return message_status_apply(message_id=message_id, status=MessageStatus.FAILED,
                                 error_code=code, error_message=reason)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from sessions_app.models import EngineEventRecord, Session, SessionStatusChange
-from sessions_app.services import session_delete
+from sessions_app.services import session_delete, session_restart
 
 
 class SessionStatusChangeInline(admin.TabularInline):
@@ -25,13 +25,29 @@ class SessionAdmin(admin.ModelAdmin):
     list_select_related = ("account",)
     readonly_fields = [f.name for f in Session._meta.fields]
     inlines = (SessionStatusChangeInline,)
-    actions = ("log_out_and_remove",)
+    actions = ("reset_sessions", "log_out_and_remove")
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
         return False  # sessions are created through the API, which starts the engine
 
-    @admin.action(description="Log out and remove the selected sessions")
+    @admin.action(description="Reset: log in again with a fresh QR code (disconnected, "
+                               "expired or failed sessions)", permissions=["change"])
+    def reset_sessions(self, request, queryset):
+        done, refused = 0, []
+        for session in queryset:
+            try:
+                session_restart(session=session,
+                                reason=f"reset by {request.user.get_username()}")
+                done += 1
+            except ValueError as error:
+                refused.append(f"{session.id}: {error}")
+        self.message_user(request, f"Reset {done} session(s).")
+        if refused:
+            self.message_user(request, "Not reset: " + "; ".join(refused), level="warning")
+
+    @admin.action(description="Log out and remove the selected sessions",
+                  permissions=["change"])
     def log_out_and_remove(self, request, queryset):
         for session in queryset:
             session_delete(session=session)

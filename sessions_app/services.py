@@ -27,9 +27,10 @@ TRANSITIONS: dict[str, set[str]] = {
     S.STARTING: {S.QR_PENDING, S.CONNECTED, S.FAILED, S.EXPIRED, S.LOGGED_OUT},
     S.QR_PENDING: {S.QR_PENDING, S.CONNECTED, S.FAILED, S.EXPIRED, S.LOGGED_OUT},
     S.CONNECTED: {S.DISCONNECTED, S.FAILED, S.LOGGED_OUT},
-    S.DISCONNECTED: {S.CONNECTED, S.FAILED, S.LOGGED_OUT},
-    S.EXPIRED: {S.LOGGED_OUT},
-    S.FAILED: {S.LOGGED_OUT},
+    # A restart (support's "reset") logs in again from scratch: starting, then a new QR code.
+    S.DISCONNECTED: {S.CONNECTED, S.FAILED, S.LOGGED_OUT, S.STARTING},
+    S.EXPIRED: {S.LOGGED_OUT, S.STARTING},
+    S.FAILED: {S.LOGGED_OUT, S.STARTING},
     S.LOGGED_OUT: set(),
 }
 
@@ -130,6 +131,22 @@ def session_create(*, account_id: str, name: str = "", phone_number: str | None 
             headers={"Retry-After": str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)},
         ) from exc
     return session_after_engine_command(session)
+
+
+RESTARTABLE = (S.DISCONNECTED, S.EXPIRED, S.FAILED)
+
+
+def session_restart(*, session: Session, reason: str = "restarted by support") -> Session:
+    """Start logging a disconnected, expired or failed session in again: it gets a fresh QR
+    code (and a new deadline) under the same id. Raises ValueError for other statuses."""
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().get(pk=session.id)
+        if locked.deleted_at is not None or locked.status not in RESTARTABLE:
+            raise ValueError(f"a {locked.status} session cannot be restarted")
+        session_transition(locked, S.STARTING, reason=reason, qr_code="", qr_expires_at=None,
+                           pairing_code="", last_error="")
+    get_engine().start(session.id, phone_number=locked.requested_phone_number or None)
+    return session_after_engine_command(locked)
 
 
 def session_after_engine_command(session: Session) -> Session:

@@ -154,3 +154,35 @@ def connected_session(tenant: Tenant, phone: str = "14155552671") -> dict:
                                 json={"phoneNumber": phone})
     assert response.status_code == 200, response.text
     return response.json()["data"]
+
+
+@pytest.fixture
+def world(alice, bob, settings):
+    """One of everything: a failed message with its request id, a failed delivery, usage."""
+    from messaging.models import Message
+    from messaging.sender import session_sender_run
+    from sessions_app.event_consumer import engine_events_drain
+    from tests.support.http_server import LocalServer, Route
+    from webhooks.delivery import webhook_deliver_due
+    from webhooks.models import Delivery, Webhook
+
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    settings.ALLOW_PRIVATE_URLS = True
+    settings.WEBHOOK_REQUIRE_HTTPS = False
+    with LocalServer() as receiver:
+        receiver.routes["/hook"] = Route(status=200)
+        session = connected_session(alice)
+        hook = alice.http.post("/v1/webhooks", json={
+            "url": receiver.url("/hook"), "events": ["message.status"]}).json()["data"]
+        receiver.routes["/hook"] = Route(status=410)
+        sent = alice.http.post("/v1/messages/text", json={
+            "sessionId": session["id"], "to": "14155550001", "text": "x"},
+            headers={"X-Request-ID": "req-support-1"}).json()["data"]
+        alice.http.get("/v1/messages/msg_01ZZZZZZZZZZZZZZZZZZZZZZZZ",
+                       headers={"X-Request-ID": "req-support-1"})
+        session_sender_run(session_id=session["id"])
+        engine_events_drain()
+        webhook_deliver_due(webhook_id=hook["id"])
+        yield {"session": session, "message": Message.objects.get(pk=sent["id"]),
+               "webhook": Webhook.objects.get(pk=hook["id"]),
+               "delivery": Delivery.objects.get(webhook_id=hook["id"])}

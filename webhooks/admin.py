@@ -12,6 +12,9 @@ class EventAdmin(admin.ModelAdmin):
     list_select_related = ("account",)
     show_full_result_count = False
 
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        return lookup == "data__id" or super().lookup_allowed(lookup, value, request)
+
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -37,14 +40,14 @@ class WebhookAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # registration sends a test event: customers use the API
 
-    @admin.action(description="Disable the selected webhooks")
+    @admin.action(description="Disable the selected webhooks", permissions=["change"])
     def disable_webhooks(self, request, queryset):
         for hook in queryset:
             webhook_disable(webhook_id=hook.id,
                             reason=f"disabled by operator {request.user.get_username()}")
         self.message_user(request, f"Disabled {queryset.count()} webhook(s).")
 
-    @admin.action(description="Enable the selected webhooks")
+    @admin.action(description="Enable the selected webhooks", permissions=["change"])
     def enable_webhooks(self, request, queryset):
         for hook in queryset:
             webhook_update(webhook=hook, enabled=True)
@@ -81,7 +84,11 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Deliver the selected again now")
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        # Support's link from a message to the deliveries of its events.
+        return lookup == "event__data__id" or super().lookup_allowed(lookup, value, request)
+
+    @admin.action(description="Deliver the selected again now", permissions=["change"])
     def redeliver(self, request, queryset):
         for delivery in queryset:
             delivery_retry(delivery=delivery)

@@ -1,0 +1,169 @@
+"""The admin as operators' and support's console: every page renders, the dashboard shows
+the figures, actions call the services, support can look but not touch."""
+
+import re
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.test import Client
+from django.urls import reverse
+
+from accounts.roles import support_group_ensure
+from messaging.models import Message
+from sessions_app.models import Session
+from webhooks.models import Delivery, Webhook
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def operator() -> Client:
+    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-for-tests-1")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def support() -> Client:
+    user = get_user_model().objects.create_user("helper", "h@example.com", "pw-for-tests-2",
+                                                is_staff=True)
+    user.groups.add(support_group_ensure(Group, Permission))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def all_admin_urls(world, apps=None):
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        if apps is not None and opts.app_label not in apps:
+            continue
+        yield reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        obj = model_admin.get_queryset(_request()).first()
+        if obj is not None:
+            yield reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+
+
+def _request():
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/")
+    request.user = get_user_model().objects.filter(is_superuser=True).first()
+    return request
+
+
+def test_every_admin_page_renders(operator, world):
+    urls = list(all_admin_urls(world))
+    assert len(urls) >= 20
+    for url in urls:
+        response = operator.get(url)
+        assert response.status_code == 200, url
+
+
+def test_the_dashboard_shows_the_figures(operator, world):
+    page = operator.get("/admin/").content.decode()
+    for section in ("dash-queue", "dash-quotas", "dash-sessions", "dash-errors",
+                    "dash-failed-messages", "dash-failed-deliveries"):
+        assert f'id="{section}"' in page
+    assert world["message"].id in page  # the failed message, linked
+    assert world["delivery"].id in page  # the failed delivery, linked
+    assert "message_not_found" in page  # the error response of the last 24 h
+    assert re.search(r"alice</a>\s*<div class=\"bar\"><span[^>]*width:\d+%", page)
+    assert "<polyline" in page
+
+
+def test_from_a_failed_message_support_reaches_everything_in_one_click(support, world):
+    message = world["message"]
+    assert message.status == "failed" and message.request_id == "req-support-1"
+    page = support.get(reverse("admin:messaging_message_change", args=[message.pk]))
+    html = page.content.decode()
+    links = dict((label, url.replace("&amp;", "&")) for url, label in
+                 re.findall(r'<a href="([^"]+)">([^<]+)</a>', html))
+    assert "failed" in html and "message_sending_failed" in html  # status history inline
+    session_page = support.get(links["Session"]).content.decode()
+    assert world["session"]["id"] in session_page
+    assert "alice" in support.get(links["Account"]).content.decode()
+    errors = support.get(links["Error log for its request"]).content.decode()
+    assert "message_not_found" in errors
+    deliveries = support.get(links["Webhook deliveries"]).content.decode()
+    assert world["delivery"].id in deliveries
+    assert support.get(links["Events"]).status_code == 200
+
+
+def test_retry_a_failed_message(operator, world):
+    message = world["message"]
+    operator.post(reverse("admin:messaging_message_changelist"),
+                  {"action": "retry_failed", "_selected_action": [message.pk]})
+    message.refresh_from_db()
+    assert message.status in ("queued", "sending", "failed")
+    assert message.history.filter(status="queued").count() == 2
+
+
+def test_reset_a_session(operator, world, alice):
+    session_id = world["session"]["id"]
+    alice.http.post(f"/v1/sandbox/sessions/{session_id}/disconnect")
+    operator.post(reverse("admin:sessions_app_session_changelist"),
+                  {"action": "reset_sessions", "_selected_action": [session_id]})
+    session = Session.objects.get(pk=session_id)
+    assert session.status == "qr_pending" and session.qr_code
+    assert alice.http.get(f"/v1/sessions/{session_id}/qr").status_code == 200
+
+
+def test_redeliver_and_enable_a_disabled_webhook(operator, world):
+    webhook, delivery = world["webhook"], world["delivery"]
+    assert not webhook.is_active  # the 410 disabled it
+    operator.post(reverse("admin:webhooks_webhook_changelist"),
+                  {"action": "enable_webhooks", "_selected_action": [webhook.pk]})
+    assert Webhook.objects.get(pk=webhook.pk).is_active
+    operator.post(reverse("admin:webhooks_delivery_changelist"),
+                  {"action": "redeliver", "_selected_action": [delivery.pk]})
+    assert Delivery.objects.get(pk=delivery.pk).status == "pending"
+    operator.post(reverse("admin:webhooks_webhook_changelist"),
+                  {"action": "disable_webhooks", "_selected_action": [webhook.pk]})
+    assert "operator op" in Webhook.objects.get(pk=webhook.pk).disabled_reason
+
+
+def test_change_an_accounts_plan(operator, world, alice, plans):
+    url = reverse("admin:accounts_account_changelist")
+    form = operator.post(url, {"action": "change_plan", "_selected_action": [alice.account.pk]})
+    assert b"Change plan" in form.content
+    operator.post(url, {"action": "change_plan", "_selected_action": [alice.account.pk],
+                        "plan": plans["business"].pk, "apply": "1"})
+    alice.account.refresh_from_db()
+    assert alice.account.plan.name == "business"
+    assert alice.http.get("/v1/account").json()["data"]["plan"]["name"] == "business"
+
+
+def test_support_sees_every_page_and_changes_nothing(support, world, alice):
+    from accounts.roles import SUPPORT_APPS
+
+    for url in all_admin_urls(world, apps=SUPPORT_APPS):
+        assert support.get(url).status_code == 200, url
+    page = support.get(reverse("admin:messaging_message_changelist")).content.decode()
+    assert "retry_failed" not in page
+    for changelist, action, pk in [
+        ("admin:messaging_message_changelist", "retry_failed", world["message"].pk),
+        ("admin:sessions_app_session_changelist", "log_out_and_remove", world["session"]["id"]),
+        ("admin:accounts_apikey_changelist", "revoke_keys", alice.key.pk),
+        ("admin:webhooks_delivery_changelist", "redeliver", world["delivery"].pk),
+        ("admin:accounts_account_changelist", "change_plan", alice.account.pk),
+    ]:
+        support.post(reverse(changelist), {"action": action, "_selected_action": [pk]})
+    assert Message.objects.get(pk=world["message"].pk).status == "failed"
+    assert Session.objects.get(pk=world["session"]["id"]).status == "connected"
+    alice.key.refresh_from_db()
+    assert alice.key.revoked_at is None
+    assert Delivery.objects.get(pk=world["delivery"].pk).status == "failed"
+    change = reverse("admin:accounts_account_change", args=[alice.account.pk])
+    assert support.post(change, {"name": "hacked"}).status_code == 403
+    assert support.get(reverse("admin:accounts_apikey_add")).status_code == 403
+
+
+def test_the_support_group_has_view_permissions_only(db):
+    group = support_group_ensure(Group, Permission)
+    codenames = set(group.permissions.values_list("codename", flat=True))
+    assert {"view_message", "view_session", "view_apikey", "view_delivery"} <= codenames
+    assert all(code.startswith("view_") for code in codenames)
