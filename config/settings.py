@@ -203,6 +203,7 @@ SPECTACULAR_SETTINGS = {
 # --- the service ----------------------------------------------------------------------------
 SERVICE_NAME = "whatsapp-api-service"
 WHATSAPP_ENGINE = env_str("WHATSAPP_ENGINE", "sandbox")
+WHATSAPP_PROXY_URL = env_str("WHATSAPP_PROXY_URL")  # the real engine connects through it
 QR_TTL_SECONDS = env_int("QR_TTL_SECONDS", 60, minimum=1)
 SANDBOX_STATUS_DELAY_SECONDS = env_float("SANDBOX_STATUS_DELAY_SECONDS", 1.0, minimum=0)
 ALLOW_PRIVATE_URLS = env_bool("ALLOW_PRIVATE_URLS", False)

@@ -2,6 +2,7 @@
 
 from django.db import transaction
 
+from messaging.models import Message
 from messaging.services import message_receive, message_status_apply, schedule_session_sender
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent
@@ -12,6 +13,11 @@ _RECEIPT_STATUSES = {"sent", "delivered", "read", "failed"}
 def on_receipt(event: EngineEvent) -> None:
     status = event.data.get("status")
     message_id = event.data.get("messageId")
+    if not message_id and event.data.get("whatsappId"):
+        # A real engine restarted since the send knows only WhatsApp's id.
+        message_id = (Message.objects.filter(session_id=event.session_id, direction="outbound",
+                                             whatsapp_id=event.data["whatsappId"])
+                      .values_list("id", flat=True).first())
     if status not in _RECEIPT_STATUSES or not message_id:
         return
     message_status_apply(

@@ -66,6 +66,8 @@ class Message(models.Model):
             # The per-session FIFO queue and the sweeper's scans.
             models.Index(fields=["session", "status", "id"], name="message_session_queue"),
             models.Index(fields=["status", "created_at"], name="message_status_created"),
+            # Receipts of a real engine that lost our ids name the message by WhatsApp's id.
+            models.Index(fields=["session", "whatsapp_id"], name="message_session_waid"),
         ]
         constraints = [
             # A retried send with the same Idempotency-Key can never make a second message.

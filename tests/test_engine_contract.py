@@ -52,7 +52,75 @@ def make_sandbox(settings) -> Harness:
     return harness
 
 
-HARNESSES = {"sandbox": make_sandbox}
+class FakeClientWhatsmeowEngine(base.Engine):
+    """The real engine's per-session logic (SessionRunner, run in each child process) driven
+    through the fake neonize client, in this process."""
+
+    name = "whatsmeow"
+
+    def __init__(self, publish) -> None:
+        super().__init__(publish)
+        self.runners = {}
+
+    def _runner(self, session_id):
+        if session_id not in self.runners:
+            raise EngineUnavailable("no such session")
+        return self.runners[session_id]
+
+    def start(self, session_id, *, phone_number=None):
+        from neonize import events as neonize_events
+
+        from sessions_app.engines.whatsmeow.runner import SessionRunner
+        from tests.support.fake_neonize import FakeNeonizeClient
+
+        runner = SessionRunner(session_id, FakeNeonizeClient(), self.publish,
+                               phone_number=phone_number, events_module=neonize_events)
+        self.runners[session_id] = runner
+        runner.client.connect()
+
+    def stop(self, session_id):
+        self._runner(session_id).stop()
+
+    def logout(self, session_id):
+        self._runner(session_id).logout()
+
+    def state(self, session_id):
+        runner = self.runners.get(session_id)
+        return runner.state if runner else None
+
+    def send_text(self, session_id, *, message_id, to, text):
+        sent = self._runner(session_id).send_text(message_id=message_id, to=to, text=text)
+        self._runner(session_id).client.deliver_receipts()
+        return sent
+
+    def send_media(self, session_id, **kwargs):
+        return self._runner(session_id).send_media(**kwargs)
+
+    def check_numbers(self, session_id, numbers):
+        return self._runner(session_id).check_numbers(numbers)
+
+    def mark_read(self, session_id, *, chat, whatsapp_ids):
+        self._runner(session_id).mark_read(chat=chat, whatsapp_ids=whatsapp_ids)
+
+
+class WhatsmeowHarness(Harness):
+    def pair(self, session_id, phone):
+        self.engine.runners[session_id].client.pair(phone)
+
+    def drop(self, session_id):
+        self.engine.runners[session_id].client.drop()
+
+    def receive(self, session_id, sender, text):
+        self.engine.runners[session_id].client.receive(sender, text)
+
+
+def make_whatsmeow(settings) -> Harness:
+    harness = WhatsmeowHarness(engine=None)
+    harness.engine = FakeClientWhatsmeowEngine(lambda *events: harness.events.extend(events))
+    return harness
+
+
+HARNESSES = {"sandbox": make_sandbox, "whatsmeow": make_whatsmeow}
 
 
 @pytest.fixture(params=sorted(HARNESSES))

@@ -23,6 +23,10 @@ def _engine_for(name: str) -> Engine:
         from sessions_app.engines.sandbox.engine import SandboxEngine
 
         return SandboxEngine(publish_event)
+    if name == "whatsmeow":
+        from sessions_app.engines.whatsmeow.remote import RemoteEngine
+
+        return RemoteEngine(publish_event)
     raise ImproperlyConfigured(f"WHATSAPP_ENGINE={name!r} is not an engine this service has")
 
 

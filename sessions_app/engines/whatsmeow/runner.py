@@ -1,0 +1,168 @@
+"""One WhatsApp session driven through a neonize client: the logic of a session's child
+process, separated from the process so it can be driven by a fake client in tests.
+
+`client` is a neonize `NewClient` (or a stand-in with the same surface); `publish(*events)`
+puts EngineEvents on the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sessions_app.engines import base
+from sessions_app.engines.base import EngineEvent, EngineUnavailable, SendRejected, SentMessage
+from sessions_app.engines.whatsmeow import translate
+
+logger = logging.getLogger(__name__)
+
+# Errors of whatsmeow that mean "WhatsApp refuses this message", not "try again later".
+_PERMANENT = ("not on whatsapp", "invalid jid", "bad request", "forbidden", "not-acceptable")
+
+
+class SessionRunner:
+    def __init__(self, session_id: str, client, publish, *, phone_number: str | None = None,
+                 events_module=None) -> None:
+        self.session_id = session_id
+        self.client = client
+        self.publish = publish
+        self.phone_number_for_pairing = phone_number
+        self.phone: str | None = None
+        self.state = "starting"
+        self.sent: dict[str, str] = {}  # our message id -> whatsapp id (resends are recognised)
+        self.message_ids: dict[str, str] = {}  # whatsapp id -> our message id
+        self._pairing_requested = False
+        self._lock = threading.Lock()
+        self._register(events_module)
+
+    # --- events from whatsmeow ---
+    def _register(self, ev) -> None:
+        if ev is None:
+            from neonize import events as ev  # only in the child process (or tests)
+        client, sid = self.client, self.session_id
+        client.event.qr(self._on_qr)
+        client.event(ev.PairStatusEv)(self._on_pair_status)
+        client.event(ev.ConnectedEv)(self._on_connected)
+        client.event(ev.DisconnectedEv)(
+            lambda _c, _e: self._emit_state("disconnected", EngineEvent(
+                base.DISCONNECTED, sid, {"reason": "connection lost"})))
+        client.event(ev.LoggedOutEv)(
+            lambda _c, e: self._emit_state("logged_out", translate.logged_out_event(sid, e)))
+        client.event(ev.ConnectFailureEv)(
+            lambda _c, e: self._emit_state("failed", translate.connect_failure_event(sid, e)))
+        client.event(ev.MessageEv)(self._on_message)
+        client.event(ev.ReceiptEv)(self._on_receipt)
+
+    def _emit_state(self, state: str, event: EngineEvent) -> None:
+        self.state = state
+        self.publish(event)
+
+    def _on_qr(self, _client, code: bytes) -> None:
+        self.state = "qr_pending"
+        self.publish(EngineEvent(base.QR, self.session_id, {"code": code.decode()}))
+        if self.phone_number_for_pairing and not self._pairing_requested:
+            # whatsmeow can pair by phone number only once its QR flow has started.
+            self._pairing_requested = True
+            try:
+                pairing = self.client.PairPhone(self.phone_number_for_pairing, True)
+                self.publish(EngineEvent(base.PAIRING_CODE, self.session_id, {"code": pairing}))
+            except Exception as error:  # a bad number: the QR code still works
+                logger.warning("pairing code for %s failed: %s", self.session_id, error)
+
+    def _on_pair_status(self, _client, event) -> None:
+        if event.Error:
+            self._emit_state("failed", EngineEvent(base.FAILED, self.session_id,
+                                                   {"error": f"pairing failed: {event.Error}"}))
+            return
+        self.phone = event.ID.User
+        self.publish(EngineEvent(base.PAIRED, self.session_id, {"phoneNumber": self.phone}))
+
+    def _on_connected(self, _client, _event) -> None:
+        if self.phone is None:
+            try:  # safe only once connected (before, whatsmeow panics)
+                self.phone = self.client.get_me().JID.User
+            except Exception:
+                logger.warning("could not read the phone number of %s", self.session_id)
+        self._emit_state("connected", EngineEvent(base.CONNECTED, self.session_id,
+                                                  {"phoneNumber": self.phone}))
+
+    def _on_message(self, _client, message) -> None:
+        event = translate.message_event(self.session_id, message)
+        if event is not None:
+            self.publish(event)
+
+    def _on_receipt(self, _client, receipt) -> None:
+        events = translate.receipt_events(self.session_id, receipt, self.message_ids)
+        if events:
+            self.publish(*events)
+
+    # --- commands ---
+    def _require_connected(self) -> None:
+        if self.state != "connected":
+            raise EngineUnavailable(f"the session is {self.state}")
+
+    def _sent(self, message_id: str, response) -> SentMessage:
+        whatsapp_id = response.ID
+        with self._lock:
+            self.sent[message_id] = whatsapp_id
+            self.message_ids[whatsapp_id] = message_id
+        self.publish(EngineEvent(base.RECEIPT, self.session_id, {
+            "messageId": message_id, "whatsappId": whatsapp_id, "status": "sent"}))
+        return SentMessage(whatsapp_id=whatsapp_id)
+
+    def _send(self, message_id: str, to: str, build) -> SentMessage:
+        self._require_connected()
+        if message_id in self.sent:
+            return SentMessage(whatsapp_id=self.sent[message_id])
+        try:
+            response = self.client.send_message(to, build())
+        except Exception as error:
+            text = str(error)
+            if any(marker in text.lower() for marker in _PERMANENT):
+                raise SendRejected(f"WhatsApp refused the message: {text}") from error
+            raise EngineUnavailable(f"sending failed: {text}") from error
+        return self._sent(message_id, response)
+
+    def send_text(self, *, message_id: str, to: str, text: str) -> SentMessage:
+        return self._send(message_id, to, lambda: text)
+
+    def send_media(self, *, message_id: str, to: str, kind: str, data: bytes, mime_type: str,
+                   filename: str | None, caption: str | None) -> SentMessage:
+        def build():
+            builders = {
+                "image": lambda: self.client.build_image_message(data, caption=caption),
+                "video": lambda: self.client.build_video_message(data, caption=caption),
+                "audio": lambda: self.client.build_audio_message(data),
+                "document": lambda: self.client.build_document_message(
+                    data, filename=filename, caption=caption, mimetype=mime_type),
+            }
+            return builders[kind]()
+
+        return self._send(message_id, to, build)
+
+    def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
+        self._require_connected()
+        answers = self.client.is_on_whatsapp(*[f"+{n}" for n in numbers])
+        return {answer.Query.lstrip("+"): bool(answer.IsIn) for answer in answers}
+
+    def mark_read(self, *, chat: str, whatsapp_ids: list[str]) -> None:
+        self._require_connected()
+        from neonize.utils.enum import ReceiptType
+        from neonize.utils.jid import build_jid
+
+        jid = build_jid(chat)
+        self.client.mark_read(*whatsapp_ids, chat=jid, sender=jid, receipt=ReceiptType.READ)
+
+    def logout(self) -> None:
+        try:
+            self.client.logout()
+        finally:
+            self._emit_state("logged_out", EngineEvent(base.LOGGED_OUT, self.session_id,
+                                                       {"reason": "logged out"}))
+
+    def state_name(self) -> str:
+        return self.state
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.state = "stopped"

@@ -1,0 +1,40 @@
+"""`python manage.py run_engine`: the real WhatsApp engine's worker (see
+sessions_app/engines/whatsmeow/supervisor.py). Run one or more, anywhere that reaches Redis and
+the database. Never a Celery task: its children hold live connections."""
+
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+def resumable_sessions():
+    from sessions_app.models import Session, SessionStatus
+
+    return list(Session.objects.filter(
+        engine="whatsmeow", deleted_at__isnull=True,
+        status__in=[SessionStatus.CONNECTED, SessionStatus.DISCONNECTED],
+    ).values_list("id", "requested_phone_number"))
+
+
+class Command(BaseCommand):
+    help = "Run the real WhatsApp engine worker (one process per live session)."
+
+    def handle(self, *args, **options):
+        if not settings.REDIS_URL:
+            raise CommandError("run_engine needs REDIS_URL (commands and events go over Redis)")
+        from accounts.limits import redis_client
+        from sessions_app.engines.whatsmeow.supervisor import EngineSupervisor
+
+        supervisor = EngineSupervisor(
+            redis_client=redis_client(), namespace=settings.REDIS_NAMESPACE,
+            stream=f"{settings.REDIS_NAMESPACE}:engine-events", redis_url=settings.REDIS_URL,
+            store_dir=settings.DATA_DIR / "whatsmeow", resumable_sessions=resumable_sessions,
+            proxy_url=settings.WHATSAPP_PROXY_URL or None,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: supervisor.stop_event.set())
+        self.stdout.write(f"engine worker {supervisor.worker_id} running")
+        try:
+            supervisor.run()
+        except KeyboardInterrupt:
+            supervisor.stop_event.set()

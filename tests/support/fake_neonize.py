@@ -1,0 +1,107 @@
+"""A stand-in for neonize's NewClient that plays WhatsApp and the phone, and emits real
+neonize event objects (the protobuf messages whatsmeow's events arrive as)."""
+
+import itertools
+
+from neonize import events as ev
+from neonize.exc import SendMessageError
+from neonize.proto import Neonize_pb2 as N
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+
+_ids = itertools.count(1)
+
+
+def _jid(user: str) -> N.JID:
+    return N.JID(User=user, Server="s.whatsapp.net")
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.handlers = {}
+        self.qr_handler = None
+
+    def __call__(self, event_type):
+        def register(handler):
+            self.handlers[event_type] = handler
+            return handler
+
+        return register
+
+    def qr(self, handler) -> None:
+        self.qr_handler = handler
+
+
+class FakeNeonizeClient:
+    def __init__(self) -> None:
+        self.event = _Events()
+        self.me: str | None = None
+        self.pending_receipts: list[N.Receipt] = []
+        self.read_marks: list[tuple] = []
+
+    def _emit(self, event_type, event) -> None:
+        self.event.handlers[event_type](self, event)
+
+    # --- the neonize surface the runner uses ---
+    def connect(self) -> None:
+        self.event.qr_handler(self, b"2@fakeref,fakenoisekey,fakeidentitykey,fakeadvsecret")
+
+    def PairPhone(self, phone: str, show_push_notification: bool) -> str:
+        return "FAKE1234"
+
+    def get_me(self) -> N.Device:
+        if self.me is None:
+            raise RuntimeError("not connected")  # the real library panics here
+        return N.Device(JID=_jid(self.me))
+
+    def send_message(self, to: str, message) -> N.SendResponse:
+        if str(to).endswith("0001"):
+            raise SendMessageError("server returned error 406: not-acceptable")
+        whatsapp_id = f"3EB0FAKE{next(_ids):08d}"
+        for kind in (1, 4):  # DELIVERED, READ: the recipient's phone answers later
+            self.pending_receipts.append(N.Receipt(
+                MessageSource=N.MessageSource(Chat=_jid(str(to)), Sender=_jid(str(to))),
+                MessageIDs=[whatsapp_id], Type=kind))
+        return N.SendResponse(ID=whatsapp_id)
+
+    def build_image_message(self, data: bytes, caption: str | None = None) -> E2E.Message:
+        return E2E.Message(imageMessage=E2E.ImageMessage(caption=caption or ""))
+
+    build_video_message = build_image_message
+
+    def build_audio_message(self, data: bytes) -> E2E.Message:
+        return E2E.Message(audioMessage=E2E.AudioMessage())
+
+    def build_document_message(self, data: bytes, filename=None, caption=None, mimetype=None):
+        return E2E.Message(documentMessage=E2E.DocumentMessage(fileName=filename or ""))
+
+    def is_on_whatsapp(self, *numbers: str) -> list[N.IsOnWhatsAppResponse]:
+        return [N.IsOnWhatsAppResponse(Query=n, IsIn=not n.endswith("0000")) for n in numbers]
+
+    def mark_read(self, *message_ids, chat, sender, receipt, timestamp=None) -> None:
+        self.read_marks.append((message_ids, chat.User))
+
+    def logout(self) -> None:
+        self.me = None
+
+    def disconnect(self) -> None:
+        pass
+
+    # --- the phone's side, for the harness ---
+    def pair(self, phone: str) -> None:
+        self._emit(ev.PairStatusEv, N.PairStatus(ID=_jid(phone)))
+        self.me = phone
+        self._emit(ev.ConnectedEv, N.Connected(status=True))
+
+    def drop(self) -> None:
+        self._emit(ev.DisconnectedEv, N.Disconnected(status=True))
+
+    def receive(self, sender: str, text: str) -> None:
+        info = N.MessageInfo(ID=f"3EB0IN{next(_ids):08d}", Pushname="Contact",
+                             MessageSource=N.MessageSource(Chat=_jid(sender),
+                                                           Sender=_jid(sender), IsFromMe=False))
+        self._emit(ev.MessageEv, N.Message(Info=info, Message=E2E.Message(conversation=text)))
+
+    def deliver_receipts(self) -> None:
+        receipts, self.pending_receipts = self.pending_receipts, []
+        for receipt in receipts:
+            self._emit(ev.ReceiptEv, receipt)
