@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
 # --- the service ----------------------------------------------------------------------------
 SERVICE_NAME = "whatsapp-api-service"
 WHATSAPP_ENGINE = env_str("WHATSAPP_ENGINE", "sandbox")
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
+MEDIA_RETENTION_DAYS = env_int("MEDIA_RETENTION_DAYS", 30, minimum=1)
 WHATSAPP_PROXY_URL = env_str("WHATSAPP_PROXY_URL")  # the real engine connects through it
 QR_TTL_SECONDS = env_int("QR_TTL_SECONDS", 60, minimum=1)
 SANDBOX_STATUS_DELAY_SECONDS = env_float("SANDBOX_STATUS_DELAY_SECONDS", 1.0, minimum=0)
@@ -258,6 +260,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-messages": {"task": "messaging.sweep_messages", "schedule": SWEEP_INTERVAL_SECONDS},
     "sweep-deliveries": {"task": "webhooks.sweep_deliveries",
                          "schedule": SWEEP_INTERVAL_SECONDS},
+    "purge-inbound-media": {"task": "messaging.purge_inbound_media", "schedule": 3600.0},
     "purge-idempotency-records": {"task": "messaging.purge_idempotency_records",
                                   "schedule": 3600.0},
 }

@@ -32,7 +32,8 @@ def on_message_received(event: EngineEvent) -> None:
     message_receive(
         session_id=event.session_id, whatsapp_id=event.data["whatsappId"],
         from_number=event.data["from"], text=event.data.get("text", ""),
-        at=event.occurred_at,
+        at=event.occurred_at, type=event.data.get("type", "text"),
+        media=event.data.get("media"),
     )
 
 

@@ -42,6 +42,8 @@ class Message(models.Model):
     media_mime_type = models.CharField(max_length=100, blank=True)
     media_size = models.BigIntegerField(null=True, blank=True)
     media_filename = models.CharField(max_length=255, blank=True)
+    # The stored file of an incoming media message (until MEDIA_RETENTION_DAYS).
+    media_file = models.CharField(max_length=500, blank=True)
     caption = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     error_code = models.CharField(max_length=64, blank=True)

@@ -43,7 +43,10 @@ class MessageOutput(serializers.Serializer):
         # Written out by hand: this runs on the hot accept path and for every webhook event.
         media = None
         if m.type != "text":
-            media = {"url": m.media_url or None, "mimeType": m.media_mime_type or None,
+            url = m.media_url or None
+            if m.direction == "inbound":
+                url = f"/v1/messages/{m.id}/media" if m.media_file else None
+            media = {"url": url, "mimeType": m.media_mime_type or None,
                      "size": m.media_size, "filename": m.media_filename or None,
                      "caption": m.caption or None}
         return {

@@ -194,7 +194,8 @@ def message_fail(*, message_id: str, code: str, reason: str) -> bool:
 
 
 def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text: str,
-                    at: datetime | None = None) -> Message | None:
+                    at: datetime | None = None, type: str = "text",
+                    media: dict | None = None) -> Message | None:
     """Store an inbound message once (the engine may report it twice) and emit
     `message.received`."""
     session = Session.objects.filter(pk=session_id, deleted_at__isnull=True).first()
@@ -202,10 +203,14 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
         return None
     try:
         with transaction.atomic():
+            media = media or {}
             message = Message.objects.create(
                 account_id=session.account_id, session=session, direction="inbound",
-                type="text", from_number=from_number, to_number=session.phone_number,
-                text=text, status=MessageStatus.RECEIVED, whatsapp_id=whatsapp_id,
+                type=type, from_number=from_number, to_number=session.phone_number,
+                text=text if type == "text" else "", caption=text if type != "text" else "",
+                status=MessageStatus.RECEIVED, whatsapp_id=whatsapp_id,
+                media_file=media.get("file", ""), media_size=media.get("size"),
+                media_mime_type=media.get("mimeType", ""),
             )
             MessageStatusChange.objects.create(message=message, status=MessageStatus.RECEIVED)
             event_record(account_id=session.account_id, type="message.received",

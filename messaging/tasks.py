@@ -51,3 +51,10 @@ def purge_idempotency_records() -> int:
     from accounts.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
+
+
+@shared_task(name="messaging.purge_inbound_media", ignore_result=True)
+def purge_inbound_media() -> int:
+    from messaging.inbound_media import inbound_media_purge
+
+    return inbound_media_purge()

@@ -8,4 +8,6 @@ urlpatterns = [
     *[path(f"messages/{kind}", view.as_view(), name=f"messages-{kind}")
       for kind, view in views.MEDIA_VIEWS.items()],
     path("messages/<str:message_id>", views.MessageDetailApi.as_view(), name="message"),
+    path("messages/<str:message_id>/media", views.MessageMediaDownloadApi.as_view(),
+         name="message-media"),
 ]

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from accounts.scopes import MESSAGES_READ, MESSAGES_SEND
 from config.api import ApiView, InputSerializer, StrictCharField, ok
@@ -156,3 +156,28 @@ class MessageDetailApi(ApiView):
         if message is None:
             raise ApiError(E.message_not_found)
         return ok(MessageOutput(message).data)
+
+
+class MessageMediaDownloadApi(ApiView):
+    """The file of an incoming media message, kept until MEDIA_RETENTION_DAYS."""
+
+    required_scopes = {"GET": MESSAGES_READ}
+    error_codes = ("message_not_found", "resource_not_found")
+
+    @extend_schema(operation_id="messages_media", summary="Download an incoming media file",
+                   responses={200: OpenApiResponse(description="the file itself")})
+    def get(self, request, message_id: str):
+        from django.core.files.storage import default_storage
+        from django.http import FileResponse
+
+        message = Message.objects.filter(account_id=request.auth.account_id,
+                                         pk=message_id).first()
+        if message is None:
+            raise ApiError(E.message_not_found)
+        if not message.media_file or not default_storage.exists(message.media_file):
+            raise ApiError(E.resource_not_found,
+                           reason="This message has no stored file (none, or past retention).")
+        response = FileResponse(default_storage.open(message.media_file, "rb"),
+                                content_type=message.media_mime_type or "application/octet-stream")
+        response["Cache-Control"] = "private, no-store"
+        return response

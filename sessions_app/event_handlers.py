@@ -52,10 +52,19 @@ def on_pairing_code(event: EngineEvent) -> None:
                        qr_expires_at=expires_at)
 
 
+def on_paired(event: EngineEvent) -> None:
+    device = event.data.get("deviceJid")
+    if device:
+        Session.objects.filter(pk=event.session_id).update(engine_device=device)
+
+
 def on_connected(event: EngineEvent) -> None:
     session = _locked(event)
     if session is None:
         return
+    if event.data.get("deviceJid"):
+        session.engine_device = event.data["deviceJid"]
+        session.save(update_fields=["engine_device"])
     session_transition(
         session, S.CONNECTED, reason="connected", at=event.occurred_at,
         phone_number=event.data.get("phoneNumber") or session.phone_number,
@@ -92,6 +101,7 @@ def on_failed(event: EngineEvent) -> None:
 HANDLERS = {
     base.QR: on_qr,
     base.PAIRING_CODE: on_pairing_code,
+    base.PAIRED: on_paired,
     base.CONNECTED: on_connected,
     base.DISCONNECTED: on_disconnected,
     base.LOGGED_OUT: on_logged_out,

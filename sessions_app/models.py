@@ -29,6 +29,9 @@ class Session(models.Model):
     requested_phone_number = models.CharField(
         max_length=20, blank=True, help_text="Asked to log in by pairing code for this number"
     )
+    # The linked device as WhatsApp knows it (user:device@server): a real engine resumes the
+    # session from its stored credentials with it.
+    engine_device = models.CharField(max_length=100, blank=True)
     qr_code = models.TextField(blank=True)
     qr_expires_at = models.DateTimeField(null=True, blank=True)
     pairing_code = models.CharField(max_length=16, blank=True)

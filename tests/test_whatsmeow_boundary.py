@@ -119,7 +119,7 @@ def test_a_session_is_handed_over_when_its_worker_goes(proxy, stream, settings, 
         return EngineSupervisor(
             redis_client=redis_client(), namespace=settings.REDIS_NAMESPACE, stream=stream,
             redis_url=settings.REDIS_URL, store_dir=tmp_path, worker_id=name,
-            resumable_sessions=lambda: [(session_id, "")], proxy_url=proxy.url, lease_ms=1500)
+            resumable_sessions=lambda: [(session_id, "", "")], proxy_url=proxy.url, lease_ms=1500)
 
     first, second = make("worker-a"), make("worker-b")
     lease = protocol.lease_key(settings.REDIS_NAMESPACE, session_id)
@@ -164,3 +164,30 @@ def test_commands_reach_the_owner_over_redis_and_answers_come_back(proxy, stream
         supervisor.stop_event.set()
         loop.join(20)
     assert not supervisor.children
+
+
+def test_credentials_can_live_in_postgresql(proxy, stream, settings):
+    """With a postgres:// store, whatsmeow keeps its device tables in the service's database."""
+    from django.db import connection
+
+    from sessions_app.management.commands.run_engine import credential_store
+
+    store = credential_store()
+    assert store.startswith("postgres://")
+    assert connection.settings_dict["NAME"] in store
+    session_id = f"ses_{uuid.uuid4().hex[:12].upper()}"
+    context = multiprocessing.get_context("spawn")
+    _parent, child = context.Pipe()
+    config = ChildConfig(session_id=session_id, store_path=store, redis_url=settings.REDIS_URL,
+                         stream=stream, proxy_url=proxy.url)
+    process = context.Process(target=child_main, args=(config, child), daemon=True)
+    process.start()
+    try:
+        wait_until(lambda: [e for e in events_of(stream, session_id) if e["type"] == "failed"],
+                   timeout=60)
+        with connection.cursor() as cursor:
+            tables = connection.introspection.table_names(cursor)
+        assert "whatsmeow_device" in tables
+    finally:
+        process.terminate()
+        process.join(10)

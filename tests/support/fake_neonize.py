@@ -36,6 +36,7 @@ class FakeNeonizeClient:
         self.event = _Events()
         self.me: str | None = None
         self.pending_receipts: list[N.Receipt] = []
+        self.media: dict[str, bytes] = {}
         self.read_marks: list[tuple] = []
 
     def _emit(self, event_type, event) -> None:
@@ -88,7 +89,8 @@ class FakeNeonizeClient:
 
     # --- the phone's side, for the harness ---
     def pair(self, phone: str) -> None:
-        self._emit(ev.PairStatusEv, N.PairStatus(ID=_jid(phone)))
+        self._emit(ev.PairStatusEv, N.PairStatus(ID=N.JID(User=phone, Device=7,
+                                                          Server="s.whatsapp.net")))
         self.me = phone
         self._emit(ev.ConnectedEv, N.Connected(status=True))
 
@@ -100,6 +102,18 @@ class FakeNeonizeClient:
                              MessageSource=N.MessageSource(Chat=_jid(sender),
                                                            Sender=_jid(sender), IsFromMe=False))
         self._emit(ev.MessageEv, N.Message(Info=info, Message=E2E.Message(conversation=text)))
+
+    def receive_image(self, sender: str, data: bytes, caption: str = "") -> None:
+        info = N.MessageInfo(ID=f"3EB0IMG{next(_ids):08d}",
+                             MessageSource=N.MessageSource(Chat=_jid(sender),
+                                                           Sender=_jid(sender), IsFromMe=False))
+        image = E2E.ImageMessage(caption=caption, mimetype="image/png")
+        self.media[info.ID] = data
+        self._emit(ev.MessageEv, N.Message(Info=info, Message=E2E.Message(imageMessage=image)))
+
+    def download_any(self, message) -> bytes:
+        # The fake keeps one file per message id; the real client fetches it from WhatsApp.
+        return self.media.popitem()[1]
 
     def deliver_receipts(self) -> None:
         receipts, self.pending_receipts = self.pending_receipts, []

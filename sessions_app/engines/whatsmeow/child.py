@@ -14,9 +14,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ChildConfig:
     session_id: str
-    store_path: str
+    store_path: str  # a SQLite file of this session, or a postgres:// URL shared by all
     redis_url: str
     stream: str
+    device_jid: str | None = None  # to resume this session's device from a shared store
     phone_number: str | None = None
     proxy_url: str | None = None  # http:// or socks5:// (WHATSAPP_PROXY_URL)
 
@@ -45,10 +46,27 @@ def child_main(config: ChildConfig, conn) -> None:
     from sessions_app.engines.whatsmeow.runner import SessionRunner
 
     publish = redis_publisher(config.redis_url, config.stream)
-    os.makedirs(os.path.dirname(config.store_path), exist_ok=True)
-    client = NewClient(config.store_path, uuid=config.session_id)
+    if config.store_path.startswith("postgres"):
+        from neonize.proto.Neonize_pb2 import JID
+
+        jid = None
+        if config.device_jid:
+            user, _, rest = config.device_jid.partition(":")
+            device, _, server = rest.partition("@")
+            jid = JID(User=user, Device=int(device or 0), Server=server or "s.whatsapp.net")
+        # Several sessions share this store: a new session must not resume another's device.
+        client = NewClient(config.store_path, jid=jid, uuid=config.session_id,
+                           new_device=jid is None)
+    else:
+        os.makedirs(os.path.dirname(config.store_path), exist_ok=True)
+        client = NewClient(config.store_path, uuid=config.session_id)
+
+    def media_sink(event, data: bytes) -> None:
+        # The supervisor stores the file (Django storage) and publishes the event.
+        conn.send({"id": None, "media": event.to_dict(), "data": data})
+
     runner = SessionRunner(config.session_id, client, publish,
-                           phone_number=config.phone_number)
+                           phone_number=config.phone_number, media_sink=media_sink)
 
     def connect() -> None:
         try:

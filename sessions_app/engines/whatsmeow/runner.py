@@ -22,7 +22,11 @@ _PERMANENT = ("not on whatsapp", "invalid jid", "bad request", "forbidden", "not
 
 class SessionRunner:
     def __init__(self, session_id: str, client, publish, *, phone_number: str | None = None,
-                 events_module=None) -> None:
+                 events_module=None, media_sink=None) -> None:
+        # media_sink(event, data) stores an incoming file and publishes its event; without
+        # one, media messages are passed on without their file.
+        self.media_sink = media_sink
+        self.device_jid: str | None = None
         self.session_id = session_id
         self.client = client
         self.publish = publish
@@ -75,7 +79,9 @@ class SessionRunner:
                                                    {"error": f"pairing failed: {event.Error}"}))
             return
         self.phone = event.ID.User
-        self.publish(EngineEvent(base.PAIRED, self.session_id, {"phoneNumber": self.phone}))
+        self.device_jid = f"{event.ID.User}:{event.ID.Device}@{event.ID.Server}"
+        self.publish(EngineEvent(base.PAIRED, self.session_id,
+                                 {"phoneNumber": self.phone, "deviceJid": self.device_jid}))
 
     def _on_connected(self, _client, _event) -> None:
         if self.phone is None:
@@ -83,13 +89,25 @@ class SessionRunner:
                 self.phone = self.client.get_me().JID.User
             except Exception:
                 logger.warning("could not read the phone number of %s", self.session_id)
-        self._emit_state("connected", EngineEvent(base.CONNECTED, self.session_id,
-                                                  {"phoneNumber": self.phone}))
+        data = {"phoneNumber": self.phone}
+        if self.device_jid:
+            data["deviceJid"] = self.device_jid
+        self._emit_state("connected", EngineEvent(base.CONNECTED, self.session_id, data))
 
     def _on_message(self, _client, message) -> None:
         event = translate.message_event(self.session_id, message)
-        if event is not None:
+        if event is None:
+            return
+        if event.data["type"] == "text" or self.media_sink is None:
             self.publish(event)
+            return
+        try:
+            data = self.client.download_any(message.Message)
+        except Exception as error:  # expired on WhatsApp's side, network: say so, keep the text
+            event.data["mediaError"] = f"the file could not be downloaded: {error}"
+            self.publish(event)
+            return
+        self.media_sink(event, data)
 
     def _on_receipt(self, _client, receipt) -> None:
         events = translate.receipt_events(self.session_id, receipt, self.message_ids)

@@ -45,6 +45,7 @@ class Child:
     process: multiprocessing.Process
     conn: object
     phone_number: str | None
+    device_jid: str | None = None
     restarts: int = 0
     ending: bool = False  # stopped or logged out on purpose: do not restart
     restart_at: float | None = None
@@ -55,9 +56,14 @@ class EngineSupervisor:
     def __init__(self, *, redis_client, namespace: str, stream: str, redis_url: str,
                  store_dir: Path, child_target=child_main, worker_id: str | None = None,
                  resumable_sessions=None, proxy_url: str | None = None,
-                 lease_ms: int = LEASE_MS) -> None:
+                 lease_ms: int = LEASE_MS, credential_store: str | None = None,
+                 media_store=None) -> None:
         self.proxy_url = proxy_url
         self.lease_ms = lease_ms
+        # A postgres:// URL shared by every session, or None for one SQLite file per session.
+        self.credential_store = credential_store
+        # media_store(session_id, event_data, bytes) -> dict to put in the event's "media".
+        self.media_store = media_store
         self.redis = redis_client
         self.namespace = namespace
         self.stream = stream
@@ -96,16 +102,18 @@ class EngineSupervisor:
             self.redis.delete(lease)
 
     # --- children ---
-    def _spawn(self, session_id: str, phone_number: str | None, restarts: int = 0) -> None:
+    def _spawn(self, session_id: str, phone_number: str | None, restarts: int = 0,
+               device_jid: str | None = None) -> None:
         parent_conn, child_conn = self.context.Pipe()
-        config = ChildConfig(session_id=session_id,
-                             store_path=str(self.store_dir / f"{session_id}.sqlite3"),
+        store = self.credential_store or str(self.store_dir / f"{session_id}.sqlite3")
+        config = ChildConfig(session_id=session_id, store_path=store, device_jid=device_jid,
                              redis_url=self.redis_url, stream=self.stream,
                              phone_number=phone_number, proxy_url=self.proxy_url)
         process = self.context.Process(target=self.child_target, args=(config, child_conn),
                                        name=f"engine-{session_id}", daemon=True)
         process.start()
-        child = Child(session_id, process, parent_conn, phone_number, restarts=restarts)
+        child = Child(session_id, process, parent_conn, phone_number, device_jid=device_jid,
+                      restarts=restarts)
         with self._lock:
             self.children[session_id] = child
         threading.Thread(target=self._read_replies, args=(child,), daemon=True).start()
@@ -120,12 +128,25 @@ class EngineSupervisor:
             if message.get("exit"):
                 logger.info("session %s: %s", child.session_id, message["exit"])
                 continue
+            if "media" in message:
+                self._store_media(child.session_id, message["media"], message["data"])
+                continue
             reply_to = child.replies.pop(message["id"], None)
             if reply_to:
                 pipe = self.redis.pipeline()
                 pipe.rpush(reply_to, json.dumps(message))
                 pipe.expire(reply_to, 60)
                 pipe.execute()
+
+    def _store_media(self, session_id: str, event: dict, data: bytes) -> None:
+        event = EngineEvent.from_dict(event)
+        if self.media_store is not None:
+            try:
+                event.data["media"] = self.media_store(session_id, event.data, data)
+            except Exception as error:
+                logger.exception("storing incoming media of %s failed", session_id)
+                event.data["mediaError"] = f"the file could not be stored: {error}"
+        self.publish(event)
 
     def _check_children(self) -> None:
         now = time.monotonic()
@@ -145,7 +166,8 @@ class EngineSupervisor:
                     "reason": f"engine process exited with code {code}; restarting"}))
             elif now >= child.restart_at:
                 if self._lease(session_id):
-                    self._spawn(session_id, child.phone_number, restarts=child.restarts + 1)
+                    self._spawn(session_id, child.phone_number, restarts=child.restarts + 1,
+                                device_jid=child.device_jid)
                 else:
                     self._forget(session_id)
 
@@ -186,9 +208,9 @@ class EngineSupervisor:
 
     def resume(self) -> None:
         """Take every session that should be running and that no live worker owns."""
-        for session_id, phone in self.resumable_sessions():
+        for session_id, phone, device in self.resumable_sessions():
             if session_id not in self.children and self._lease(session_id):
-                self._spawn(session_id, phone)
+                self._spawn(session_id, phone or None, device_jid=device or None)
 
     # --- the loop ---
     def run(self) -> None:

@@ -14,7 +14,19 @@ def resumable_sessions():
     return list(Session.objects.filter(
         engine="whatsmeow", deleted_at__isnull=True,
         status__in=[SessionStatus.CONNECTED, SessionStatus.DISCONNECTED],
-    ).values_list("id", "requested_phone_number"))
+    ).values_list("id", "requested_phone_number", "engine_device"))
+
+
+def credential_store() -> str | None:
+    """On PostgreSQL the credentials live in the service's own database (whatsmeow's tables);
+    otherwise one SQLite file per session in DATA_DIR/whatsmeow."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return None
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    port = f":{database['PORT']}" if database.get("PORT") else ""
+    return (f"postgres://{database['USER']}{password}@{database['HOST'] or 'localhost'}{port}"
+            f"/{database['NAME']}?sslmode={database.get('OPTIONS', {}).get('sslmode', 'disable')}")
 
 
 class Command(BaseCommand):
@@ -24,6 +36,7 @@ class Command(BaseCommand):
         if not settings.REDIS_URL:
             raise CommandError("run_engine needs REDIS_URL (commands and events go over Redis)")
         from accounts.limits import redis_client
+        from messaging.inbound_media import inbound_media_save
         from sessions_app.engines.whatsmeow.supervisor import EngineSupervisor
 
         supervisor = EngineSupervisor(
@@ -31,6 +44,7 @@ class Command(BaseCommand):
             stream=f"{settings.REDIS_NAMESPACE}:engine-events", redis_url=settings.REDIS_URL,
             store_dir=settings.DATA_DIR / "whatsmeow", resumable_sessions=resumable_sessions,
             proxy_url=settings.WHATSAPP_PROXY_URL or None,
+            credential_store=credential_store(), media_store=inbound_media_save,
         )
         signal.signal(signal.SIGTERM, lambda *_: supervisor.stop_event.set())
         self.stdout.write(f"engine worker {supervisor.worker_id} running")
