@@ -84,6 +84,8 @@ def address_refusal(address: IPAddress) -> str | None:
 
 def resolve(host: str, port: int) -> list[IPAddress]:
     """All addresses of `host` (what the connection could go to)."""
+    if settings.OUTBOUND_LOOPBACK_ONLY:
+        return _resolve_loopback_only(host, port)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -93,6 +95,20 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
         if address not in addresses:
             addresses.append(address)
+    return addresses
+
+
+def _resolve_loopback_only(host: str, port: int) -> list[IPAddress]:
+    """For test and air-gapped environments: no DNS query at all, and nothing but loopback."""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        if host != "localhost":
+            raise FetchFailed(f"{host}: only loopback hosts are reached here",
+                              unreachable=True) from None
+        addresses = [ipaddress.ip_address("127.0.0.1")]
+    if not all(a.is_loopback for a in addresses):
+        raise FetchFailed(f"{host}: only loopback hosts are reached here", unreachable=True)
     return addresses
 
 

@@ -17,10 +17,24 @@ AUTH_CODES = (
     "rate_limit_exceeded",
     "concurrent_request_limit_exceeded",
 )
-BODY_CODES = ("invalid_request", "missing_required_parameter", "invalid_parameter_type")
-ALWAYS_CODES = ("internal_server_error", "service_unavailable")
+BODY_CODES = ("missing_required_parameter", "invalid_parameter_type")
+# A bad query value or body can reach any operation.
+ALWAYS_CODES = ("invalid_request", "internal_server_error", "service_unavailable")
 
 _envelopes: dict[str, serializers.Serializer] = {}
+
+
+def list_parameters(*filters):
+    """`limit`, `cursor` and the list's filters, with the bounds the API enforces."""
+    from drf_spectacular.utils import OpenApiParameter
+
+    return [
+        *filters,
+        OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100},
+                         description="page size, 1-100 (default 20)"),
+        OpenApiParameter("cursor", {"type": "string", "pattern": "^[a-z]{2,4}_[0-9A-Z]{26}$"},
+                         description="`pagination.nextCursor` of the previous page"),
+    ]
 
 
 def envelope(serializer_class: type[serializers.Serializer], *, many: bool = False):

@@ -210,6 +210,9 @@ QR_TTL_SECONDS = env_int("QR_TTL_SECONDS", 60, minimum=1)
 SANDBOX_STATUS_DELAY_SECONDS = env_float("SANDBOX_STATUS_DELAY_SECONDS", 1.0, minimum=0)
 ALLOW_PRIVATE_URLS = env_bool("ALLOW_PRIVATE_URLS", False)
 WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", True)
+# Test and air-gapped environments: outbound HTTP (media, webhooks) resolves no names and
+# reaches loopback addresses only.
+OUTBOUND_LOOPBACK_ONLY = env_bool("OUTBOUND_LOOPBACK_ONLY", False)
 # Messages: minimum pause between two sends of one session (WhatsApp bans numbers that burst),
 # how long a message may wait in the queue before it fails, retries of transient engine errors.
 SEND_MIN_INTERVAL_SECONDS = env_float(

@@ -5,7 +5,7 @@ from config.api import ApiView, InputSerializer, StrictCharField, ok
 from config.errors import ApiError, E
 from config.pagination import paginate
 from config.phones import normalize_phone_number
-from config.schema import envelope
+from config.schema import envelope, list_parameters
 from messaging.media import KINDS, MediaError, filename_from_url, media_probe
 from messaging.models import Message
 from messaging.serializers import MessageOutput
@@ -128,10 +128,9 @@ class MessageListApi(ApiView):
 
     @extend_schema(
         operation_id="messages_list", summary="List messages (newest first)",
-        parameters=[OpenApiParameter("sessionId", str),
-                    OpenApiParameter("status", enum=list(_STATUS_FILTER)),
-                    OpenApiParameter("direction", enum=["outbound", "inbound"]),
-                    OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
+        parameters=list_parameters(OpenApiParameter("sessionId", str),
+                                   OpenApiParameter("status", enum=list(_STATUS_FILTER)),
+                                   OpenApiParameter("direction", enum=["outbound", "inbound"])),
         responses=envelope(MessageOutput, many=True),
     )
     def get(self, request):

@@ -1,5 +1,6 @@
 """Output shapes of sessions, shared by the session views and the sandbox routes."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions_app.models import Session, SessionStatus
@@ -27,6 +28,7 @@ class SessionOutput(serializers.Serializer):
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=SessionStatus.choices)
     phoneNumber = serializers.CharField(source="phone_number", allow_null=True)
+    # (the engine's own name of the session's device is not part of the API)
     qr = serializers.SerializerMethodField()
     pairingCode = serializers.SerializerMethodField()
     lastError = serializers.CharField(source="last_error", allow_null=True)
@@ -34,9 +36,11 @@ class SessionOutput(serializers.Serializer):
     connectedAt = serializers.DateTimeField(source="connected_at", allow_null=True)
     disconnectedAt = serializers.DateTimeField(source="disconnected_at", allow_null=True)
 
-    def get_qr(self, session: Session) -> QrOutput | None:
+    @extend_schema_field(QrOutput(allow_null=True))
+    def get_qr(self, session: Session) -> dict | None:
         return qr_payload(session)
 
+    @extend_schema_field({"type": "string", "nullable": True})
     def get_pairingCode(self, session: Session) -> str | None:
         if session.status == SessionStatus.QR_PENDING and session.pairing_code:
             return session.pairing_code

@@ -7,7 +7,7 @@ from config.api import ApiView, InputSerializer, StrictCharField, ok
 from config.errors import ApiError, E
 from config.pagination import choice_filter, paginate
 from config.phones import normalize_phone_number
-from config.schema import envelope
+from config.schema import envelope, list_parameters
 from sessions_app.models import SessionStatus
 from sessions_app.qr import qr_png
 from sessions_app.selectors import session_get, sessions_visible
@@ -34,10 +34,7 @@ class SessionListCreateApi(ApiView):
 
     @extend_schema(
         operation_id="sessions_list", summary="List sessions (newest first)",
-        parameters=[
-            OpenApiParameter("status", enum=SessionStatus.values),
-            OpenApiParameter("limit", int), OpenApiParameter("cursor", str),
-        ],
+        parameters=list_parameters(OpenApiParameter("status", enum=SessionStatus.values)),
         responses=envelope(SessionOutput, many=True),
     )
     def get(self, request):
@@ -73,7 +70,7 @@ class SessionDetailApi(ApiView):
         return ok(SessionOutput(session).data)
 
     @extend_schema(operation_id="sessions_delete", summary="Log a session out and remove it",
-                   responses=envelope(SessionOutput))
+                   responses={200: envelope(SessionOutput)})
     def delete(self, request, session_id: str):
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
         session_delete(session=session)
@@ -89,9 +86,9 @@ class SessionQrApi(ApiView):
     @extend_schema(
         operation_id="sessions_qr", summary="The session's QR code (JSON, or ?format=png)",
         parameters=[OpenApiParameter("format", enum=["json", "png"])],
-        responses={200: OpenApiResponse(envelope(QrOutput),
-                                        description="JSON; with ?format=png an image/png body"),
-                   "200-png": OpenApiResponse(OpenApiTypes.BINARY)},
+        responses={(200, "application/json"): envelope(QrOutput),
+                   (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY,
+                                                       description="with ?format=png")},
     )
     def get(self, request, session_id: str):
         fmt = request.query_params.get("format", "json")

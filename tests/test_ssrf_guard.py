@@ -116,3 +116,17 @@ def test_a_redirect_to_loopback_is_refused(alice, settings, monkeypatch):
         assert "127.0.0.1" in error["details"]["reason"]
         assert len(outside.hits) == 1
         assert inside.hits == []
+
+
+@pytest.mark.parametrize("url", ["http://example.com/a", "http://8.8.8.8/a", "http://10.0.0.1/a"])
+def test_loopback_only_mode_resolves_no_name_and_reaches_no_other_address(url, settings,
+                                                                          monkeypatch):
+    from config.safe_http import FetchFailed
+
+    settings.OUTBOUND_LOOPBACK_ONLY = True
+    settings.ALLOW_PRIVATE_URLS = True
+    monkeypatch.setattr(safe_http.socket, "getaddrinfo",
+                        lambda *a, **k: pytest.fail("no name may be resolved"))
+    with pytest.raises(FetchFailed):
+        check_url(url)
+    assert check_url("http://localhost:1/x").url == "http://127.0.0.1:1/x"

@@ -5,7 +5,7 @@ from accounts.scopes import WEBHOOKS_READ, WEBHOOKS_WRITE
 from config.api import ApiView, InputSerializer, StrictBooleanField, StrictCharField, ok
 from config.errors import ApiError, E
 from config.pagination import choice_filter, paginate
-from config.schema import envelope
+from config.schema import envelope, list_parameters
 from sessions_app.selectors import session_get
 from webhooks.models import Delivery, DeliveryStatus, Webhook
 from webhooks.services import (
@@ -140,7 +140,7 @@ class WebhookListCreateApi(ApiView):
     error_codes = WEBHOOK_WRITE_ERRORS
 
     @extend_schema(operation_id="webhooks_list", summary="List webhooks",
-                   responses=envelope(WebhookOutput, many=True))
+                   parameters=list_parameters(), responses=envelope(WebhookOutput, many=True))
     def get(self, request):
         page, next_cursor = paginate(
             request.query_params,
@@ -185,7 +185,7 @@ class WebhookDetailApi(ApiView):
         return ok(body)
 
     @extend_schema(operation_id="webhooks_delete", summary="Delete a webhook",
-                   responses=envelope(WebhookOutput))
+                   responses={200: envelope(WebhookOutput)})
     def delete(self, request, webhook_id: str):
         hook = _webhook(request, webhook_id)
         webhook_delete(webhook=hook)
@@ -211,9 +211,9 @@ class DeliveryListApi(ApiView):
 
     @extend_schema(operation_id="webhooks_deliveries",
                    summary="The webhook's deliveries, newest first, with every attempt",
-                   parameters=[OpenApiParameter("status", enum=DeliveryStatus.values),
-                               OpenApiParameter("event", enum=list(EVENT_TYPES)),
-                               OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
+                   parameters=list_parameters(
+                       OpenApiParameter("status", enum=DeliveryStatus.values),
+                       OpenApiParameter("event", enum=list(EVENT_TYPES))),
                    responses=envelope(DeliveryOutput, many=True))
     def get(self, request, webhook_id: str):
         hook = _webhook(request, webhook_id)
