@@ -120,8 +120,12 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not token:
             raise ApiError(E.missing_api_key)
         key = api_key_authenticate(token)
-        # The Django request too, so the error log can say whose request failed.
+        # The Django request too, so the error log can say whose request failed; and the
+        # log lines of this request name the account.
         request._request.api_key = key
+        from config.middleware import current_account_id
+
+        current_account_id.set(key.account_id)
         return key, key
 
     def authenticate_header(self, request) -> str:

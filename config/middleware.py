@@ -3,6 +3,7 @@
 import contextvars
 import logging
 import re
+import time
 import uuid
 
 from django.http import HttpRequest, HttpResponse
@@ -14,6 +15,10 @@ logger = logging.getLogger("api.requests")
 # The request id of the request being served, for log lines written deep in the stack.
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_request_id", default=None
+)
+# The account of the authenticated request being served (set by the authentication class).
+current_account_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_account_id", default=None
 )
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")
@@ -34,11 +39,21 @@ class RequestIdMiddleware:
         request_id = supplied if _SANE_REQUEST_ID.match(supplied) else f"req_{uuid.uuid4().hex}"
         request.request_id = request_id
         token = current_request_id.set(request_id)
+        account_token = current_account_id.set(None)
+        started = time.perf_counter()
         try:
             response = self.get_response(request)
         finally:
             current_request_id.reset(token)
+            current_account_id.reset(account_token)
         response["X-Request-ID"] = request_id
+        if is_api_path(request.path):
+            from config.metrics import API_LATENCY, API_REQUESTS
+
+            err = getattr(response, "api_error", None)
+            API_REQUESTS.labels(request.method, str(response.status_code),
+                                err.code if err else "").inc()
+            API_LATENCY.observe(time.perf_counter() - started)
         return response
 
 

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from config import views
+from config.metrics import metrics_view
 
 v1 = [
     path("health", views.HealthApi.as_view(), name="health"),
@@ -38,6 +39,7 @@ v1 = [
 ]
 
 urlpatterns = [
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("v1/", include(v1)),
     re_path(r"^v1$", views.api_route_not_found),

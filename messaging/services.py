@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.authentication import AuthenticatedKey
 from accounts.quotas import daily_quota_consume
 from config.errors import ApiError, E
+from config.metrics import MESSAGE_STATUS
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
@@ -107,6 +108,7 @@ def message_send(
             )
             MessageStatusChange.objects.create(message=message, status=MessageStatus.QUEUED)
             transaction.on_commit(lambda: schedule_session_sender(session.id))
+            transaction.on_commit(MESSAGE_STATUS.labels("queued").inc)
     except IntegrityError:
         # The same Idempotency-Key already made a message (a retry after a crash): that one.
         existing = Message.objects.filter(account_id=key.account_id,
@@ -166,6 +168,7 @@ def message_status_apply(
         message.save(update_fields=fields)
         MessageStatusChange.objects.create(message=message, status=status,
                                            detail=error_message[:300])
+        MESSAGE_STATUS.labels(status).inc()
         if status != MessageStatus.SENDING:
             event_record(account_id=message.account_id, type="message.status",
                          session_id=message.session_id, data=message_event_data(message))
@@ -213,6 +216,7 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
                 media_mime_type=media.get("mimeType", ""),
             )
             MessageStatusChange.objects.create(message=message, status=MessageStatus.RECEIVED)
+            MESSAGE_STATUS.labels("received").inc()
             event_record(account_id=session.account_id, type="message.received",
                          session_id=session.id, data=message_event_data(message))
     except IntegrityError:

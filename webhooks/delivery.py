@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from config.metrics import WEBHOOK_ATTEMPTS
 from config.safe_http import Answer, FetchFailed, PinnedEndpoint, UrlRefused
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Webhook
 from webhooks.services import event_body, signed_headers, webhook_disable
@@ -129,6 +130,7 @@ def _attempt(webhook: Webhook, delivery: Delivery, endpoint: PinnedEndpoint, now
     latency = time.monotonic() - started
     snippet = answer.snippet.decode("utf-8", "replace")
     if 200 <= answer.status_code < 300:
+        WEBHOOK_ATTEMPTS.labels("succeeded").inc()
         DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now,
                                        status_code=answer.status_code,
                                        latency_ms=int(latency * 1000), response_snippet=snippet)
@@ -154,6 +156,7 @@ def _record_failure(webhook: Webhook, delivery: Delivery, now: datetime, jitter,
                     latency: float = 0.0, retry_after: float | None = None,
                     final: bool = False) -> bool:
     attempts = delivery.attempts + 1
+    WEBHOOK_ATTEMPTS.labels("failed" if (final or attempts >= MAX_ATTEMPTS) else "retried").inc()
     DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now, status_code=status_code,
                                    latency_ms=int(latency * 1000),
                                    response_snippet=snippet[:500], error=error[:500])

@@ -1,0 +1,79 @@
+"""/metrics for Prometheus and JSON log lines."""
+
+import json
+import logging
+
+import pytest
+
+from config.logging import JsonFormatter
+from tests.conftest import connected_session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def metric(text: str, name: str, **labels) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    prefix = f"{name}{{{wanted}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(prefix + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_requests_messages_and_state(anon, alice):
+    before = anon.get("/metrics").text
+    alice.http.get("/v1/nope")
+    session = connected_session(alice)
+    alice.http.post("/v1/messages/text", json={"sessionId": session["id"], "to": "14155550123",
+                                               "text": "hi"})
+    after = anon.get("/metrics")
+    assert after.status_code == 200
+    text = after.text
+    labels = {"method": "GET", "status": "404", "code": "resource_not_found"}
+    assert metric(text, "wa_api_requests_total", **labels) == \
+        metric(before, "wa_api_requests_total", **labels) + 1
+    assert metric(text, "wa_message_status_total", status="queued") >= 1
+    assert metric(text, "wa_messages_queued") == 1
+    assert metric(text, "wa_sessions", status="connected") == 1
+    assert "wa_api_request_seconds_bucket" in text
+    assert "wa_webhook_deliveries_pending 0.0" in text
+
+
+def test_metrics_answer_while_the_database_is_down(anon, monkeypatch):
+    from django.db import OperationalError
+
+    from config.metrics import StateCollector
+
+    def down(self):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(StateCollector, "_collect", down)
+    response = anon.get("/metrics")
+    assert response.status_code == 200
+    assert metric(response.text, "wa_state_available") == 0
+    assert "wa_api_requests_total" in response.text
+
+
+def test_metrics_can_require_a_token(anon, settings):
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert anon.get("/metrics").status_code == 401
+    assert anon.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code \
+        == 200
+
+
+def test_json_log_lines_carry_request_account_and_message_ids():
+    from config.middleware import current_account_id, current_request_id
+
+    request_token = current_request_id.set("req-42")
+    account_token = current_account_id.set("acc_1")
+    try:
+        record = logging.LogRecord("messaging", logging.WARNING, __file__, 1, "send %s failed",
+                                   ("msg_9",), None)
+        record.message_id = "msg_9"
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        current_request_id.reset(request_token)
+        current_account_id.reset(account_token)
+    assert line["request_id"] == "req-42" and line["account_id"] == "acc_1"
+    assert line["message_id"] == "msg_9" and line["message"] == "send msg_9 failed"
+    assert line["level"] == "WARNING"
