@@ -18,6 +18,7 @@ from django.utils.crypto import salted_hmac
 from rest_framework.authentication import BaseAuthentication
 
 from config.errors import ApiError, E
+from config.local_cache import LocalTTLCache
 
 KEY_PATTERN = re.compile(r"^(wak_[a-z0-9]{12})_[A-Za-z0-9]{32}$")
 _LAST_USED_RESOLUTION_SECONDS = 60
@@ -100,10 +101,17 @@ def api_key_authenticate(raw_key: str) -> AuthenticatedKey:
     return record
 
 
+_recently_touched = LocalTTLCache(ttl=_LAST_USED_RESOLUTION_SECONDS)
+
+
 def _touch_last_used(key_id: str) -> None:
-    """Record use at most once a minute per key: a write per request would cost the hot path."""
+    """Record use at most once a minute per key: a write per request would cost the hot path
+    (this process remembers its own touches; Redis dedupes across processes)."""
     from accounts.models import ApiKey
 
+    if _recently_touched.get(key_id):
+        return
+    _recently_touched.set(key_id, True)
     if cache.add(f"apikey-used:{key_id}", 1, _LAST_USED_RESOLUTION_SECONDS):
         ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
 

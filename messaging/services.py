@@ -13,17 +13,21 @@ from django.utils import timezone
 from accounts.authentication import AuthenticatedKey
 from accounts.quotas import daily_quota_consume
 from config.errors import ApiError, E
+from config.local_cache import LocalTTLCache
 from config.metrics import MESSAGE_STATUS
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
 from sessions_app.models import Session
-from sessions_app.selectors import session_get
+from sessions_app.selectors import session_get_for_send
 from sessions_app.services import session_require_sendable
 from webhooks.services import event_record
 
 logger = logging.getLogger(__name__)
+
+# "This number is on WhatsApp", per process in front of Redis (it rarely changes).
+_recipients = LocalTTLCache(ttl=60.0)
 
 TEXT_MAX_CHARACTERS = 4096
 CAPTION_MAX_CHARACTERS = 1024
@@ -50,7 +54,11 @@ class MediaSpec:
 def recipient_on_whatsapp(*, session: Session, number: str) -> bool:
     """Ask the engine, with a short cache (a number rarely joins or leaves WhatsApp)."""
     cache_key = f"on-whatsapp:{session.id}:{number}"
-    known = cache.get(cache_key)
+    known = _recipients.get(cache_key)
+    if known is None:
+        known = cache.get(cache_key)
+        if known is not None:
+            _recipients.set(cache_key, known)
     if known is not None:
         return known
     try:
@@ -77,7 +85,7 @@ def message_send(
 ) -> Message:
     """Accept an outbound message: checks, quota, insert; the session's sender is woken after
     commit. The quota and the row are one transaction: either both or neither."""
-    session = session_get(account_id=key.account_id, session_id=session_id, field="sessionId")
+    session = session_get_for_send(account_id=key.account_id, session_id=session_id)
     session_require_sendable(session=session)
     if not recipient_on_whatsapp(session=session, number=to):
         raise ApiError(E.recipient_not_on_whatsapp, field="to")
@@ -106,7 +114,7 @@ def message_send(
                 idempotency_key=idempotency_key,
                 request_id=request_id,
             )
-            MessageStatusChange.objects.create(message=message, status=MessageStatus.QUEUED)
+            # (no history row for `queued`: the message's created_at is that moment)
             transaction.on_commit(lambda: schedule_session_sender(session.id))
             transaction.on_commit(MESSAGE_STATUS.labels("queued").inc)
     except IntegrityError:

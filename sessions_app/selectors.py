@@ -3,7 +3,13 @@
 from django.db.models import QuerySet
 
 from config.errors import ApiError, E
+from config.local_cache import LocalTTLCache
 from sessions_app.models import Session, SessionStatus
+
+# Sessions as the send path reads them, per process, up to a second old: a status change made
+# in this process drops its entry at once; one made elsewhere shows within a second (a message
+# accepted in that second waits in the queue until the session is connected again).
+_sessions_for_send = LocalTTLCache(ttl=1.0)
 
 
 def sessions_visible(*, account_id: str) -> QuerySet[Session]:
@@ -20,3 +26,15 @@ def session_get(*, account_id: str, session_id: str, field: str | None = None) -
 def session_count_live(*, account_id: str) -> int:
     """Sessions that count against the plan's `maxSessions`: not deleted, not logged out."""
     return sessions_visible(account_id=account_id).exclude(status=SessionStatus.LOGGED_OUT).count()
+
+
+def session_get_for_send(*, account_id: str, session_id: str) -> Session:
+    session = _sessions_for_send.get((account_id, session_id))
+    if session is None:
+        session = session_get(account_id=account_id, session_id=session_id, field="sessionId")
+        _sessions_for_send.set((account_id, session_id), session)
+    return session
+
+
+def session_cache_forget(*, account_id: str, session_id: str) -> None:
+    _sessions_for_send.delete((account_id, session_id))

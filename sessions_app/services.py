@@ -15,7 +15,7 @@ from config.errors import ApiError, E
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
 from sessions_app.models import Session, SessionStatus, SessionStatusChange
-from sessions_app.selectors import session_count_live
+from sessions_app.selectors import session_cache_forget, session_count_live
 from webhooks.services import event_record
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ def session_transition(
     for name, value in fields.items():
         setattr(session, name, value)
     session.save(update_fields=["status", "status_changed_at", *fields])
+    session_cache_forget(account_id=session.account_id, session_id=session.id)
     if to_status != from_status:
         SessionStatusChange.objects.create(
             session=session, from_status=from_status, to_status=to_status, reason=reason[:300]

@@ -1,0 +1,105 @@
+"""Shared by the benchmark scripts: a fresh PostgreSQL database, the production server
+(gunicorn), an account with a connected sandbox session, wrk, and the report."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def env_for(database: str, namespace: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DATABASE_URL": f"{PG}/{database}", "REDIS_URL": REDIS,
+            "REDIS_NAMESPACE": namespace, "SECRET_KEY": "bench", "LOG_LEVEL": "WARNING",
+            "DATA_DIR": str(ROOT / "var" / "bench"), **extra}
+
+
+def manage(env: dict, *args: str) -> str:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def fresh_database(env: dict, database: str) -> None:
+    subprocess.run(["psql", PG + "/postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {database}"],
+                   check=True, capture_output=True)
+    subprocess.run(["psql", PG + "/postgres", "-q", "-c", f"CREATE DATABASE {database}"],
+                   check=True, capture_output=True)
+    manage(env, "migrate", "--no-input", "-v", "0")
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict, port: int, workers: int = 2):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(workers), "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(base + "/v1/health", timeout=1, trust_env=False)
+                break
+            time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
+
+
+def account_with_session(env: dict, base: str, sessions: int = 1) -> tuple[str, list[str]]:
+    manage(env, "create_plan", "bench", "--max-sessions", "100000", "--daily-messages",
+           "100000000", "--rate-per-minute", "100000000", "--max-concurrent", "100000")
+    key = manage(env, "create_api_key", "--account", f"bench-{uuid.uuid4().hex[:6]}",
+                 "--plan", "bench").strip().splitlines()[-1]
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
+                          trust_env=False, timeout=30)
+    ids = []
+    for _ in range(sessions):
+        session = client.post("/v1/sessions", json={}).json()["data"]["id"]
+        client.post(f"/v1/sandbox/sessions/{session}/scan",
+                    json={"phoneNumber": "14155552671"})
+        ids.append(session)
+    return key, ids
+
+
+def wrk(url: str, *, duration: int, connections: int, threads: int = 2,
+        script: Path | None = None, env: dict | None = None) -> dict:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    if script:
+        command[1:1] = ["-s", str(script)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True,
+                            env={**os.environ, **(env or {})}).stdout
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)", output, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"),
+            "errors": int(non_2xx.group(1)) if non_2xx else 0, "raw": output}
+
+
+def write_report(name: str, title: str, lines: list[str]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    path.write_text(f"# {title}\n\n" + "\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,18 @@
+from django.urls import path
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.urls import urlpatterns as service_urlpatterns
+
+
+class BareApi(APIView):
+    """The ceiling: a DRF view that only parses a small JSON body and answers JSON."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def post(self, request):
+        return Response({"success": True, "data": {"echo": len(request.data)}}, status=201)
+
+
+urlpatterns = [path("bench/bare", BareApi.as_view()), *service_urlpatterns]
