@@ -29,7 +29,7 @@ class Hit:
 
 
 class LocalServer:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: list[Hit] = []
         server = self
@@ -86,7 +86,8 @@ class LocalServer:
             def do_HEAD(self):
                 self._serve(False)
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base = f"http://{host}:{self.port}"
