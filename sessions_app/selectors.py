@@ -6,9 +6,10 @@ from config.errors import ApiError, E
 from config.local_cache import LocalTTLCache
 from sessions_app.models import Session, SessionStatus
 
-# Sessions as the send path reads them, per process, up to a second old: a status change made
-# in this process drops its entry at once; one made elsewhere shows within a second (a message
-# accepted in that second waits in the queue until the session is connected again).
+# Connected sessions as the send path reads them, per process, up to a second old. Only
+# connected ones are kept, so a session that just connected is never refused; one that just
+# disconnected elsewhere may accept for that second, and its messages wait in the queue. A
+# status change made in this process drops the entry at once.
 _sessions_for_send = LocalTTLCache(ttl=1.0)
 
 
@@ -32,7 +33,8 @@ def session_get_for_send(*, account_id: str, session_id: str) -> Session:
     session = _sessions_for_send.get((account_id, session_id))
     if session is None:
         session = session_get(account_id=account_id, session_id=session_id, field="sessionId")
-        _sessions_for_send.set((account_id, session_id), session)
+        if session.status == SessionStatus.CONNECTED:
+            _sessions_for_send.set((account_id, session_id), session)
     return session
 
 

@@ -131,7 +131,7 @@ def session_create(*, account_id: str, name: str = "", phone_number: str | None 
             E.service_unavailable, reason="The WhatsApp engine is unavailable.",
             headers={"Retry-After": str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)},
         ) from exc
-    return session_after_engine_command(session)
+    return session_after_engine_command(session, until=lambda s: s.status != S.STARTING)
 
 
 RESTARTABLE = (S.DISCONNECTED, S.EXPIRED, S.FAILED)
@@ -147,17 +147,31 @@ def session_restart(*, session: Session, reason: str = "restarted by support") -
         session_transition(locked, S.STARTING, reason=reason, qr_code="", qr_expires_at=None,
                            pairing_code="", last_error="")
     get_engine().start(session.id, phone_number=locked.requested_phone_number or None)
-    return session_after_engine_command(locked)
+    return session_after_engine_command(locked, until=lambda s: s.status != S.STARTING)
 
 
-def session_after_engine_command(session: Session) -> Session:
-    """Apply the events the engine has already reported, then read the session again. The
-    sandbox reports at once, so its answer is final; a real engine's events may follow later
-    (the session then shows `starting` and a `session.status` webhook follows)."""
+def session_after_engine_command(session: Session, *, until=None,
+                                 timeout: float = 3.0) -> Session:
+    """Apply the events the engine has already reported, then read the session again.
+
+    An engine that reports synchronously (the sandbox) has put its events on the bus already:
+    they are applied here, or by a worker's consumer that claimed them first, so wait (bounded)
+    until `until(session)` holds and the answer shows the effect. A real engine's events come
+    later; its session is answered as it is (`starting`, a `session.status` webhook follows).
+    """
+    import time
+
     from sessions_app.event_consumer import engine_events_drain
 
     engine_events_drain()
     session.refresh_from_db()
+    if until is None or not get_engine().reports_synchronously:
+        return session
+    deadline = time.monotonic() + timeout
+    while not until(session) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        engine_events_drain()
+        session.refresh_from_db()
     return session
 
 

@@ -91,6 +91,9 @@ class Engine(abc.ABC):
     `message_id` is our id, given so an engine can recognise a resend of the same message."""
 
     name: ClassVar[str]
+    # True when a command's events are on the bus by the time the command returns (a
+    # simulator); a real engine reports later, from its own process.
+    reports_synchronously: ClassVar[bool] = False
 
     def __init__(self, publish) -> None:
         # publish(*events) puts events on the bus, all or none; engines report through it only.

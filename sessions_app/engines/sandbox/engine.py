@@ -30,6 +30,7 @@ def _fake_key() -> str:
 
 class SandboxEngine(base.Engine):
     name = "sandbox"
+    reports_synchronously = True
 
     # --- simulated phone state ---
     @staticmethod

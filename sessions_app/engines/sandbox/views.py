@@ -11,6 +11,7 @@ from config.phones import normalize_phone_number
 from config.schema import envelope
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
+from sessions_app.models import SessionStatus
 from sessions_app.selectors import session_get
 from sessions_app.serializers import SessionOutput
 from sessions_app.services import (
@@ -39,7 +40,9 @@ class SandboxScanApi(ApiView):
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
         session_scannable_qr(session=session)
         get_engine().scan(session.id, phone_number=data["phoneNumber"])
-        return ok(SessionOutput(session_after_engine_command(session)).data)
+        applied = session_after_engine_command(
+            session, until=lambda s: s.status == SessionStatus.CONNECTED)
+        return ok(SessionOutput(applied).data)
 
 
 class SandboxDisconnectApi(ApiView):
@@ -54,7 +57,9 @@ class SandboxDisconnectApi(ApiView):
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
         session_require_sendable(session=session, field=None)
         get_engine().disconnect(session.id)
-        return ok(SessionOutput(session_after_engine_command(session)).data)
+        applied = session_after_engine_command(
+            session, until=lambda s: s.status == SessionStatus.DISCONNECTED)
+        return ok(SessionOutput(applied).data)
 
 
 class InboundInput(InputSerializer):
@@ -87,7 +92,11 @@ class SandboxInboundApi(ApiView):
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
         session_require_sendable(session=session, field=None)
         whatsapp_id = get_engine().inbound(session.id, from_number=sender, text=data["text"])
-        session_after_engine_command(session)
-        message = Message.objects.get(session=session, direction="inbound",
-                                      whatsapp_id=whatsapp_id)
+        stored = Message.objects.filter(session=session, direction="inbound",
+                                        whatsapp_id=whatsapp_id)
+        session_after_engine_command(session, until=lambda s: stored.exists())
+        message = stored.first()
+        if message is None:
+            raise ApiError(E.service_unavailable, reason="The message was not stored in time.",
+                           headers={"Retry-After": "1"})
         return ok(MessageOutput(message).data, status=201)

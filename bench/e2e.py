@@ -1,0 +1,162 @@
+"""End-to-end benchmark: messages accepted over HTTP -> sent by the sandbox engine through the
+Celery workers -> `message.status` webhooks received by a local receiver. Reports messages per
+second end to end, the time from accept to the `sent` webhook (p50/p99), and memory per
+process. Writes bench/results/e2e.md.
+
+    .venv/bin/python bench/e2e.py [--messages 2000] [--sessions 10]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (
+    ROOT,
+    account_with_session,
+    env_for,
+    fresh_database,
+    gunicorn,
+    write_report,
+)
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.sent_at: dict[str, float] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if body["event"] == "message.status" and body["data"]["status"] == "sent":
+                    receiver.sent_at.setdefault(body["data"]["id"], time.time())
+                self.send_response(204)
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--port", type=int, default=8802)
+    args = parser.parse_args()
+
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    queue = f"bench-{uuid.uuid4().hex[:6]}"
+    env = env_for("whatsapp_bench", namespace, SANDBOX_STATUS_DELAY_SECONDS="0",
+                  SEND_MIN_INTERVAL_SECONDS="0", ALLOW_PRIVATE_URLS="true",
+                  WEBHOOK_REQUIRE_HTTPS="false", CELERY_QUEUE=queue,
+                  SWEEP_INTERVAL_SECONDS="2")
+    fresh_database(env, "whatsapp_bench")
+    receiver = Receiver()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool",
+         "prefork", "--concurrency", "2", "--beat",
+         "--schedule", str(ROOT / "var" / f"beat-{queue}"),
+         "--loglevel", "warning", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with gunicorn(env, args.port) as base:
+            key, sessions = account_with_session(env, base, sessions=args.sessions)
+            client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
+                                  trust_env=False, timeout=30)
+            client.post("/v1/webhooks", json={"url": receiver.url, "events": ["message.status"]})
+            accepted: dict[str, float] = {}
+            lock = threading.Lock()
+
+            def send(n: int) -> None:
+                with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
+                                  trust_env=False, timeout=30) as c:
+                    for i in range(n, args.messages, 16):
+                        body = {"sessionId": sessions[i % len(sessions)], "to": "14155550123",
+                                "text": f"m{i}"}
+                        response = c.post("/v1/messages/text", json=body)
+                        stamp = time.time()
+                        if response.status_code != 201:
+                            raise SystemExit(f"send refused: {response.text}")
+                        with lock:
+                            accepted[response.json()["data"]["id"]] = stamp
+
+            started = time.time()
+            with ThreadPoolExecutor(16) as pool:
+                list(pool.map(send, range(16)))
+            accept_seconds = time.time() - started
+            deadline = time.time() + 600
+            while len(receiver.sent_at) < len(accepted) and time.time() < deadline:
+                time.sleep(0.2)
+            done = time.time()
+            memory = {"gunicorn worker": [rss_mb(p) for p in children(
+                int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{args.port}", "-o"],
+                                   capture_output=True, text=True).stdout.split()[0]))],
+                      "celery process": [rss_mb(worker.pid)] + [rss_mb(p)
+                                                              for p in children(worker.pid)]}
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(20)
+
+    latencies = sorted((receiver.sent_at[m] - t) * 1000 for m, t in accepted.items()
+                       if m in receiver.sent_at)
+    delivered = len(latencies)
+    end_to_end = delivered / (max(receiver.sent_at.values()) - started) if delivered else 0
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else 0
+
+    lines = [
+        f"{args.messages} text messages over {args.sessions} sandbox sessions, 16 concurrent "
+        "clients; gunicorn 2 workers; one Celery worker (prefork 2, beat); PostgreSQL, Redis; "
+        "webhook receiver on loopback; all on this 2-core machine.",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| accepted | {len(accepted)} in {accept_seconds:.1f} s "
+        f"({len(accepted) / accept_seconds:.0f}/s) |",
+        f"| `sent` webhooks received | {delivered} |",
+        f"| end to end (accept to `sent` webhook) | **{end_to_end:.0f} msgs/s** "
+        f"(target 500: {'met' if end_to_end >= 500 else 'NOT met'}) |",
+        f"| accept -> `sent` webhook p50 | {pct(0.5):.0f} ms |",
+        f"| accept -> `sent` webhook p99 | {pct(0.99):.0f} ms |",
+        f"| median RSS, gunicorn worker | {statistics.median(memory['gunicorn worker']):.0f} MB |",
+        f"| median RSS, Celery process | {statistics.median(memory['celery process']):.0f} MB |",
+        f"| finished | {'yes' if delivered == len(accepted) else 'NO'} in "
+        f"{done - started:.0f} s |",
+    ]
+    path = write_report("e2e", "End-to-end benchmark", lines)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
