@@ -1,7 +1,7 @@
 """The one consumer of engine events: whatever engine produced them, they become database
 changes (and webhook events) here.
 
-Each event is applied in its own transaction and acknowledged on the bus after it committed.
+Events are applied in batches, one transaction each, and acknowledged after it committed.
 Handlers are idempotent and never move state backwards, so a replay (after a crash between
 commit and acknowledgement) or two consumers running at once change nothing twice.
 """
@@ -43,15 +43,14 @@ def engine_events_drain(*, max_events: int = 10_000) -> int:
         batch = bus.read_batch(BATCH_SIZE)
         if not batch:
             break
-        applied: list[str] = []
-        try:
-            for entry_id, event in batch:
+        # One transaction per batch (one commit, not one per event), a savepoint per event so
+        # a failing handler loses only its own event. If the database goes away mid-batch
+        # nothing is acknowledged and the whole batch is handed out again (handlers are
+        # idempotent).
+        with transaction.atomic():
+            for _entry_id, event in batch:
                 _apply(handlers, event)
-                applied.append(entry_id)
-        finally:
-            # What committed is acknowledged even if the database went away mid-batch; the
-            # rest stays pending and is handed out again.
-            bus.ack(applied)
+        bus.ack([entry_id for entry_id, _ in batch])
         done += len(batch)
     return done
 

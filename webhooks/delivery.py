@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from config.metrics import WEBHOOK_ATTEMPTS
@@ -84,6 +84,9 @@ def webhook_deliver_due(*, webhook_id: str, clock: Callable[[], datetime] = time
         _release(webhook_id, owner)
 
 
+BATCH = 100
+
+
 def _run(webhook_id, owner, clock, jitter) -> str:
     webhook = Webhook.objects.filter(pk=webhook_id).first()
     if webhook is None or not webhook.is_active or webhook.deleted_at is not None:
@@ -93,22 +96,33 @@ def _run(webhook_id, owner, clock, jitter) -> str:
     try:
         while True:
             now = clock()
-            delivery = _due(webhook_id, now).select_related("event").order_by("id").first()
-            if delivery is None:
+            # Claimed in batches: one query for up to BATCH due deliveries, in order.
+            batch = list(_due(webhook_id, now).select_related("event").order_by("id")[:BATCH])
+            if not batch:
                 return "idle"
-            if time.monotonic() - started > RUN_BUDGET_SECONDS:
-                return "budget"
             _lease(webhook_id, owner, now)
-            try:
-                if endpoint is None:
-                    endpoint = PinnedEndpoint(webhook.url, timeout=TIMEOUT_SECONDS)
-                ok = _attempt(webhook, delivery, endpoint, now, jitter)
-            except UrlRefused as refused:
-                ok = _record_failure(webhook, delivery, now, jitter, error=refused.reason)
-            except FetchFailed as failed:
-                ok = _record_failure(webhook, delivery, now, jitter, error=failed.reason)
-            if not ok:
-                return "failed"
+            succeeded: list[tuple[Delivery, Answer, float]] = []
+            outcome = None
+            for delivery in batch:
+                if time.monotonic() - started > RUN_BUDGET_SECONDS:
+                    outcome = "budget"
+                    break
+                try:
+                    if endpoint is None:
+                        endpoint = PinnedEndpoint(webhook.url, timeout=TIMEOUT_SECONDS)
+                    result = _attempt(webhook, delivery, endpoint, now, jitter)
+                except UrlRefused as refused:
+                    result = _record_failure(webhook, delivery, now, jitter,
+                                             error=refused.reason)
+                except FetchFailed as failed:
+                    result = _record_failure(webhook, delivery, now, jitter, error=failed.reason)
+                if result is False:
+                    outcome = "failed"
+                    break
+                succeeded.append((delivery, *result))
+            _record_successes(webhook, succeeded, now)
+            if outcome is not None:
+                return outcome
             webhook.refresh_from_db(fields=["is_active", "failing_since"])
             if not webhook.is_active:
                 return "inactive"
@@ -117,8 +131,33 @@ def _run(webhook_id, owner, clock, jitter) -> str:
             endpoint.close()
 
 
+def _record_successes(webhook: Webhook, succeeded: list, now: datetime) -> None:
+    """Bulk writes for a run's successes: the attempt rows, then one update per status code."""
+    if not succeeded:
+        return
+    DeliveryAttempt.objects.bulk_create([
+        DeliveryAttempt(delivery=delivery, attempted_at=now, status_code=answer.status_code,
+                        latency_ms=int(latency * 1000),
+                        response_snippet=answer.snippet.decode("utf-8", "replace"))
+        for delivery, answer, latency in succeeded
+    ])
+    by_status: dict[int, list[str]] = {}
+    for delivery, answer, _latency in succeeded:
+        by_status.setdefault(answer.status_code, []).append(delivery.pk)
+    for status_code, ids in by_status.items():
+        Delivery.objects.filter(pk__in=ids).update(
+            status=DeliveryStatus.SUCCEEDED, attempts=F("attempts") + 1, last_attempt_at=now,
+            last_status_code=status_code, last_error="", succeeded_at=now, next_attempt_at=None)
+    WEBHOOK_ATTEMPTS.labels("succeeded").inc(len(succeeded))
+    if webhook.failing_since is not None:
+        Webhook.objects.filter(pk=webhook.pk).update(failing_since=None)
+        webhook.failing_since = None
+
+
 def _attempt(webhook: Webhook, delivery: Delivery, endpoint: PinnedEndpoint, now: datetime,
-             jitter) -> bool:
+             jitter) -> tuple[Answer, float] | bool:
+    """Post one delivery. Returns (answer, latency) on success (the caller records successes
+    in bulk); records a failure itself and returns False."""
     body = event_body(delivery.event)
     headers = signed_headers(webhook, message_id=delivery.event_id, body=body, now=now)
     started = time.monotonic()
@@ -130,17 +169,7 @@ def _attempt(webhook: Webhook, delivery: Delivery, endpoint: PinnedEndpoint, now
     latency = time.monotonic() - started
     snippet = answer.snippet.decode("utf-8", "replace")
     if 200 <= answer.status_code < 300:
-        WEBHOOK_ATTEMPTS.labels("succeeded").inc()
-        DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now,
-                                       status_code=answer.status_code,
-                                       latency_ms=int(latency * 1000), response_snippet=snippet)
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=DeliveryStatus.SUCCEEDED, attempts=delivery.attempts + 1, last_attempt_at=now,
-            last_status_code=answer.status_code, last_error="", succeeded_at=now,
-            next_attempt_at=None)
-        if webhook.failing_since is not None:
-            Webhook.objects.filter(pk=webhook.pk).update(failing_since=None)
-        return True
+        return answer, latency  # recorded in bulk with the run's other successes
     if answer.status_code == 410:
         _record_failure(webhook, delivery, now, jitter, status_code=410, snippet=snippet,
                         error="the endpoint answered 410 Gone", latency=latency, final=True)
