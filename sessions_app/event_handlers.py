@@ -28,28 +28,24 @@ def _locked(event: EngineEvent) -> Session | None:
     return session
 
 
-def on_qr(event: EngineEvent) -> None:
+def _login_code(event: EngineEvent, reason: str, **fields) -> None:
+    """A QR or pairing code: the session waits to be linked, until one deadline that runs
+    from the first code (rotating codes do not extend it)."""
     session = _locked(event)
     if session is None or session.status not in (S.STARTING, S.QR_PENDING):
         return
-    # The deadline runs from the first code: rotating codes do not extend it.
     expires_at = session.qr_expires_at or event.occurred_at + timedelta(
-        seconds=settings.QR_TTL_SECONDS
-    )
-    session_transition(session, S.QR_PENDING, reason="QR code issued", at=event.occurred_at,
-                       announce=True, qr_code=event.data["code"], qr_expires_at=expires_at)
+        seconds=settings.QR_TTL_SECONDS)
+    session_transition(session, S.QR_PENDING, reason=reason, at=event.occurred_at,
+                       announce=True, qr_expires_at=expires_at, **fields)
+
+
+def on_qr(event: EngineEvent) -> None:
+    _login_code(event, "QR code issued", qr_code=event.data["code"])
 
 
 def on_pairing_code(event: EngineEvent) -> None:
-    session = _locked(event)
-    if session is None or session.status not in (S.STARTING, S.QR_PENDING):
-        return
-    expires_at = session.qr_expires_at or event.occurred_at + timedelta(
-        seconds=settings.QR_TTL_SECONDS
-    )
-    session_transition(session, S.QR_PENDING, reason="pairing code issued",
-                       at=event.occurred_at, announce=True, pairing_code=event.data["code"],
-                       qr_expires_at=expires_at)
+    _login_code(event, "pairing code issued", pairing_code=event.data["code"])
 
 
 def on_paired(event: EngineEvent) -> None:

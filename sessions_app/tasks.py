@@ -1,39 +1,24 @@
 """Celery tasks of the sessions app: thin, they call services."""
 
-import logging
-
 from celery import shared_task
-from django.core.cache import cache
-from django.db import transaction
 
 # Registers the sandbox's delayed-receipt task with the worker (autodiscovery looks only here).
+from config.wakeups import wake_after_commit, woken
 from sessions_app.engines.sandbox import tasks as _sandbox_tasks  # noqa: F401
-
-logger = logging.getLogger(__name__)
 
 _DRAIN_SCHEDULED = "engine-events:drain-scheduled"
 
 
 def schedule_event_drain() -> None:
-    """Wake the event consumer, at most one pending wake-up at a time (a burst of events makes
-    one task, not one per event). The periodic drain covers a wake-up that was lost."""
-
-    def enqueue() -> None:
-        try:
-            if cache.add(_DRAIN_SCHEDULED, 1, timeout=30):
-                drain_engine_events.delay()
-        except Exception:  # broker or cache down: the periodic drain will pick the events up
-            logger.warning("could not schedule the engine event drain", exc_info=True)
-
-    transaction.on_commit(enqueue)
+    """Wake the event consumer after commit (one pending wake-up however many events)."""
+    wake_after_commit(drain_engine_events, key=_DRAIN_SCHEDULED, timeout=30)
 
 
 @shared_task(name="sessions.drain_engine_events", acks_late=True, ignore_result=True)
 def drain_engine_events() -> int:
     from sessions_app.event_consumer import engine_events_drain
 
-    # Cleared first: an event published from now on schedules another run, so none waits.
-    cache.delete(_DRAIN_SCHEDULED)
+    woken(_DRAIN_SCHEDULED)  # an event published from now on schedules another run
     return engine_events_drain()
 
 

@@ -186,3 +186,15 @@ def world(alice, bob, settings):
         yield {"session": session, "message": Message.objects.get(pk=sent["id"]),
                "webhook": Webhook.objects.get(pk=hook["id"]),
                "delivery": Delivery.objects.get(webhook_id=hook["id"])}
+
+
+@pytest.fixture
+def operator():
+    """A logged-in admin (superuser) for the Django test client."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-for-tests-1")
+    client = Client()
+    client.force_login(user)
+    return client

@@ -4,22 +4,12 @@ shows it once, revoking works and takes effect on the API at once."""
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from accounts.models import ApiErrorLog, ApiKey
 from accounts.services import api_key_create
 from tests.conftest import assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def operator() -> Client:
-    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-for-tests-1")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.parametrize("model", ["plan", "account", "apikey", "apierrorlog"])

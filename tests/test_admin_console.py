@@ -19,14 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def operator() -> Client:
-    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-for-tests-1")
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def support() -> Client:
     user = get_user_model().objects.create_user("helper", "h@example.com", "pw-for-tests-2",
                                                 is_staff=True)

@@ -1,12 +1,8 @@
 """Celery tasks of webhooks: thin, ids in, services do the work."""
 
-import logging
-
 from celery import shared_task
-from django.core.cache import cache
-from django.db import transaction
 
-logger = logging.getLogger(__name__)
+from config.wakeups import wake_after_commit, woken
 
 
 def _scheduled_key(webhook_id: str) -> str:
@@ -16,17 +12,8 @@ def _scheduled_key(webhook_id: str) -> str:
 def schedule_delivery(webhook_id: str, *, countdown: float | None = None,
                       dedupe: bool = True) -> None:
     """Wake the webhook's delivery run after commit (one pending wake-up per webhook)."""
-
-    def enqueue() -> None:
-        try:
-            if countdown is not None or not dedupe:
-                deliver_webhook.apply_async(args=[webhook_id], countdown=countdown)
-            elif cache.add(_scheduled_key(webhook_id), 1, timeout=60):
-                deliver_webhook.delay(webhook_id)
-        except Exception:  # broker down: the sweeper wakes it later
-            logger.warning("could not schedule deliveries of %s", webhook_id, exc_info=True)
-
-    transaction.on_commit(enqueue)
+    wake_after_commit(deliver_webhook, webhook_id, key=_scheduled_key(webhook_id),
+                      countdown=countdown, dedupe=dedupe)
 
 
 @shared_task(name="webhooks.deliver", acks_late=True, ignore_result=True)
@@ -36,7 +23,7 @@ def deliver_webhook(webhook_id: str) -> str:
     from webhooks.delivery import webhook_deliver_due
     from webhooks.models import Delivery, DeliveryStatus
 
-    cache.delete(_scheduled_key(webhook_id))
+    woken(_scheduled_key(webhook_id))
     outcome = webhook_deliver_due(webhook_id=webhook_id)
     if outcome in ("failed", "budget"):
         following = (Delivery.objects.filter(webhook_id=webhook_id,
