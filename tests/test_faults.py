@@ -165,3 +165,31 @@ def test_a_worker_killed_during_a_thousand_messages_sends_each_exactly_once(make
         assert MessageStatusChange.objects.filter(message_id=message_id,
                                                   status="sent").count() == 1
     assert len([i for i in ids if SandboxEngine.send_attempts(i) > 1]) <= 1
+
+
+def test_postgresql_going_away_answers_503_then_recovers(alice):
+    from django.db import connection
+
+    from tests.support.tcp_forwarder import Forwarder
+
+    settings_dict = connection.settings_dict
+    forwarder = Forwarder(int(settings_dict["PORT"] or 5432))
+    forwarder.up()
+    url = (f"postgres://{settings_dict['USER']}@127.0.0.1:{forwarder.port}/"
+           f"{settings_dict['NAME']}")
+    try:
+        with gunicorn_server({"DATABASE_URL": url}, workers=1) as base, \
+                http_client(base, alice.raw_key) as client:
+            assert client.get("/v1/sessions").status_code == 200
+            forwarder.down()
+            for _ in range(2):  # the broken connection, then a refused new one
+                response = client.get("/v1/sessions")
+                assert_error(response, 503, "service_unavailable")
+                assert int(response.headers["Retry-After"]) > 0
+            health = client.get("/v1/health")
+            assert "database" in health.json()["error"]["details"]["reason"]
+            forwarder.up()
+            assert wait_until(lambda: client.get("/v1/sessions").status_code == 200, timeout=20)
+            assert client.get("/v1/health").status_code == 200
+    finally:
+        forwarder.down()
