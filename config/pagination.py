@@ -6,7 +6,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
+from django.db.models.functions import Collate
 
 from config.errors import ApiError, E
 
@@ -46,12 +48,21 @@ def paginate(
         raise ApiError(E.invalid_request, field="limit",
                        reason=f"Must be an integer from 1 to {MAX_LIMIT}.")
     limit = int(raw_limit)
+    # On PostgreSQL pages are read in `id COLLATE "C"` order (the same order for our ASCII
+    # ids): only the (scope, id COLLATE "C") indexes provide it, so the planner cannot walk the
+    # primary key backwards past other accounts' newer rows instead (bench/scale.py: 31 ms ->
+    # under 1 ms at 100k rows).
+    key = Collate("id", "C") if connection.vendor == "postgresql" else None
     cursor = query_params.get("cursor")
     if cursor is not None:
         if not _CURSOR.match(cursor):
             raise ApiError(E.invalid_request, field="cursor", reason="Not a cursor.")
-        queryset = queryset.filter(pk__lt=cursor)
+        if key is not None:
+            queryset = queryset.alias(page_key=key).filter(page_key__lt=cursor)
+        else:
+            queryset = queryset.filter(pk__lt=cursor)
 
-    items = list(queryset.order_by("-pk")[: limit + 1])
+    ordering = key.desc() if key is not None else "-pk"
+    items = list(queryset.order_by(ordering)[: limit + 1])
     next_cursor = items[limit - 1].pk if len(items) > limit else None
     return items[:limit], next_cursor
