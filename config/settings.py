@@ -166,7 +166,7 @@ APPEND_SLASH = True  # only redirects when the slashed URL exists: the API paths
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and env_bool("HTTPS", False))
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)  # set it when served over HTTPS
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # --- REST framework -----------------------------------------------------------------------------
