@@ -289,3 +289,33 @@ def test_an_inbound_message_reported_twice_is_stored_once(alice, session):
     publish_event(event)
     engine_events_drain()
     assert Message.objects.filter(direction="inbound", whatsapp_id="DUP1").count() == 1
+
+
+def test_a_duplicate_while_the_first_still_runs_too_long_is_idempotency_key_in_use(
+        alice, session, monkeypatch):
+    from accounts import idempotency
+    from messaging import views
+
+    entered, release = threading.Event(), threading.Event()
+    real_send = views.message_send
+
+    def slow_send(**kwargs):
+        entered.set()
+        assert release.wait(20)
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(views, "message_send", slow_send)
+    monkeypatch.setattr(idempotency, "IN_PROGRESS_WAIT_SECONDS", 0.3)
+    first = {}
+    thread = threading.Thread(target=lambda: first.update(
+        response=send_text(alice, session["id"], **{"Idempotency-Key": "slow-1"})))
+    thread.start()
+    assert entered.wait(10)
+    with http_client(str(alice.http.base_url), alice.raw_key) as other:
+        duplicate = send_text(other, session["id"], **{"Idempotency-Key": "slow-1"})
+    release.set()
+    thread.join(20)
+    assert_error(duplicate, 409, "idempotency_key_in_use", "Idempotency-Key")
+    assert int(duplicate.headers["Retry-After"]) >= 1
+    assert first["response"].status_code == 201
+    assert Message.objects.count() == 1
