@@ -29,11 +29,13 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--port", type=int, default=8801)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     args = parser.parse_args()
 
     env = env_for("whatsapp_bench", f"bench-{uuid.uuid4().hex[:6]}")
     fresh_database(env, "whatsapp_bench")
-    with gunicorn(env, args.port) as base, tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+    with gunicorn(env, args.port, workers=args.workers) as base, \
+            tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(LUA)
         lua.flush()
         key, (session,) = account_with_session(env, base)
@@ -50,7 +52,8 @@ def main() -> None:
     ratio = send["rps"] / bare["rps"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     lines = [
-        f"gunicorn 2 sync workers, PostgreSQL, Redis; wrk 2 threads, {args.connections} "
+        f"gunicorn {args.workers} sync workers, PostgreSQL, Redis; wrk 2 threads, "
+        f"{args.connections} "
         f"connections, {args.duration} s per endpoint, same run, load generator on the same box.",
         "",
         "| endpoint | requests/s | p50 ms | p99 ms | non-2xx |",
@@ -65,7 +68,8 @@ def main() -> None:
         f"{verdict(send['rps'] >= 1000)}); p99 {send['p99']:.1f} ms (target under 50 ms: "
         f"{verdict(send['p99'] < 50)}).",
     ]
-    path = write_report("accept", "Accept path benchmark", lines)
+    name = "accept" if args.workers == 2 else f"accept-{args.workers}-workers"
+    path = write_report(name, "Accept path benchmark", lines)
     print(path.read_text())
 
 
