@@ -8,6 +8,7 @@ import pytest
 from accounts.models import Plan
 from messaging.models import Message
 from tests.conftest import assert_error, connected_session, http_client
+from tests.support.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -143,21 +144,12 @@ def test_fifty_concurrent_senders_never_get_one_message_over(make_tenant):
     tenant = make_tenant("crowd", plan="business")
     Plan.objects.filter(name="business").update(daily_message_limit=20)
     session = connected_session(tenant)
-    barrier = threading.Barrier(50)
-    statuses, lock = [], threading.Lock()
 
     def attempt():
         with http_client(str(tenant.http.base_url), tenant.raw_key) as client:
-            barrier.wait(15)
-            status = send_text(client, session["id"]).status_code
-        with lock:
-            statuses.append(status)
+            return send_text(client, session["id"]).status_code
 
-    threads = [threading.Thread(target=attempt) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    statuses = run_concurrently(50, attempt)
     assert sorted(statuses) == [201] * 20 + [403] * 30
     assert Message.objects.filter(account=tenant.account).count() == 20
     usage = tenant.http.get("/v1/account").json()["data"]["usage"]["messagesToday"]
@@ -213,23 +205,14 @@ def test_a_malformed_key_is_invalid_request(alice, session, key):
 
 
 def test_concurrent_duplicates_make_one_message_and_the_same_answer(alice, session):
-    barrier = threading.Barrier(10)
-    bodies, lock = [], threading.Lock()
-
     def attempt():
         with http_client(str(alice.http.base_url), alice.raw_key) as client:
-            barrier.wait(15)
             response = client.post("/v1/messages/text",
                                    json={"sessionId": session["id"], "to": TO, "text": "once"},
                                    headers={"Idempotency-Key": "burst-1"})
-        with lock:
-            bodies.append((response.status_code, response.json()))
+        return response.status_code, response.json()
 
-    threads = [threading.Thread(target=attempt) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    bodies = run_concurrently(10, attempt)
     assert {status for status, _ in bodies} == {201}
     assert len({body["data"]["id"] for _, body in bodies}) == 1
     assert Message.objects.count() == 1

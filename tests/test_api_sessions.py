@@ -3,7 +3,6 @@ isolation, and every session code of the seed."""
 
 import base64
 import io
-import threading
 from datetime import timedelta
 
 import pytest
@@ -15,6 +14,7 @@ from sessions_app.engines import get_engine
 from sessions_app.models import Session, SessionStatusChange
 from sessions_app.services import sessions_expire_overdue
 from tests.conftest import assert_error, http_client
+from tests.support.concurrency import run_concurrently
 from webhooks.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -314,22 +314,12 @@ def test_expired_sessions_count_until_deleted(make_tenant):
 def test_the_limit_holds_under_concurrent_creates(make_tenant):
     tenant = make_tenant("busy", plan="pro")
     Plan.objects.filter(name="pro").update(max_sessions=3)
-    barrier = threading.Barrier(10)
-    statuses = []
-    lock = threading.Lock()
 
     def attempt():
-        with http_client(tenant.http.base_url.__str__(), tenant.raw_key) as client:
-            barrier.wait(10)
-            status = client.post("/v1/sessions", json={}).status_code
-        with lock:
-            statuses.append(status)
+        with http_client(str(tenant.http.base_url), tenant.raw_key) as client:
+            return client.post("/v1/sessions", json={}).status_code
 
-    threads = [threading.Thread(target=attempt) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    statuses = run_concurrently(10, attempt)
     assert sorted(statuses) == [201] * 3 + [403] * 7
     assert Session.objects.filter(account=tenant.account).count() == 3
 

@@ -1,12 +1,12 @@
 """The daily message quota: one statement, exact under concurrency, per account and UTC day."""
 
-import threading
 
 import pytest
 from django.db import connection, transaction
 
 from accounts.models import DailyUsage
 from accounts.quotas import daily_messages_used, daily_quota_consume
+from tests.support.concurrency import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,24 +39,14 @@ def test_rolled_back_acceptance_gives_the_message_back(alice):
 
 def test_fifty_concurrent_consumers_never_exceed_the_limit(alice):
     limit, workers = 20, 50
-    barrier = threading.Barrier(workers)
-    results: list[int | None] = []
-    lock = threading.Lock()
 
     def consume():
         try:
-            barrier.wait(10)
-            result = daily_quota_consume(account_id=alice.account.id, limit=limit)
-            with lock:
-                results.append(result)
+            return daily_quota_consume(account_id=alice.account.id, limit=limit)
         finally:
-            connection.close()
+            connection.close()  # each thread's own database connection
 
-    threads = [threading.Thread(target=consume) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = run_concurrently(workers, consume)
     assert len(results) == workers
     granted = sorted(r for r in results if r is not None)
     assert granted == list(range(1, limit + 1))

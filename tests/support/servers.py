@@ -49,13 +49,19 @@ def gunicorn_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
                 time.sleep(0.1)
         yield base
     finally:
+        stop_process_group(process, grace=10)
+
+
+def stop_process_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the process and its children, SIGKILL them if they outlive `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        process.wait(5)
 
 
 def database_url_of_test_db() -> str:

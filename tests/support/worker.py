@@ -2,13 +2,12 @@
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 
-from tests.support.servers import ROOT, database_url_of_test_db
+from tests.support.servers import ROOT, database_url_of_test_db, stop_process_group
 
 
 @contextlib.contextmanager
@@ -36,13 +35,7 @@ def celery_worker(*, queue: str, namespace: str, extra_env: dict[str, str] | Non
     try:
         yield process
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        stop_process_group(process, grace=15)
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 20, interval: float = 0.1):
