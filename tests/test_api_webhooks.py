@@ -206,6 +206,25 @@ def test_the_test_route_sends_a_signed_event(alice, receiver):
     payload = verify(receiver.hits_for("/hook")[-1], hook["secret"])
     assert payload["event"] == "webhook.test"
     assert json.loads(receiver.hits_for("/hook")[-1].body)["data"] == {"message": "Test event"}
+    # The test is recorded as a delivery: listed with its attempt, and replayable.
+    result = response.json()["data"]
+    assert result["eventId"] == payload["id"]
+    listed = alice.http.get(f"/v1/webhooks/{hook['id']}/deliveries",
+                            params={"event": "webhook.test"}).json()["data"]
+    assert [(d["id"], d["status"], d["attempts"]) for d in listed] == [
+        (result["deliveryId"], "succeeded", 1)]
+    assert listed[0]["attemptLog"][0]["statusCode"] == 200
+
+
+def test_a_refused_test_event_is_recorded_as_a_failed_delivery(alice, receiver):
+    hook = create(alice, receiver).json()["data"]
+    receiver.routes["/hook"] = Route(status=503, body=b"maintenance")
+    response = alice.http.post(f"/v1/webhooks/{hook['id']}/test")
+    assert_error(response, 400, "webhook_url_unreachable", field="url")
+    listed = alice.http.get(f"/v1/webhooks/{hook['id']}/deliveries").json()["data"]
+    assert [(d["event"], d["status"], d["lastStatusCode"]) for d in listed] == [
+        ("webhook.test", "failed", 503)]
+    assert listed[0]["attemptLog"][0]["responseSnippet"] == "maintenance"
 
 
 def test_another_accounts_webhook_answers_exactly_like_an_unknown_one(alice, bob, receiver):

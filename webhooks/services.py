@@ -13,7 +13,7 @@ from django.utils import timezone
 from config.errors import ApiError, E
 from config.ids import new_id
 from config.safe_http import FetchFailed, PinnedEndpoint, UrlRefused
-from webhooks.models import Delivery, DeliveryStatus, Event, Webhook
+from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
 from webhooks.signing import secret_generate, signature_headers
 
 logger = logging.getLogger(__name__)
@@ -113,33 +113,81 @@ def validate_events(events: list[str]) -> list[str]:
     return list(dict.fromkeys(events))
 
 
-def webhook_send_test(*, url: str, secrets: list[str]) -> dict:
-    """Send a signed `webhook.test` event now and wait for the answer (5 s at most). Raises
-    the documented error when the endpoint cannot take it."""
-    now = timezone.now()
-    event_id = new_id("evt")
-    body = json.dumps({"id": event_id, "event": "webhook.test", "createdAt": _iso(now),
-                       "sessionId": None, "data": {"message": "Test event"}},
-                      separators=(",", ":"))
-    headers = {**signature_headers(secrets_in_use=secrets, message_id=event_id, timestamp=now,
-                                   body=body),
+TEST_EVENT = "webhook.test"
+
+
+def _post_test(*, url: str, secrets: list[str], event_id: str, body: str
+               ) -> tuple[int | None, int, str, ApiError | None]:
+    """Post a signed test body now (5 s at most): (status code, latency ms, answer snippet,
+    the documented error or None when the endpoint took it)."""
+    headers = {**signature_headers(secrets_in_use=secrets, message_id=event_id,
+                                   timestamp=timezone.now(), body=body),
                "Content-Type": "application/json", "User-Agent": USER_AGENT}
     started = timezone.now()
+
+    def elapsed_ms() -> int:
+        return int((timezone.now() - started).total_seconds() * 1000)
+
     try:
         with PinnedEndpoint(url, timeout=TEST_TIMEOUT_SECONDS) as endpoint:
             answer = endpoint.post(body.encode(), headers)
     except UrlRefused as refused:
-        raise ApiError(E.invalid_webhook_url, field="url", reason=refused.reason) from refused
+        return None, elapsed_ms(), "", ApiError(E.invalid_webhook_url, field="url",
+                                                reason=refused.reason)
     except FetchFailed as failed:
         if failed.timeout:
-            raise ApiError(E.webhook_response_timeout, field="url",
-                           reason="No answer within 5 seconds.") from failed
-        raise ApiError(E.webhook_url_unreachable, field="url", reason=failed.reason) from failed
-    latency = int((timezone.now() - started).total_seconds() * 1000)
+            return None, elapsed_ms(), "", ApiError(E.webhook_response_timeout, field="url",
+                                                    reason="No answer within 5 seconds.")
+        return None, elapsed_ms(), "", ApiError(E.webhook_url_unreachable, field="url",
+                                                reason=failed.reason)
+    snippet = answer.snippet.decode("utf-8", "replace")
     if not 200 <= answer.status_code < 300:
-        raise ApiError(E.webhook_url_unreachable, field="url",
-                       reason=f"The test event was answered with HTTP {answer.status_code}.")
-    return {"eventId": event_id, "statusCode": answer.status_code, "latencyMs": latency}
+        return answer.status_code, elapsed_ms(), snippet, ApiError(
+            E.webhook_url_unreachable, field="url",
+            reason=f"The test event was answered with HTTP {answer.status_code}.")
+    return answer.status_code, elapsed_ms(), snippet, None
+
+
+def webhook_send_test(*, url: str, secrets: list[str]) -> dict:
+    """Send a signed `webhook.test` event to a URL being registered and wait for the answer.
+    Raises the documented error when the endpoint cannot take it."""
+    event_id = new_id("evt")
+    body = json.dumps({"id": event_id, "event": TEST_EVENT, "createdAt": _iso(timezone.now()),
+                       "sessionId": None, "data": {"message": "Test event"}},
+                      separators=(",", ":"))
+    status_code, latency, _snippet, error = _post_test(url=url, secrets=secrets,
+                                                       event_id=event_id, body=body)
+    if error is not None:
+        raise error
+    return {"eventId": event_id, "statusCode": status_code, "latencyMs": latency}
+
+
+def webhook_test(*, webhook: Webhook) -> dict:
+    """Send a signed `webhook.test` event to a registered webhook now. The event, its delivery
+    and the attempt are recorded (listed with the deliveries, and can be redelivered);
+    a failure is recorded, then raised as the documented error."""
+    with transaction.atomic():
+        event = Event.objects.create(account_id=webhook.account_id, type=TEST_EVENT,
+                                     session_id="", data={"message": "Test event"})
+        delivery = Delivery.objects.create(webhook=webhook, event=event,
+                                           status=DeliveryStatus.PENDING, next_attempt_at=None)
+    attempted_at = timezone.now()
+    status_code, latency, snippet, error = _post_test(
+        url=webhook.url, secrets=secrets_in_use(webhook), event_id=event.id,
+        body=event_body(event))
+    reason = (error.details.get("reason") or error.message) if error else ""
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(delivery=delivery, attempted_at=attempted_at,
+                                       status_code=status_code, latency_ms=latency,
+                                       response_snippet=snippet[:500], error=reason[:500])
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.FAILED if error else DeliveryStatus.SUCCEEDED, attempts=1,
+            last_attempt_at=attempted_at, last_status_code=status_code,
+            last_error=reason[:500], succeeded_at=None if error else attempted_at)
+    if error is not None:
+        raise error
+    return {"eventId": event.id, "statusCode": status_code, "latencyMs": latency,
+            "deliveryId": delivery.id}
 
 
 def webhook_create(*, account_id: str, url: str, events: list[str], session_id: str | None,

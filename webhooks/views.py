@@ -10,12 +10,12 @@ from sessions_app.selectors import session_get
 from webhooks.models import Delivery, DeliveryStatus, Webhook
 from webhooks.services import (
     EVENT_TYPES,
+    TEST_EVENT,
     UNCHANGED,
     delivery_retry,
-    secrets_in_use,
     webhook_create,
     webhook_delete,
-    webhook_send_test,
+    webhook_test,
     webhook_update,
 )
 from webhooks.signing import secret_is_valid
@@ -53,6 +53,13 @@ class AttemptOutput(serializers.Serializer):
     latencyMs = serializers.IntegerField()
     responseSnippet = serializers.CharField()
     error = serializers.CharField(allow_null=True)
+
+
+class TestResultOutput(serializers.Serializer):
+    eventId = serializers.CharField()
+    statusCode = serializers.IntegerField()
+    latencyMs = serializers.IntegerField()
+    deliveryId = serializers.CharField(help_text="the recorded delivery, listed and redeliverable")
 
 
 class DeliveryOutput(serializers.Serializer):
@@ -198,11 +205,11 @@ class WebhookTestApi(ApiView):
                    "webhook_response_timeout")
 
     @extend_schema(operation_id="webhooks_test", summary="Send a signed webhook.test event now",
-                   request=None, responses=envelope(AttemptOutput))
+                   request=None, responses=envelope(TestResultOutput))
     def post(self, request, webhook_id: str):
         self.validated(InputSerializer, request.data or {})
         hook = _webhook(request, webhook_id)
-        return ok(webhook_send_test(url=hook.url, secrets=secrets_in_use(hook)))
+        return ok(webhook_test(webhook=hook))
 
 
 class DeliveryListApi(ApiView):
@@ -213,7 +220,7 @@ class DeliveryListApi(ApiView):
                    summary="The webhook's deliveries, newest first, with every attempt",
                    parameters=list_parameters(
                        OpenApiParameter("status", enum=DeliveryStatus.values),
-                       OpenApiParameter("event", enum=list(EVENT_TYPES))),
+                       OpenApiParameter("event", enum=[*EVENT_TYPES, TEST_EVENT])),
                    responses=envelope(DeliveryOutput, many=True))
     def get(self, request, webhook_id: str):
         hook = _webhook(request, webhook_id)
@@ -222,7 +229,7 @@ class DeliveryListApi(ApiView):
             Delivery.objects.filter(webhook=hook).select_related("event")
             .prefetch_related("attempt_log"),
             filters={"status": choice_filter("status", "status", DeliveryStatus.values),
-                     "event": choice_filter("event__type", "event", EVENT_TYPES)},
+                     "event": choice_filter("event__type", "event", (*EVENT_TYPES, TEST_EVENT))},
         )
         return ok(DeliveryOutput(page, many=True).data, pagination={"nextCursor": next_cursor})
 
