@@ -1,12 +1,31 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db.models import IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
-from accounts.models import Account, ApiErrorLog, ApiKey, DailyUsage, Plan
+from accounts.models import (
+    Account,
+    ApiErrorLog,
+    ApiKey,
+    DailyUsage,
+    Invitation,
+    Membership,
+    Plan,
+    PlanChangeRequest,
+)
 from accounts.quotas import utc_today
 from accounts.scopes import ALL_SCOPES
-from accounts.services import account_change_plan, api_key_create, api_key_revoke
+from accounts.services import (
+    MemberError,
+    account_change_plan,
+    api_key_create,
+    api_key_revoke,
+    invitation_create,
+    member_create,
+    plan_change_request_decide,
+)
 
 
 @admin.register(Plan)
@@ -156,3 +175,183 @@ class ApiErrorLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser
+
+
+# --- customer users --------------------------------------------------------------------------
+
+
+class MembershipCreateForm(forms.ModelForm):
+    """An operator creates a customer user: email, account, role and a first password (or
+    none: the user then sets one through "Forgot your password?")."""
+
+    email = forms.EmailField()
+    password = forms.CharField(widget=forms.PasswordInput, required=False,
+                               help_text="Leave empty to let the user set it by email reset.")
+
+    class Meta:
+        model = Membership
+        fields = ("account", "role")
+
+    def clean_email(self) -> str:
+        return _unused_email(self.cleaned_data["email"])
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if password:
+            validate_password(password)
+        return password
+
+
+def _unused_email(email: str) -> str:
+    from django.contrib.auth import get_user_model
+
+    if get_user_model().objects.filter(username__iexact=email.strip()).exists():
+        raise ValidationError("A user with this email address already exists.")
+    return email
+
+
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ("account", "email", "role")
+
+    def clean_email(self) -> str:
+        return _unused_email(self.cleaned_data["email"])
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user_email", "account", "role", "last_login", "created_at")
+    list_filter = ("role", "account__plan")
+    search_fields = ("user__email", "account__name", "account__id")
+    list_select_related = ("user", "account")
+    readonly_fields = ("user", "created_at")
+    fields = ("user", "account", "role", "created_at")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = MembershipCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ("email", "password", "account", "role") if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        try:
+            user = member_create(account=form.cleaned_data["account"],
+                                 email=form.cleaned_data["email"],
+                                 password=form.cleaned_data["password"] or None,
+                                 role=form.cleaned_data["role"])
+        except (MemberError, ValidationError) as refused:
+            # Too late for form errors here; the add page's response says what went wrong.
+            raise _AdminRefusal(refused) from refused
+        obj.pk = user.membership.pk
+        obj.refresh_from_db()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except _AdminRefusal as refusal:
+            messages.error(request, f"Not created: {refusal}")
+            from django.shortcuts import redirect
+
+            return redirect(request.path)
+
+    @admin.display(description="email", ordering="user__email")
+    def user_email(self, obj: Membership) -> str:
+        return obj.user.email
+
+    @admin.display(description="last sign-in", ordering="user__last_login")
+    def last_login(self, obj: Membership):
+        return obj.user.last_login
+
+
+class _AdminRefusal(Exception):
+    def __init__(self, cause: Exception) -> None:
+        text = "; ".join(cause.messages) if isinstance(cause, ValidationError) else str(cause)
+        super().__init__(text)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Adding an invitation emails its link (and shows it once, for when email is not set
+    up)."""
+
+    list_display = ("email", "account", "role", "invited_by", "created_at", "expires_at",
+                    "accepted_at")
+    list_filter = ("role", "accepted_at")
+    search_fields = ("email", "account__name", "account__id")
+    list_select_related = ("account", "invited_by")
+    form = InvitationForm
+    fields = ("account", "email", "role")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        from django.urls import reverse
+
+        accept_url = request.build_absolute_uri(
+            reverse("dashboard:invitation", args=["TOKEN"])).replace("TOKEN", "{token}")
+        try:
+            invitation, link = invitation_create(
+                account=form.cleaned_data["account"], email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"], invited_by=request.user, accept_url=accept_url)
+        except MemberError as refused:
+            raise _AdminRefusal(refused) from refused
+        obj.pk = invitation.pk
+        obj.refresh_from_db()
+        messages.warning(request, f"Invitation emailed. Its link (shown only once): {link}")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except _AdminRefusal as refusal:
+            messages.error(request, f"Not invited: {refusal}")
+            from django.shortcuts import redirect
+
+            return redirect(request.path)
+
+
+@admin.register(PlanChangeRequest)
+class PlanChangeRequestAdmin(admin.ModelAdmin):
+    """Customers' upgrade (or downgrade) requests; approving one changes the account's plan."""
+
+    list_display = ("account", "current_plan", "requested_plan", "status", "requested_by",
+                    "created_at", "decided_at", "decided_by")
+    list_filter = ("status", "requested_plan")
+    search_fields = ("account__name", "account__id", "requested_by__email")
+    list_select_related = ("account", "current_plan", "requested_plan", "requested_by",
+                           "decided_by")
+    readonly_fields = ("account", "current_plan", "requested_plan", "note", "requested_by",
+                       "status", "created_at", "decided_at", "decided_by")
+    actions = ("approve", "decline")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def _decide(self, request, queryset, approve: bool) -> None:
+        done = 0
+        for plan_request in queryset:
+            try:
+                plan_change_request_decide(request=plan_request, approve=approve,
+                                           operator=request.user)
+                done += 1
+            except MemberError as refused:
+                messages.warning(request, f"{plan_request}: {refused}")
+        self.message_user(request, f"{'Approved' if approve else 'Declined'} {done} "
+                                   f"request(s).")
+
+    @admin.action(description="Approve: move the accounts to the requested plans",
+                  permissions=["change"])
+    def approve(self, request, queryset):
+        self._decide(request, queryset, approve=True)
+
+    @admin.action(description="Decline the selected requests", permissions=["change"])
+    def decline(self, request, queryset):
+        self._decide(request, queryset, approve=False)

@@ -138,3 +138,87 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.key}"
+
+
+class MemberRole(models.TextChoices):
+    OWNER = "owner"  # everything, API keys and plan requests included
+    MEMBER = "member"  # sessions, messages and webhooks; not keys or the plan
+
+
+class Membership(models.Model):
+    """A customer user's place in one account: what the dashboard shows them and lets them do.
+    Operators (staff users) have none; a user belongs to at most one account."""
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="membership")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="members")
+    role = models.CharField(max_length=10, choices=MemberRole.choices, default=MemberRole.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account", "user__email"]
+
+    def __str__(self) -> str:
+        return f"{self.user.email} ({self.role} of {self.account_id})"
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == MemberRole.OWNER
+
+
+class Invitation(models.Model):
+    """An emailed link that lets someone set a password and join an account. Only a hash of
+    the link's token is stored; it works once, until `expires_at`."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=MemberRole.choices, default=MemberRole.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(editable=False)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.account_id}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.accepted_at is None and self.expires_at > timezone.now()
+
+
+class PlanChangeStatus(models.TextChoices):
+    OPEN = "open"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+class PlanChangeRequest(models.Model):
+    """A customer's request for another plan, decided by an operator in the admin."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE,
+                                related_name="plan_change_requests")
+    current_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    requested_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    note = models.TextField(blank=True, max_length=2000)
+    requested_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    status = models.CharField(max_length=10, choices=PlanChangeStatus.choices,
+                              default=PlanChangeStatus.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["account"], condition=models.Q(status="open"),
+                                    name="one_open_plan_change_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.current_plan} → {self.requested_plan} ({self.status})"

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "sessions_app",
     "messaging",
     "webhooks",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -168,6 +169,29 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)  # set it when served over HTTPS
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- the customer dashboard ---------------------------------------------------------------------
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
+LOGOUT_REDIRECT_URL = "dashboard:login"
+# Sign-in attempts (POSTs) per client address and, separately, per email address.
+DASHBOARD_LOGIN_RATE = env_str("DASHBOARD_LOGIN_RATE", "10/m")
+INVITATION_TTL_SECONDS = env_int("INVITATION_TTL_SECONDS", 7 * 86_400, minimum=60)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 3600, minimum=60)
+# Email (invitations, password resets): printed on the console unless an SMTP host is set.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "whatsapp-api@localhost")
 
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
