@@ -41,6 +41,7 @@ v1 = [
 urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
     path("v1/", include(v1)),
     re_path(r"^v1$", views.api_route_not_found),
 ]

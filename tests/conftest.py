@@ -12,6 +12,7 @@ from django.core.servers.basehttp import WSGIServer
 
 from accounts.models import Account, ApiKey, Plan
 from accounts.services import account_create, api_key_create, plan_upsert
+from tests.support.browser import browser_page  # noqa: F401  (a fixture for browser tests)
 
 
 def pytest_configure(config):

@@ -2,39 +2,14 @@
 dashboard, find a failed message by its id, redeliver a webhook, revoke a key. A screenshot
 of the dashboard is saved to test-artifacts/."""
 
-import os
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.models import ApiKey
+from tests.support.browser import screenshot
 from webhooks.models import Delivery
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
-
-# Playwright's sync API runs an event loop in this thread; Django must allow ORM calls here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Chromium is missing: ./scripts/test installs it"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
 
 
 @pytest.fixture
@@ -54,8 +29,7 @@ def test_operator_console_in_a_browser(world, alice, logged_in, live_server):
     # The dashboard, with a screenshot kept as an artifact.
     page.goto(f"{live_server.url}/admin/")
     assert page.locator("#dash-failed-messages").inner_text().count("msg_") >= 1
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "admin-dashboard.png"), full_page=True)
+    assert screenshot(page, "admin-dashboard.png").stat().st_size > 10_000
 
     # Find the failed message by its id and open it.
     message = world["message"]

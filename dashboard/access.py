@@ -1,0 +1,65 @@
+"""Who may see a dashboard page: a signed-in customer user, through their membership, and
+only their own account's objects. Errors are rendered from the catalogue, like the API's."""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from accounts.models import Membership
+from config.errors import CATALOGUE, ApiError, ErrorCode
+
+
+def error_context(error: ErrorCode | ApiError, reason: str | None = None) -> dict:
+    """What a page shows for an error: the catalogue's message and troubleshooting text."""
+    if isinstance(error, ApiError):
+        reason = reason or error.details.get("reason")
+        entry = error.error
+        message = error.message
+    else:
+        entry = error
+        message = error.message
+    return {"code": entry.code, "status": entry.status, "message": message,
+            "troubleshooting": entry.troubleshooting, "reason": reason}
+
+
+def render_error(request: HttpRequest, error: ErrorCode | ApiError, *,
+                 reason: str | None = None, status: int | None = None) -> HttpResponse:
+    context = error_context(error, reason)
+    return render(request, "dashboard/error.html", {"error": context},
+                  status=status or context["status"])
+
+
+def member_view(*, owner_only: bool = False) -> Callable:
+    """Decorate a dashboard view: sign-in required, a customer membership required (operators
+    use the admin), an active account, and an owner for `owner_only` pages. The view sees
+    `request.member` and `request.account`; an ApiError it raises (an unknown or another
+    account's id) is rendered as the catalogue's error page."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            member = (Membership.objects.select_related("account__plan")
+                      .filter(user=request.user).first())
+            if member is None:
+                return render_error(request, CATALOGUE["insufficient_permissions"],
+                                    reason="This sign-in belongs to no customer account.")
+            if not member.account.is_active:
+                return render_error(request, CATALOGUE["insufficient_permissions"],
+                                    reason="This account is disabled; contact support.")
+            if owner_only and not member.is_owner:
+                return render_error(request, CATALOGUE["insufficient_permissions"],
+                                    reason="Only the account's owners can do this.")
+            request.member, request.account = member, member.account
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as error:
+                return render_error(request, error)
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,73 @@
+"""API keys: create (the key is shown once), revoke, roll."""
+
+from datetime import UTC, datetime, time
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from accounts.models import ApiKey
+from accounts.services import api_key_create, api_key_revoke, api_key_roll
+from config.errors import E
+from dashboard.access import member_view, render_error
+from dashboard.forms import OLD_KEY_GRACE, ApiKeyCreateForm, ApiKeyRollForm
+
+
+def _key(request: HttpRequest, key_id: str) -> ApiKey | None:
+    return ApiKey.objects.filter(account=request.account, pk=key_id).first()
+
+
+def _created_page(request: HttpRequest, key: ApiKey, raw: str, *, rolled: ApiKey | None = None
+                  ) -> HttpResponse:
+    # The raw key exists only in this response: never cached, never stored.
+    return render(request, "dashboard/key_created.html",
+                  {"nav": "keys", "key": key, "raw_key": raw, "rolled": rolled})
+
+
+@never_cache
+@member_view(owner_only=True)
+def key_list(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        expires_on = form.cleaned_data["expires_on"]
+        expires_at = (timezone.make_aware(datetime.combine(expires_on, time.min),
+                                          UTC) if expires_on else None)
+        key, raw = api_key_create(account=request.account, name=form.cleaned_data["name"],
+                                  scopes=form.cleaned_data["scopes"], expires_at=expires_at)
+        return _created_page(request, key, raw)
+    keys = ApiKey.objects.filter(account=request.account).order_by("-created_at")
+    return render(request, "dashboard/keys.html", {
+        "nav": "keys", "form": form, "keys": keys, "roll_form": ApiKeyRollForm(),
+        "now": timezone.now()}, status=400 if form.errors else 200)
+
+
+@require_POST
+@member_view(owner_only=True)
+def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = _key(request, key_id)
+    if key is None:
+        return render_error(request, E.resource_not_found, reason="No such API key.")
+    api_key_revoke(api_key=key)
+    return redirect("dashboard:keys")
+
+
+@never_cache
+@require_POST
+@member_view(owner_only=True)
+def key_roll(request: HttpRequest, key_id: str) -> HttpResponse:
+    key = _key(request, key_id)
+    if key is None:
+        return render_error(request, E.resource_not_found, reason="No such API key.")
+    form = ApiKeyRollForm(request.POST)
+    if not form.is_valid():
+        return render_error(request, E.invalid_request, reason="Choose how long the old key "
+                                                               "keeps working.")
+    if key.is_revoked or key.is_expired:
+        return render_error(request, E.invalid_request,
+                            reason="A revoked or expired key cannot be rolled; create one.")
+    new_key, raw = api_key_roll(
+        api_key=key, old_key_valid_for=OLD_KEY_GRACE[form.cleaned_data["old_key_valid_for"]])
+    key.refresh_from_db()
+    return _created_page(request, new_key, raw, rolled=key)

@@ -1,0 +1,107 @@
+"""Sessions: create one, watch its QR code and status live, restart or delete it."""
+
+import re
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from config.errors import ApiError
+from config.phones import normalize_phone_number
+from dashboard.access import error_context, member_view, render_error
+from dashboard.forms import SessionCreateForm
+from sessions_app.models import Session, SessionStatus
+from sessions_app.qr import qr_data_url
+from sessions_app.selectors import session_get, sessions_visible
+from sessions_app.services import (
+    RESTARTABLE,
+    session_create,
+    session_delete,
+    session_restart,
+    sessions_expire_overdue,
+)
+
+
+def session_state(session: Session) -> dict:
+    """What the session page shows and its script polls: status, the QR image while there is
+    one to scan, the pairing code."""
+    scannable = session.status == SessionStatus.QR_PENDING and bool(session.qr_code)
+    return {
+        "id": session.id,
+        "status": session.status,
+        "phoneNumber": session.phone_number or None,
+        "qr": session.qr_code if scannable else None,
+        "qrImage": qr_data_url(session.qr_code) if scannable else None,
+        "qrExpiresAt": (session.qr_expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+                        if scannable and session.qr_expires_at else None),
+        "pairingCode": (session.pairing_code or None) if scannable else None,
+        "lastError": session.last_error or None,
+        "restartable": session.status in RESTARTABLE,
+    }
+
+
+@member_view()
+def session_list(request: HttpRequest) -> HttpResponse:
+    sessions_expire_overdue(account_id=request.account.id)
+    form = SessionCreateForm(request.POST if request.method == "POST" else None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            # People type "+1 (415) 555-2671"; the API takes the digits.
+            phone = re.sub(r"[\s\-().]", "", form.cleaned_data["phone_number"])
+            session = session_create(
+                account_id=request.account.id, name=form.cleaned_data["name"],
+                phone_number=normalize_phone_number(phone, field="phoneNumber") if phone
+                else None)
+        except ApiError as failure:
+            error = error_context(failure)
+        else:
+            return redirect("dashboard:session", session_id=session.id)
+    sessions = sessions_visible(account_id=request.account.id).order_by("-created_at")
+    return render(request, "dashboard/sessions.html", {
+        "nav": "sessions", "form": form, "sessions": sessions, "error": error,
+        "plan": request.account.plan,
+    }, status=error["status"] if error else (400 if form.errors else 200))
+
+
+@never_cache
+@member_view()
+def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    sessions_expire_overdue(account_id=request.account.id)
+    session = session_get(account_id=request.account.id, session_id=session_id)
+    return render(request, "dashboard/session.html", {
+        "nav": "sessions", "session": session, "state": session_state(session),
+        "history": session.history.order_by("-created_at")[:50],
+    })
+
+
+@never_cache
+@require_GET
+@member_view()
+def session_state_json(request: HttpRequest, session_id: str) -> HttpResponse:
+    """Polled by the session page every two seconds."""
+    sessions_expire_overdue(account_id=request.account.id)
+    session = session_get(account_id=request.account.id, session_id=session_id)
+    return JsonResponse(session_state(session))
+
+
+@require_POST
+@member_view()
+def session_restart_view(request: HttpRequest, session_id: str) -> HttpResponse:
+    session = session_get(account_id=request.account.id, session_id=session_id)
+    try:
+        session_restart(session=session, reason="restarted from the dashboard")
+    except ValueError as refused:
+        from config.errors import E
+
+        return render_error(request, E.qr_code_unavailable, reason=str(refused))
+    return redirect("dashboard:session", session_id=session.id)
+
+
+@require_POST
+@member_view()
+def session_delete_view(request: HttpRequest, session_id: str) -> HttpResponse:
+    session = session_get(account_id=request.account.id, session_id=session_id)
+    session_delete(session=session)
+    return redirect("dashboard:sessions")
