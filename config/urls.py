@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -39,6 +40,8 @@ v1 = [
 ]
 
 urlpatterns = [
+    # A person opening the service's address lands on the customer dashboard.
+    path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),

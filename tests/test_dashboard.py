@@ -89,6 +89,7 @@ def _closed_port() -> int:
 
 def test_every_page_needs_a_signed_in_customer(alice, alice_owner):
     anonymous = _client()
+    assert anonymous.get("/")["Location"] == reverse("dashboard:overview")
     for name in ("overview", "keys", "sessions", "messages", "webhooks", "plan"):
         response = anonymous.get(reverse(f"dashboard:{name}"))
         assert response.status_code == 302
