@@ -25,6 +25,20 @@ def error_context(error: ErrorCode | ApiError, reason: str | None = None) -> dic
             "troubleshooting": entry.troubleshooting, "reason": reason}
 
 
+def form_error_context(form) -> dict:
+    """A form's errors as the catalogue's `missing_required_parameter` (something required was
+    left empty) or `invalid_request`, with the fields' own messages as the reason."""
+    problems, missing = [], False
+    for name, errors in form.errors.as_data().items():
+        missing |= any(error.code == "required" for error in errors)
+        texts = " ".join(message for error in errors for message in error.messages)
+        label = form.fields[name].label if name in form.fields else None
+        problems.append(f"{label or name.replace('_', ' ').capitalize()}: {texts}"
+                        if name != "__all__" else texts)
+    code = CATALOGUE["missing_required_parameter" if missing else "invalid_request"]
+    return error_context(code, reason=" ".join(problems))
+
+
 def render_error(request: HttpRequest, error: ErrorCode | ApiError, *,
                  reason: str | None = None, status: int | None = None) -> HttpResponse:
     context = error_context(error, reason)

@@ -210,7 +210,8 @@ def test_an_invitation_link_creates_the_user_once(alice):
     page = client.get(path)
     assert page.status_code == 200 and "Join alice" in page.content.decode()
     weak = client.post(path, {"new_password1": "123", "new_password2": "123"})
-    assert weak.status_code == 200 and "too short" in weak.content.decode()
+    assert_catalogue_error(weak, "invalid_request")
+    assert "too short" in weak.content.decode()
     accepted = client.post(path, {"new_password1": PASSWORD, "new_password2": PASSWORD})
     assert accepted.status_code == 302
     assert client.get(reverse("dashboard:overview")).status_code == 200
@@ -253,7 +254,8 @@ def test_plan_page_and_upgrade_request_reach_the_admin(alice, alice_owner, plans
     assert (request.status, request.requested_plan, request.note) == (
         "open", plans["business"], "Black Friday")
     again = alice_owner.post(reverse("dashboard:plan"), {"plan": plans["free"].pk})
-    assert again.status_code == 400 and "already have an open" in again.content.decode()
+    assert_catalogue_error(again, "invalid_request")
+    assert "already have an open" in again.content.decode()
     # The operator approves it in the admin: the account moves to the plan.
     admin_list = operator.get("/admin/accounts/planchangerequest/")
     assert "Black Friday" in operator.get(
@@ -267,10 +269,17 @@ def test_plan_page_and_upgrade_request_reach_the_admin(alice, alice_owner, plans
 
 
 def test_plan_request_refusals(alice, alice_member, alice_owner, plans):
-    assert alice_owner.post(reverse("dashboard:plan"), {"plan": "999999"}).status_code == 400
-    assert alice_owner.post(reverse("dashboard:plan"), {"plan": "x"}).status_code == 400
+    assert_catalogue_error(alice_owner.post(reverse("dashboard:plan"), {"plan": "999999"}),
+                           "invalid_request")
+    assert_catalogue_error(alice_owner.post(reverse("dashboard:plan"), {"plan": "x"}),
+                           "invalid_request")
+    assert_catalogue_error(alice_owner.post(reverse("dashboard:plan"), {}),
+                           "missing_required_parameter")
+    current = alice_owner.post(reverse("dashboard:plan"), {"plan": plans["pro"].pk})
+    assert_catalogue_error(current, "invalid_request")
     members_try = alice_member.post(reverse("dashboard:plan"), {"plan": plans["business"].pk})
-    assert members_try.status_code == 400 and "Only the account" in members_try.content.decode()
+    assert_catalogue_error(members_try, "insufficient_permissions")
+    assert "Only the account" in members_try.content.decode()
     assert not PlanChangeRequest.objects.exists()
 
 
@@ -302,10 +311,15 @@ def test_key_expiry_and_bad_key_input(alice, alice_owner):
     assert _create_key(alice_owner, name="exp", expires_on=tomorrow).status_code == 200
     assert ApiKey.objects.get(name="exp").expires_at.date().isoformat() == tomorrow
     past = _create_key(alice_owner, name="past", expires_on="2020-01-01")
-    assert past.status_code == 400 and "after today" in past.content.decode()
-    assert _create_key(alice_owner, name="bad", scopes=["root"]).status_code == 400
-    assert _create_key(alice_owner, name="none", scopes=[]).status_code == 400
-    assert _create_key(alice_owner, name="x" * 101).status_code == 400
+    assert_catalogue_error(past, "invalid_request")
+    assert "after today" in past.content.decode()
+    assert_catalogue_error(_create_key(alice_owner, name="bad", scopes=["root"]),
+                           "invalid_request")
+    assert_catalogue_error(_create_key(alice_owner, name="day", expires_on="tomorrow"),
+                           "invalid_request")
+    assert_catalogue_error(_create_key(alice_owner, name="none", scopes=[]),
+                           "missing_required_parameter")
+    assert_catalogue_error(_create_key(alice_owner, name="x" * 101), "invalid_request")
     assert not ApiKey.objects.filter(name__in=["past", "bad", "none"]).exists()
 
 
@@ -396,7 +410,7 @@ def test_session_create_errors_use_the_catalogue(make_tenant):
     assert_catalogue_error(over, "session_limit_reached")
     assert Session.objects.filter(account=small.account).count() == 1
     too_long = client.post(reverse("dashboard:sessions"), {"name": "x" * 101})
-    assert too_long.status_code == 400
+    assert_catalogue_error(too_long, "invalid_request")
 
 
 def test_expired_session_offers_a_new_qr_code(alice, alice_owner, settings):
@@ -452,9 +466,11 @@ def test_message_search_filters_and_detail(world, alice, alice_owner):
 
 
 def test_bad_message_filters_are_a_400_not_a_500(alice, alice_owner):
-    assert alice_owner.get(reverse("dashboard:messages"), {"status": "bogus"}).status_code == 400
+    assert_catalogue_error(alice_owner.get(reverse("dashboard:messages"), {"status": "bogus"}),
+                           "invalid_request")
     assert alice_owner.get(reverse("dashboard:messages"), {"page": "x"}).status_code == 200
-    assert alice_owner.get(reverse("dashboard:messages"), {"q": "x" * 300}).status_code == 400
+    assert_catalogue_error(alice_owner.get(reverse("dashboard:messages"), {"q": "x" * 300}),
+                           "invalid_request")
     assert_catalogue_error(alice_owner.get(reverse("dashboard:message", args=["msg_nope"])),
                            "message_not_found")
 

@@ -13,7 +13,7 @@ from django_ratelimit.core import is_ratelimited
 
 from accounts.services import MemberError, invitation_accept, invitation_find
 from config.errors import CATALOGUE
-from dashboard.access import error_context
+from dashboard.access import error_context, form_error_context
 from dashboard.forms import InvitationAcceptForm, SignInForm
 
 
@@ -113,5 +113,7 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("dashboard:overview")
-    return render(request, "dashboard/invitation.html",
-                  {"form": form, "invitation": invitation})
+    return render(request, "dashboard/invitation.html", {
+        "form": form, "invitation": invitation,
+        "error": form_error_context(form) if form.errors else None,
+    }, status=400 if form.errors else 200)

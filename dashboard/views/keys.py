@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, api_key_roll
 from config.errors import E
-from dashboard.access import member_view, render_error
+from dashboard.access import form_error_context, member_view, render_error
 from dashboard.forms import OLD_KEY_GRACE, ApiKeyCreateForm, ApiKeyRollForm
 
 
@@ -40,7 +40,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
     keys = ApiKey.objects.filter(account=request.account).order_by("-created_at")
     return render(request, "dashboard/keys.html", {
         "nav": "keys", "form": form, "keys": keys, "roll_form": ApiKeyRollForm(),
-        "now": timezone.now()}, status=400 if form.errors else 200)
+        "error": form_error_context(form) if form.errors else None,
+    }, status=400 if form.errors else 200)
 
 
 @require_POST

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from config.errors import CATALOGUE, E
-from dashboard.access import member_view, render_error
+from dashboard.access import form_error_context, member_view, render_error
 from dashboard.forms import MessageFilterForm
 from messaging.models import Message, MessageStatus
 from sessions_app.models import Session
@@ -44,6 +44,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/messages.html", {
         "nav": "messages", "form": form, "page": page, "query": query.urlencode(),
         "sessions": Session.objects.filter(account=request.account, deleted_at__isnull=True),
+        "error": form_error_context(form) if form.errors else None,
     }, status=400 if form.errors else 200)
 
 

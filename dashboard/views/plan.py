@@ -7,7 +7,8 @@ from django.shortcuts import redirect, render
 from accounts.models import Plan, PlanChangeRequest
 from accounts.selectors import account_usage
 from accounts.services import MemberError, plan_change_request_create
-from dashboard.access import member_view
+from config.errors import CATALOGUE
+from dashboard.access import error_context, form_error_context, member_view
 from dashboard.forms import PlanChangeForm
 
 
@@ -15,21 +16,26 @@ from dashboard.forms import PlanChangeForm
 def plan(request: HttpRequest) -> HttpResponse:
     account = request.account
     form = PlanChangeForm(request.POST if request.method == "POST" else None, account=account)
+    error = None
     if request.method == "POST":
         if not request.member.is_owner:
-            form.add_error(None, "Only the account's owners can request another plan.")
-        elif form.is_valid():
+            error = error_context(CATALOGUE["insufficient_permissions"],
+                                  reason="Only the account's owners can request another plan.")
+        elif not form.is_valid():
+            error = form_error_context(form)
+        else:
             try:
                 plan_change_request_create(account=account, plan=form.cleaned_data["plan"],
                                            note=form.cleaned_data["note"], user=request.user)
             except MemberError as refused:
-                form.add_error(None, str(refused))
+                error = error_context(CATALOGUE["invalid_request"], reason=str(refused))
             else:
                 messages.success(request, "Your request was sent; an operator will answer it.")
                 return redirect("dashboard:plan")
     return render(request, "dashboard/plan.html", {
+        "error": error,
         "nav": "plan", "form": form, "usage": account_usage(account=account),
         "plans": Plan.objects.all(),
         "requests": PlanChangeRequest.objects.filter(account=account)
         .select_related("current_plan", "requested_plan")[:10],
-    }, status=400 if form.errors else 200)
+    }, status=error["status"] if error else 200)

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import ApiError
 from config.phones import normalize_phone_number
-from dashboard.access import error_context, member_view, render_error
+from dashboard.access import error_context, form_error_context, member_view, render_error
 from dashboard.forms import SessionCreateForm
 from sessions_app.models import Session, SessionStatus
 from sessions_app.qr import qr_data_url
@@ -58,11 +58,13 @@ def session_list(request: HttpRequest) -> HttpResponse:
             error = error_context(failure)
         else:
             return redirect("dashboard:session", session_id=session.id)
+    if form.errors:
+        error = form_error_context(form)
     sessions = sessions_visible(account_id=request.account.id).order_by("-created_at")
     return render(request, "dashboard/sessions.html", {
         "nav": "sessions", "form": form, "sessions": sessions, "error": error,
         "plan": request.account.plan,
-    }, status=error["status"] if error else (400 if form.errors else 200))
+    }, status=error["status"] if error else 200)
 
 
 @never_cache
