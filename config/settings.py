@@ -170,6 +170,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)  # set it when served over HTTPS
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"
 SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- the customer dashboard ---------------------------------------------------------------------

@@ -87,9 +87,17 @@ def api_route_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     return json_error_response(ApiError(E.resource_not_found, reason=f"No route {request.path}"))
 
 
+def _is_dashboard_path(path: str) -> bool:
+    return path == "/dashboard" or path.startswith("/dashboard/")
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_path(request.path):
         return json_error_response(ApiError(E.resource_not_found))
+    if _is_dashboard_path(request.path):
+        from dashboard.access import render_error
+
+        return render_error(request, E.resource_not_found, reason="No such page.")
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -98,6 +106,27 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 def server_error(request: HttpRequest) -> HttpResponse:
     if is_api_path(request.path):
         return json_error_response(ApiError(E.internal_server_error))
+    if _is_dashboard_path(request.path):
+        from django.template.loader import render_to_string
+
+        from dashboard.access import error_context
+
+        # No request context: what failed may be the database the session lives in.
+        page = render_to_string("dashboard/error.html",
+                                {"error": error_context(E.internal_server_error)})
+        return HttpResponse(page, status=500)
     from django.views.defaults import server_error as html_server_error
 
     return html_server_error(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form without a valid CSRF token (expired, or posted from another site)."""
+    if _is_dashboard_path(request.path):
+        from dashboard.access import render_error
+
+        return render_error(request, E.invalid_request, status=403, reason=(
+            "The form expired or was sent from another site; reload the page and try again."))
+    from django.views.csrf import csrf_failure as default_csrf_failure
+
+    return default_csrf_failure(request, reason)

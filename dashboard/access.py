@@ -46,6 +46,24 @@ def render_error(request: HttpRequest, error: ErrorCode | ApiError, *,
                   status=status or context["status"])
 
 
+def allow_methods(*methods: str) -> Callable:
+    """Like Django's require_http_methods, with the catalogue's `method_not_allowed` page."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                response = render_error(request, CATALOGUE["method_not_allowed"],
+                                        reason=f"Use {' or '.join(methods)}.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def member_view(*, owner_only: bool = False) -> Callable:
     """Decorate a dashboard view: sign-in required, a customer membership required (operators
     use the admin), an active account, and an owner for `owner_only` pages. The view sees

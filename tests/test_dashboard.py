@@ -437,10 +437,23 @@ def test_delete_a_session(alice, alice_owner):
 
 def test_state_and_actions_refuse_get_or_post_as_appropriate(alice, alice_owner):
     session = connected_session(alice)
-    assert alice_owner.get(reverse("dashboard:session_delete",
-                                   args=[session["id"]])).status_code == 405
-    assert alice_owner.post(reverse("dashboard:session_state",
-                                    args=[session["id"]])).status_code == 405
+    wrong = alice_owner.get(reverse("dashboard:session_delete", args=[session["id"]]))
+    assert_catalogue_error(wrong, "method_not_allowed")
+    assert wrong["Allow"] == "POST"
+    wrong = alice_owner.post(reverse("dashboard:session_state", args=[session["id"]]))
+    assert_catalogue_error(wrong, "method_not_allowed")
+    assert wrong["Allow"] == "GET"
+    assert Session.objects.get(pk=session["id"]).deleted_at is None
+
+
+def test_unknown_dashboard_pages_and_server_errors_use_the_catalogue(alice_owner, rf):
+    from config.views import server_error
+
+    assert_catalogue_error(alice_owner.get("/dashboard/no-such-page/"), "resource_not_found")
+    assert_catalogue_error(_client().get("/dashboard/sessions/x/y/z/"), "resource_not_found")
+    failed = server_error(rf.get("/dashboard/sessions/"))
+    assert_catalogue_error(failed, "internal_server_error")
+    assert "Traceback" not in failed.content.decode()
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -642,7 +655,7 @@ def test_csrf_clickjacking_and_cookie_protections(alice):
     strict = _client(enforce_csrf_checks=True)
     refused = strict.post(reverse("dashboard:login"),
                           {"username": "csrf@alice.example", "password": PASSWORD})
-    assert refused.status_code == 403
+    assert_catalogue_error(refused, "invalid_request", status=403)
     page = strict.get(reverse("dashboard:login"))
     assert page["X-Frame-Options"] == "DENY"
     token = strict.cookies["csrftoken"].value
@@ -652,7 +665,8 @@ def test_csrf_clickjacking_and_cookie_protections(alice):
     session_cookie = signed_in.cookies["sessionid"]
     assert session_cookie["httponly"] and session_cookie["samesite"] == "Lax"
     # Signed in, a POST without the token is still refused.
-    assert strict.post(reverse("dashboard:sessions"), {"name": "x"}).status_code == 403
+    assert_catalogue_error(strict.post(reverse("dashboard:sessions"), {"name": "x"}),
+                           "invalid_request", status=403)
     assert not Session.objects.exists()
 
 

@@ -6,12 +6,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, api_key_roll
 from config.errors import E
-from dashboard.access import form_error_context, member_view, render_error
+from dashboard.access import allow_methods, form_error_context, member_view, render_error
 from dashboard.forms import OLD_KEY_GRACE, ApiKeyCreateForm, ApiKeyRollForm
 
 
@@ -44,7 +43,7 @@ def key_list(request: HttpRequest) -> HttpResponse:
     }, status=400 if form.errors else 200)
 
 
-@require_POST
+@allow_methods("POST")
 @member_view(owner_only=True)
 def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
     key = _key(request, key_id)
@@ -55,7 +54,7 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
 
 
 @never_cache
-@require_POST
+@allow_methods("POST")
 @member_view(owner_only=True)
 def key_roll(request: HttpRequest, key_id: str) -> HttpResponse:
     key = _key(request, key_id)

@@ -5,11 +5,16 @@ import re
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import ApiError
 from config.phones import normalize_phone_number
-from dashboard.access import error_context, form_error_context, member_view, render_error
+from dashboard.access import (
+    allow_methods,
+    error_context,
+    form_error_context,
+    member_view,
+    render_error,
+)
 from dashboard.forms import SessionCreateForm
 from sessions_app.models import Session, SessionStatus
 from sessions_app.qr import qr_data_url
@@ -79,7 +84,7 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
 
 
 @never_cache
-@require_GET
+@allow_methods("GET")
 @member_view()
 def session_state_json(request: HttpRequest, session_id: str) -> HttpResponse:
     """Polled by the session page every two seconds."""
@@ -88,7 +93,7 @@ def session_state_json(request: HttpRequest, session_id: str) -> HttpResponse:
     return JsonResponse(session_state(session))
 
 
-@require_POST
+@allow_methods("POST")
 @member_view()
 def session_restart_view(request: HttpRequest, session_id: str) -> HttpResponse:
     session = session_get(account_id=request.account.id, session_id=session_id)
@@ -101,7 +106,7 @@ def session_restart_view(request: HttpRequest, session_id: str) -> HttpResponse:
     return redirect("dashboard:session", session_id=session.id)
 
 
-@require_POST
+@allow_methods("POST")
 @member_view()
 def session_delete_view(request: HttpRequest, session_id: str) -> HttpResponse:
     session = session_get(account_id=request.account.id, session_id=session_id)

@@ -5,10 +5,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 
 from config.errors import ApiError, E
-from dashboard.access import error_context, member_view, render_error
+from dashboard.access import allow_methods, error_context, member_view, render_error
 from dashboard.forms import WebhookCreateForm
 from sessions_app.selectors import session_get, sessions_visible
 from webhooks.models import Delivery, DeliveryStatus, Webhook
@@ -71,7 +70,7 @@ def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
     })
 
 
-@require_POST
+@allow_methods("POST")
 @member_view()
 def webhook_test_view(request: HttpRequest, webhook_id: str) -> HttpResponse:
     hook = _webhook(request, webhook_id)
@@ -85,7 +84,7 @@ def webhook_test_view(request: HttpRequest, webhook_id: str) -> HttpResponse:
                   {"nav": "webhooks", "webhook": hook, "result": result})
 
 
-@require_POST
+@allow_methods("POST")
 @member_view()
 def webhook_enable_view(request: HttpRequest, webhook_id: str) -> HttpResponse:
     hook = _webhook(request, webhook_id)
@@ -93,7 +92,7 @@ def webhook_enable_view(request: HttpRequest, webhook_id: str) -> HttpResponse:
     return redirect("dashboard:webhook", webhook_id=hook.id)
 
 
-@require_POST
+@allow_methods("POST")
 @member_view()
 def webhook_delete_view(request: HttpRequest, webhook_id: str) -> HttpResponse:
     webhook_delete(webhook=_webhook(request, webhook_id))
@@ -119,7 +118,7 @@ def delivery_detail(request: HttpRequest, webhook_id: str, delivery_id: str) -> 
     })
 
 
-@require_POST
+@allow_methods("POST")
 @member_view()
 def delivery_redeliver(request: HttpRequest, webhook_id: str, delivery_id: str
                        ) -> HttpResponse:
