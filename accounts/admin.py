@@ -219,8 +219,30 @@ class InvitationForm(forms.ModelForm):
         return _unused_email(self.cleaned_data["email"])
 
 
+class _AdminRefusal(Exception):
+    """A service refused what the add form allowed (a race with another create)."""
+
+    def __init__(self, cause: Exception) -> None:
+        text = "; ".join(cause.messages) if isinstance(cause, ValidationError) else str(cause)
+        super().__init__(text)
+
+
+class _RefusalOnAddMixin:
+    """save_model raises _AdminRefusal; the add page then says why, and nothing is saved (the
+    admin's transaction rolls back)."""
+
+    def add_view(self, request, form_url="", extra_context=None):
+        from django.shortcuts import redirect
+
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except _AdminRefusal as refusal:
+            messages.error(request, f"Not saved: {refusal}")
+            return redirect(request.path)
+
+
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(_RefusalOnAddMixin, admin.ModelAdmin):
     list_display = ("user_email", "account", "role", "last_login", "created_at")
     list_filter = ("role", "account__plan")
     search_fields = ("user__email", "account__name", "account__id")
@@ -253,15 +275,6 @@ class MembershipAdmin(admin.ModelAdmin):
         obj.pk = user.membership.pk
         obj.refresh_from_db()
 
-    def add_view(self, request, form_url="", extra_context=None):
-        try:
-            return super().add_view(request, form_url, extra_context)
-        except _AdminRefusal as refusal:
-            messages.error(request, f"Not created: {refusal}")
-            from django.shortcuts import redirect
-
-            return redirect(request.path)
-
     @admin.display(description="email", ordering="user__email")
     def user_email(self, obj: Membership) -> str:
         return obj.user.email
@@ -271,14 +284,10 @@ class MembershipAdmin(admin.ModelAdmin):
         return obj.user.last_login
 
 
-class _AdminRefusal(Exception):
-    def __init__(self, cause: Exception) -> None:
-        text = "; ".join(cause.messages) if isinstance(cause, ValidationError) else str(cause)
-        super().__init__(text)
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(_RefusalOnAddMixin, admin.ModelAdmin):
     """Adding an invitation emails its link (and shows it once, for when email is not set
     up)."""
 
@@ -307,15 +316,6 @@ class InvitationAdmin(admin.ModelAdmin):
         obj.pk = invitation.pk
         obj.refresh_from_db()
         messages.warning(request, f"Invitation emailed. Its link (shown only once): {link}")
-
-    def add_view(self, request, form_url="", extra_context=None):
-        try:
-            return super().add_view(request, form_url, extra_context)
-        except _AdminRefusal as refusal:
-            messages.error(request, f"Not invited: {refusal}")
-            from django.shortcuts import redirect
-
-            return redirect(request.path)
 
 
 @admin.register(PlanChangeRequest)

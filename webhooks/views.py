@@ -8,6 +8,7 @@ from config.pagination import choice_filter, paginate
 from config.schema import envelope, list_parameters
 from sessions_app.selectors import session_get
 from webhooks.models import Delivery, DeliveryStatus, Webhook
+from webhooks.selectors import delivery_get, webhook_get, webhooks_visible
 from webhooks.services import (
     EVENT_TYPES,
     TEST_EVENT,
@@ -123,11 +124,7 @@ class WebhookUpdateInput(_SecretMixin, InputSerializer):
 
 
 def _webhook(request, webhook_id: str) -> Webhook:
-    hook = Webhook.objects.filter(account_id=request.auth.account_id, pk=webhook_id,
-                                  deleted_at__isnull=True).first()
-    if hook is None:
-        raise ApiError(E.resource_not_found, reason="No such webhook.")
-    return hook
+    return webhook_get(account_id=request.auth.account_id, webhook_id=webhook_id)
 
 
 def _session_id(request, data: dict) -> str | None:
@@ -151,7 +148,7 @@ class WebhookListCreateApi(ApiView):
     def get(self, request):
         page, next_cursor = paginate(
             request.query_params,
-            Webhook.objects.filter(account_id=request.auth.account_id, deleted_at__isnull=True))
+            webhooks_visible(account_id=request.auth.account_id))
         return ok(WebhookOutput(page, many=True).data, pagination={"nextCursor": next_cursor})
 
     @extend_schema(operation_id="webhooks_create",
@@ -235,12 +232,8 @@ class DeliveryListApi(ApiView):
 
 
 def _delivery(request, webhook_id: str, delivery_id: str) -> Delivery:
-    hook = _webhook(request, webhook_id)
-    delivery = (Delivery.objects.filter(webhook=hook, pk=delivery_id).select_related("event")
-                .first())
-    if delivery is None:
-        raise ApiError(E.resource_not_found, reason="No such delivery.")
-    return delivery
+    return delivery_get(account_id=request.auth.account_id, webhook_id=webhook_id,
+                        delivery_id=delivery_id)
 
 
 class DeliveryDetailApi(ApiView):

@@ -9,13 +9,16 @@ from django.views.decorators.cache import never_cache
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, api_key_roll
-from config.errors import E
+from config.errors import ApiError, E
 from dashboard.access import allow_methods, form_error_context, member_view, render_error
 from dashboard.forms import OLD_KEY_GRACE, ApiKeyCreateForm, ApiKeyRollForm
 
 
-def _key(request: HttpRequest, key_id: str) -> ApiKey | None:
-    return ApiKey.objects.filter(account=request.account, pk=key_id).first()
+def _key(request: HttpRequest, key_id: str) -> ApiKey:
+    key = ApiKey.objects.filter(account=request.account, pk=key_id).first()
+    if key is None:  # another account's key looks exactly like a missing one
+        raise ApiError(E.resource_not_found, reason="No such API key.")
+    return key
 
 
 def _created_page(request: HttpRequest, key: ApiKey, raw: str, *, rolled: ApiKey | None = None
@@ -47,8 +50,6 @@ def key_list(request: HttpRequest) -> HttpResponse:
 @member_view(owner_only=True)
 def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
     key = _key(request, key_id)
-    if key is None:
-        return render_error(request, E.resource_not_found, reason="No such API key.")
     api_key_revoke(api_key=key)
     return redirect("dashboard:keys")
 
@@ -58,8 +59,6 @@ def key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
 @member_view(owner_only=True)
 def key_roll(request: HttpRequest, key_id: str) -> HttpResponse:
     key = _key(request, key_id)
-    if key is None:
-        return render_error(request, E.resource_not_found, reason="No such API key.")
     form = ApiKeyRollForm(request.POST)
     if not form.is_valid():
         return render_error(request, E.invalid_request, reason="Choose how long the old key "

@@ -11,6 +11,7 @@ from dashboard.access import allow_methods, error_context, member_view, render_e
 from dashboard.forms import WebhookCreateForm
 from sessions_app.selectors import session_get, sessions_visible
 from webhooks.models import Delivery, DeliveryStatus, Webhook
+from webhooks.selectors import delivery_get, webhook_get, webhooks_visible
 from webhooks.services import (
     delivery_retry,
     webhook_create,
@@ -21,11 +22,7 @@ from webhooks.services import (
 
 
 def _webhook(request: HttpRequest, webhook_id: str) -> Webhook:
-    hook = Webhook.objects.filter(account=request.account, pk=webhook_id,
-                                  deleted_at__isnull=True).first()
-    if hook is None:
-        raise ApiError(E.resource_not_found, reason="No such webhook.")
-    return hook
+    return webhook_get(account_id=request.account.id, webhook_id=webhook_id)
 
 
 @never_cache
@@ -50,7 +47,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
         else:
             return render(request, "dashboard/webhook_created.html",
                           {"nav": "webhooks", "webhook": hook})
-    hooks = Webhook.objects.filter(account=request.account, deleted_at__isnull=True)
+    hooks = webhooks_visible(account_id=request.account.id)
     return render(request, "dashboard/webhooks.html", {
         "nav": "webhooks", "form": form, "webhooks": hooks, "error": error,
     }, status=error["status"] if error else 200)
@@ -100,12 +97,8 @@ def webhook_delete_view(request: HttpRequest, webhook_id: str) -> HttpResponse:
 
 
 def _delivery(request: HttpRequest, webhook_id: str, delivery_id: str) -> Delivery:
-    hook = _webhook(request, webhook_id)
-    delivery = (Delivery.objects.filter(webhook=hook, pk=delivery_id).select_related("event")
-                .first())
-    if delivery is None:
-        raise ApiError(E.resource_not_found, reason="No such delivery.")
-    return delivery
+    return delivery_get(account_id=request.account.id, webhook_id=webhook_id,
+                        delivery_id=delivery_id)
 
 
 @member_view()
