@@ -38,6 +38,14 @@ def daily_quota_consume(*, account_id: str, limit: int, count: int = 1) -> int |
     return None if row is None else row[0]
 
 
+def daily_quota_consume_sql(*, account_id: str, limit: int, count: int = 1
+                            ) -> tuple[str, list]:
+    """The consuming upsert as SQL and parameters (it returns one row when the quota allowed
+    it), for a caller that makes it part of a larger statement: on PostgreSQL, accepting a
+    message is this upsert and the message's INSERT in one statement, one round trip."""
+    return _CONSUME_SQL, [account_id, utc_today(), count, count, limit, limit]
+
+
 def daily_messages_used(*, account_id: str) -> int:
     usage = DailyUsage.objects.filter(account_id=account_id, day=utc_today()).first()
     return usage.messages if usage else 0

@@ -29,12 +29,14 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--port", type=int, default=8801)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per worker (more than 1: gunicorn's gthread worker)")
     args = parser.parse_args()
 
     env = env_for("whatsapp_bench", f"bench-{uuid.uuid4().hex[:6]}")
     fresh_database(env, "whatsapp_bench")
-    with gunicorn(env, args.port, workers=args.workers) as base, \
+    with gunicorn(env, args.port, workers=args.workers, threads=args.threads) as base, \
             tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(LUA)
         lua.flush()

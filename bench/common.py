@@ -43,10 +43,10 @@ def fresh_database(env: dict, database: str) -> None:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict, port: int, workers: int = 2):
+def gunicorn(env: dict, port: int, workers: int = 2, threads: int = 1):
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(workers), "--log-level", "warning"],
+         "-w", str(workers), "--threads", str(threads), "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -101,7 +101,7 @@ REDIS_NAMESPACE = env_str("REDIS_NAMESPACE", "wa")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.ReusedClientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "wa"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
