@@ -1,6 +1,7 @@
 """Phone numbers as the API takes them: international format, digits with an optional leading
 `+` (`14155552671`), validated with libphonenumber. Stored and sent as digits only."""
 
+import functools
 import re
 
 import phonenumbers
@@ -20,10 +21,17 @@ def normalize_phone_number(raw: object, *, field: str) -> str:
             reason="Use international format: country code and number, digits only.",
         )
     digits = raw.removeprefix("+")
+    if not _is_valid_number(digits):
+        raise ApiError(E.invalid_phone_number, field=field, reason="Not a valid phone number.")
+    return digits
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_valid_number(digits: str) -> bool:
+    """libphonenumber's verdict, remembered: senders write to the same numbers again and
+    again, and parsing costs about a tenth of the accept path's CPU."""
     try:
         parsed = phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException:
-        parsed = None
-    if parsed is None or not phonenumbers.is_valid_number(parsed):
-        raise ApiError(E.invalid_phone_number, field=field, reason="Not a valid phone number.")
-    return digits
+        return False
+    return phonenumbers.is_valid_number(parsed)
