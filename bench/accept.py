@@ -14,7 +14,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import account_with_session, env_for, fresh_database, gunicorn, write_report, wrk
+from bench.common import (
+    account_with_session,
+    cpu_split,
+    env_for,
+    fresh_database,
+    gunicorn,
+    write_report,
+    wrk,
+)
 
 LUA = """
 wrk.method = "POST"
@@ -46,10 +54,12 @@ def main() -> None:
         for url in (f"{base}/bench/bare", f"{base}/v1/messages/text"):  # warm up
             wrk(url, duration=2, connections=args.connections, script=Path(lua.name),
                 env=script_env)
-        bare = wrk(f"{base}/bench/bare", duration=args.duration, connections=args.connections,
-                   script=Path(lua.name), env=script_env)
-        send = wrk(f"{base}/v1/messages/text", duration=args.duration,
-                   connections=args.connections, script=Path(lua.name), env=script_env)
+        with cpu_split() as bare_cpu:
+            bare = wrk(f"{base}/bench/bare", duration=args.duration,
+                       connections=args.connections, script=Path(lua.name), env=script_env)
+        with cpu_split() as send_cpu:
+            send = wrk(f"{base}/v1/messages/text", duration=args.duration,
+                       connections=args.connections, script=Path(lua.name), env=script_env)
 
     ratio = send["rps"] / bare["rps"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
@@ -69,6 +79,16 @@ def main() -> None:
         f"Accepted messages/s: **{send['rps']:.0f}** (target at least 1,000: "
         f"{verdict(send['rps'] >= 1000)}); p99 {send['p99']:.1f} ms (target under 50 ms: "
         f"{verdict(send['p99'] < 50)}).",
+        "",
+        "Where the machine's CPU went, per request (ms), measured from /proc during each run:",
+        "",
+        "| endpoint | gunicorn | postgres | redis | wrk | other |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {label} | " + " | ".join(
+            f"{cpu.get(program, 0) * 1000 / (result['rps'] * args.duration):.2f}"
+            for program in ("gunicorn", "postgres", "redis", "wrk", "other")) + " |"
+          for label, cpu, result in (("bare", bare_cpu, bare),
+                                     ("send", send_cpu, send))],
     ]
     name = "accept" if args.workers == 2 else f"accept-{args.workers}-workers"
     path = write_report(name, "Accept path benchmark", lines)

@@ -98,6 +98,42 @@ def wrk(url: str, *, duration: int, connections: int, threads: int = 2,
             "errors": int(non_2xx.group(1)) if non_2xx else 0, "raw": output}
 
 
+def cpu_ticks_by_program() -> dict[str, int]:
+    """CPU ticks (user + system) of every process on the machine, summed per program
+    (gunicorn, postgres, redis, wrk, other), read from /proc."""
+    totals: dict[str, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        program = next((known for known in ("gunicorn", "postgres", "redis", "wrk")
+                        if known in command or name.startswith(known)), "other")
+        totals[program] = totals.get(program, 0) + int(fields[11]) + int(fields[12])
+    return totals
+
+
+@contextlib.contextmanager
+def cpu_split():
+    """Measure the CPU each program uses during the block: yields a dict that is filled on
+    exit with {program: CPU seconds}."""
+    import resource
+
+    result: dict[str, float] = {}
+    before, tick = cpu_ticks_by_program(), os.sysconf("SC_CLK_TCK")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    yield result
+    after = cpu_ticks_by_program()
+    for program, ticks in after.items():
+        result[program] = (ticks - before.get(program, 0)) / tick
+    # wrk has exited by now: its CPU is in this process's finished children.
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["wrk"] = (done.ru_utime - children.ru_utime) + (done.ru_stime - children.ru_stime)
+
+
 def write_report(name: str, title: str, lines: list[str]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
