@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     ROOT,
     account_with_session,
+    cpu_split,
     env_for,
     fresh_database,
     gunicorn,
@@ -110,14 +111,15 @@ def main() -> None:
                         with lock:
                             accepted[response.json()["data"]["id"]] = stamp
 
-            started = time.time()
-            with ThreadPoolExecutor(16) as pool:
-                list(pool.map(send, range(16)))
-            accept_seconds = time.time() - started
-            deadline = time.time() + 600
-            while len(receiver.sent_at) < len(accepted) and time.time() < deadline:
-                time.sleep(0.2)
-            done = time.time()
+            with cpu_split() as cpu:
+                started = time.time()
+                with ThreadPoolExecutor(16) as pool:
+                    list(pool.map(send, range(16)))
+                accept_seconds = time.time() - started
+                deadline = time.time() + 600
+                while len(receiver.sent_at) < len(accepted) and time.time() < deadline:
+                    time.sleep(0.2)
+                done = time.time()
             memory = {"gunicorn worker": [rss_mb(p) for p in children(
                 int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{args.port}", "-o"],
                                    capture_output=True, text=True).stdout.split()[0]))],
@@ -153,6 +155,15 @@ def main() -> None:
         f"| median RSS, Celery process | {statistics.median(memory['celery process']):.0f} MB |",
         f"| finished | {'yes' if delivered == len(accepted) else 'NO'} in "
         f"{done - started:.0f} s |",
+        "",
+        "CPU per message over the whole run (ms), by program, from /proc (\"bench\" is this "
+        "script: its 16 client threads and the webhook receiver):",
+        "",
+        "| gunicorn | celery | postgres | redis | bench | other |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| " + " | ".join(f"{cpu.get(name, 0) * 1000 / max(len(accepted), 1):.2f}"
+                         for name in ("gunicorn", "celery", "postgres", "redis", "bench",
+                                      "other")) + " |",
     ]
     path = write_report("e2e", "End-to-end benchmark", lines)
     print(path.read_text())
