@@ -3,14 +3,19 @@
 from django.db import transaction
 
 from messaging.models import Message
-from messaging.services import message_receive, message_status_apply, schedule_session_sender
+from messaging.services import (
+    StatusUpdate,
+    message_receive,
+    message_statuses_apply,
+    schedule_session_sender,
+)
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent
 
 _RECEIPT_STATUSES = {"sent", "delivered", "read", "failed"}
 
 
-def on_receipt(event: EngineEvent) -> None:
+def _status_update(event: EngineEvent) -> StatusUpdate | None:
     status = event.data.get("status")
     message_id = event.data.get("messageId")
     if not message_id and event.data.get("whatsappId"):
@@ -19,13 +24,22 @@ def on_receipt(event: EngineEvent) -> None:
                                              whatsapp_id=event.data["whatsappId"])
                       .values_list("id", flat=True).first())
     if status not in _RECEIPT_STATUSES or not message_id:
-        return
-    message_status_apply(
-        message_id=message_id, status=status, at=event.occurred_at,
-        whatsapp_id=event.data.get("whatsappId", ""),
-        error_code=event.data.get("errorCode", ""),
-        error_message=event.data.get("error", ""),
-    )
+        return None
+    return StatusUpdate(message_id=message_id, status=status, at=event.occurred_at,
+                        whatsapp_id=event.data.get("whatsappId", ""),
+                        error_code=event.data.get("errorCode", ""),
+                        error_message=event.data.get("error", ""))
+
+
+def on_receipt(event: EngineEvent) -> None:
+    update = _status_update(event)
+    if update is not None:
+        message_statuses_apply([update])
+
+
+def on_receipts(events: list[EngineEvent]) -> None:
+    """A run of consecutive receipts, applied together (see `message_statuses_apply`)."""
+    message_statuses_apply([update for update in map(_status_update, events) if update])
 
 
 def on_message_received(event: EngineEvent) -> None:
@@ -41,6 +55,12 @@ def on_connected(event: EngineEvent) -> None:
     # Messages queued while the session was away go out now.
     transaction.on_commit(lambda: schedule_session_sender(event.session_id))
 
+
+# Handlers of a run of consecutive events of one type; the consumer falls back to HANDLERS,
+# event by event, if a run fails.
+BATCH_HANDLERS = {
+    base.RECEIPT: on_receipts,
+}
 
 HANDLERS = {
     base.RECEIPT: on_receipt,

@@ -23,7 +23,7 @@ from sessions_app.engines.base import EngineError
 from sessions_app.models import Session
 from sessions_app.selectors import session_get_for_send
 from sessions_app.services import session_require_sendable
-from webhooks.services import event_record
+from webhooks.services import EventSpec, event_record, events_record
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,18 @@ def message_event_data(message: Message) -> dict:
     return MessageOutput(message).data
 
 
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A status an outbound message reached (a receipt, or the sender's own `sent`)."""
+
+    message_id: str
+    status: str
+    at: datetime | None = None
+    whatsapp_id: str = ""
+    error_code: str = ""
+    error_message: str = ""
+
+
 def message_status_apply(
     *,
     message_id: str,
@@ -191,38 +203,67 @@ def message_status_apply(
 ) -> bool:
     """Move an outbound message forward to `status` (never backwards: a late `delivered`
     after `read` changes nothing). Returns whether it changed."""
-    at = at or timezone.now()
+    return message_statuses_apply([StatusUpdate(message_id, status, at, whatsapp_id,
+                                                error_code, error_message)]) == 1
+
+
+def _moves_forward(current: str, status: str) -> bool:
+    if status == MessageStatus.FAILED:
+        return current in (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT)
+    return current != MessageStatus.FAILED and STATUS_RANK[status] > STATUS_RANK[current]
+
+
+def message_statuses_apply(updates: list[StatusUpdate]) -> int:
+    """Apply many status updates in their order, with `message_status_apply`'s rules, in a
+    few statements: the messages are locked with one SELECT (in id order, so two appliers
+    cannot deadlock), changed with one UPDATE, and their history, events and deliveries
+    written with one INSERT each. Returns how many updates changed a message."""
+    if not updates:
+        return 0
+    now = timezone.now()
     with transaction.atomic():
-        message = (Message.objects.select_for_update()
-                   .filter(pk=message_id, direction="outbound").first())
-        if message is None:
-            return False
-        current = message.status
-        if status == MessageStatus.FAILED:
-            if current not in (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT):
-                return False
-        elif current == MessageStatus.FAILED or STATUS_RANK[status] <= STATUS_RANK[current]:
-            return False
-        message.status = status
-        fields = ["status"]
-        if status in _TIMESTAMP_FIELD:
-            setattr(message, _TIMESTAMP_FIELD[status], at)
-            fields.append(_TIMESTAMP_FIELD[status])
-        if whatsapp_id and not message.whatsapp_id:
-            message.whatsapp_id = whatsapp_id
-            fields.append("whatsapp_id")
-        if status == MessageStatus.FAILED:
-            message.error_code = error_code or E.message_sending_failed.code
-            message.error_message = (error_message or E.message_sending_failed.message)[:500]
-            fields += ["error_code", "error_message"]
-        message.save(update_fields=fields)
-        MessageStatusChange.objects.create(message=message, status=status,
-                                           detail=error_message[:300])
-        MESSAGE_STATUS.labels(status).inc()
-        if status != MessageStatus.SENDING:
-            event_record(account_id=message.account_id, type="message.status",
-                         session_id=message.session_id, data=message_event_data(message))
-    return True
+        messages = {message.pk: message for message in
+                    Message.objects.select_for_update()
+                    .filter(pk__in={u.message_id for u in updates}, direction="outbound")
+                    .order_by("pk")}
+        changed_fields: dict[str, set[str]] = {}
+        history: list[MessageStatusChange] = []
+        events: list[EventSpec] = []
+        for update in updates:
+            message = messages.get(update.message_id)
+            if message is None or not _moves_forward(message.status, update.status):
+                continue
+            fields = changed_fields.setdefault(message.pk, set())
+            message.status = update.status
+            fields.add("status")
+            if update.status in _TIMESTAMP_FIELD:
+                setattr(message, _TIMESTAMP_FIELD[update.status], update.at or now)
+                fields.add(_TIMESTAMP_FIELD[update.status])
+            if update.whatsapp_id and not message.whatsapp_id:
+                message.whatsapp_id = update.whatsapp_id
+                fields.add("whatsapp_id")
+            if update.status == MessageStatus.FAILED:
+                message.error_code = update.error_code or E.message_sending_failed.code
+                message.error_message = (update.error_message
+                                         or E.message_sending_failed.message)[:500]
+                fields |= {"error_code", "error_message"}
+            history.append(MessageStatusChange(message=message, status=update.status,
+                                               detail=update.error_message[:300]))
+            MESSAGE_STATUS.labels(update.status).inc()
+            if update.status != MessageStatus.SENDING:
+                # The message as it is at this step: a later update in the batch moves it on.
+                events.append(EventSpec(message.account_id, "message.status",
+                                        message.session_id, message_event_data(message)))
+        if not history:
+            return 0
+        by_fields: dict[frozenset[str], list[Message]] = {}
+        for pk, fields in changed_fields.items():
+            by_fields.setdefault(frozenset(fields), []).append(messages[pk])
+        for fields, group in by_fields.items():
+            Message.objects.bulk_update(group, sorted(fields))
+        MessageStatusChange.objects.bulk_create(history)
+        events_record(events)
+    return len(history)
 
 
 def message_retry(*, message: Message, reason: str = "retried by support") -> bool:
