@@ -79,6 +79,7 @@ def _drain(session_id: str, owner: str) -> str:
     engine = get_engine()
     started = time.monotonic()
     last_send = 0.0
+    lease_renewed = time.monotonic()
     while True:
         session = Session.objects.filter(pk=session_id).first()
         if session is None or session.deleted_at is not None or (
@@ -101,7 +102,9 @@ def _drain(session_id: str, owner: str) -> str:
             time.sleep(wait)
         if not _claim(head):
             continue
-        _lease_acquire(session_id, owner)  # renew
+        if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
+            _lease_acquire(session_id, owner)  # renew, well before it runs out
+            lease_renewed = time.monotonic()
         _deliver(engine, session, head)
         last_send = time.monotonic()
 
@@ -109,8 +112,8 @@ def _drain(session_id: str, owner: str) -> str:
 def _deliver(engine, session: Session, message: Message) -> None:
     try:
         if message.type == "text":
-            sent = engine.send_text(session.id, message_id=message.id, to=message.to_number,
-                                    text=message.text)
+            result = engine.send_text(session.id, message_id=message.id,
+                                      to=message.to_number, text=message.text)
         else:
             from messaging.media import MediaError, media_download
 
@@ -119,7 +122,7 @@ def _deliver(engine, session: Session, message: Message) -> None:
             except MediaError as error:
                 message_fail(message_id=message.id, code=error.code, reason=error.reason)
                 return
-            sent = engine.send_media(
+            result = engine.send_media(
                 session.id, message_id=message.id, to=message.to_number, kind=message.type,
                 data=data, mime_type=mime_type, filename=message.media_filename or None,
                 caption=message.caption or None,
@@ -134,8 +137,10 @@ def _deliver(engine, session: Session, message: Message) -> None:
         logger.exception("sending %s failed unexpectedly", message.id)
         _retry_later(message, f"unexpected error: {type(error).__name__}")
         return
+    # Recorded at once, message by message: a message sent but not yet recorded is sent
+    # again after a crash, and a real engine may not recognise the resend.
     message_status_apply(message_id=message.id, status=MessageStatus.SENT,
-                         whatsapp_id=sent.whatsapp_id)
+                         whatsapp_id=result.whatsapp_id)
 
 
 def _retry_later(message: Message, reason: str) -> None:
