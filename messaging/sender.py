@@ -81,9 +81,11 @@ def _drain(session_id: str, owner: str) -> str:
     last_send = 0.0
     lease_renewed = time.monotonic()
     while True:
-        session = Session.objects.filter(pk=session_id).first()
-        if session is None or session.deleted_at is not None or (
-            session.status != SessionStatus.CONNECTED
+        # Checked before every message (two columns, not the row): a session that went away
+        # stops its sender at once.
+        session = Session.objects.filter(pk=session_id).values("status", "deleted_at").first()
+        if session is None or session["deleted_at"] is not None or (
+            session["status"] != SessionStatus.CONNECTED
         ):
             return "not_connected"  # queued messages wait for the session to come back
         head = _queue_head(session_id)
@@ -105,14 +107,14 @@ def _drain(session_id: str, owner: str) -> str:
         if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
             _lease_acquire(session_id, owner)  # renew, well before it runs out
             lease_renewed = time.monotonic()
-        _deliver(engine, session, head)
+        _deliver(engine, session_id, head)
         last_send = time.monotonic()
 
 
-def _deliver(engine, session: Session, message: Message) -> None:
+def _deliver(engine, session_id: str, message: Message) -> None:
     try:
         if message.type == "text":
-            result = engine.send_text(session.id, message_id=message.id,
+            result = engine.send_text(session_id, message_id=message.id,
                                       to=message.to_number, text=message.text)
         else:
             from messaging.media import MediaError, media_download
@@ -123,7 +125,7 @@ def _deliver(engine, session: Session, message: Message) -> None:
                 message_fail(message_id=message.id, code=error.code, reason=error.reason)
                 return
             result = engine.send_media(
-                session.id, message_id=message.id, to=message.to_number, kind=message.type,
+                session_id, message_id=message.id, to=message.to_number, kind=message.type,
                 data=data, mime_type=mime_type, filename=message.media_filename or None,
                 caption=message.caption or None,
             )

@@ -260,7 +260,11 @@ def message_statuses_apply(updates: list[StatusUpdate]) -> int:
         for pk, fields in changed_fields.items():
             by_fields.setdefault(frozenset(fields), []).append(messages[pk])
         for fields, group in by_fields.items():
-            Message.objects.bulk_update(group, sorted(fields))
+            if len(group) == 1:  # the common case (the sender's `sent`): a plain UPDATE
+                Message.objects.filter(pk=group[0].pk).update(
+                    **{field: getattr(group[0], field) for field in fields})
+            else:
+                Message.objects.bulk_update(group, sorted(fields))
         MessageStatusChange.objects.bulk_create(history)
         events_record(events)
     return len(history)
