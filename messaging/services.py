@@ -213,6 +213,14 @@ def _moves_forward(current: str, status: str) -> bool:
     return current != MessageStatus.FAILED and STATUS_RANK[status] > STATUS_RANK[current]
 
 
+def _not_before_earlier_steps(message: Message, at: datetime) -> datetime:
+    """A step's time, never before the steps already recorded: the sender records `sent` when
+    the engine answered, a receipt carries the engine's own clock, and sentAt <= deliveredAt
+    <= readAt must hold for customers whatever the order they were applied in."""
+    earlier = [moment for moment in (message.sent_at, message.delivered_at) if moment]
+    return max([at, *earlier])
+
+
 def message_statuses_apply(updates: list[StatusUpdate]) -> int:
     """Apply many status updates in their order, with `message_status_apply`'s rules, in a
     few statements: the messages are locked with one SELECT (in id order, so two appliers
@@ -237,7 +245,8 @@ def message_statuses_apply(updates: list[StatusUpdate]) -> int:
             message.status = update.status
             fields.add("status")
             if update.status in _TIMESTAMP_FIELD:
-                setattr(message, _TIMESTAMP_FIELD[update.status], update.at or now)
+                setattr(message, _TIMESTAMP_FIELD[update.status],
+                        _not_before_earlier_steps(message, update.at or now))
                 fields.add(_TIMESTAMP_FIELD[update.status])
             if update.whatsapp_id and not message.whatsapp_id:
                 message.whatsapp_id = update.whatsapp_id

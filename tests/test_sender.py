@@ -103,3 +103,40 @@ def test_a_late_receipt_never_moves_a_message_backwards(alice, session):
     assert not message_status_apply(message_id=message.id, status="failed")
     message.refresh_from_db()
     assert message.status == "read" and message.delivered_at is None
+
+
+def test_step_times_never_go_backwards_whatever_clock_reported_them(alice, session):
+    from messaging.services import message_status_apply
+
+    (message,) = queue(alice, session)
+    sent_at = timezone.now()
+    message_status_apply(message_id=message.id, status="sent", at=sent_at)
+    # A receipt stamped by the engine's clock a little before our own `sent`.
+    message_status_apply(message_id=message.id, status="delivered",
+                         at=sent_at - timedelta(milliseconds=300))
+    message_status_apply(message_id=message.id, status="read",
+                         at=sent_at + timedelta(seconds=2))
+    message.refresh_from_db()
+    assert message.sent_at == message.delivered_at == sent_at
+    assert message.read_at == sent_at + timedelta(seconds=2)
+
+
+def test_a_run_of_receipts_is_applied_in_order_with_one_event_per_step(alice, session):
+    from messaging.services import StatusUpdate, message_statuses_apply
+    from webhooks.models import Event
+
+    first, second = queue(alice, session, 2)
+    changed = message_statuses_apply([
+        StatusUpdate(first.id, "sent"), StatusUpdate(second.id, "sent"),
+        StatusUpdate(first.id, "delivered"), StatusUpdate(first.id, "sent"),  # late: ignored
+        StatusUpdate(second.id, "read"), StatusUpdate(first.id, "read"),
+        StatusUpdate("msg_unknown", "read"),
+    ])
+    assert changed == 5
+    events = Event.objects.filter(type="message.status").order_by("id")
+    assert [(e.data["id"], e.data["status"]) for e in events] == [
+        (first.id, "sent"), (second.id, "sent"), (first.id, "delivered"),
+        (second.id, "read"), (first.id, "read")]
+    # Each event shows the message as it was at its step, not as it ended.
+    assert events[0].data["deliveredAt"] is None and events[2].data["readAt"] is None
+    assert [Message.objects.get(pk=m.pk).status for m in (first, second)] == ["read", "read"]
