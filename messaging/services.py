@@ -8,6 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -129,6 +130,14 @@ def message_send(
 
 
 _MESSAGE_FIELDS = Message._meta.concrete_fields
+# The raw INSERT passes attribute values as they are, which is right only for types the
+# database driver adapts exactly as Django would. A new field of another kind (JSON, a
+# custom field) must fail here, at import, not store something subtly different.
+_PLAIN_FIELD_TYPES = {"CharField", "TextField", "URLField", "BigIntegerField",
+                      "PositiveSmallIntegerField", "DateTimeField", "ForeignKey"}
+_unexpected = [f.name for f in _MESSAGE_FIELDS if f.get_internal_type() not in _PLAIN_FIELD_TYPES]
+if _unexpected:
+    raise ImproperlyConfigured(f"the accept path's raw INSERT cannot carry {_unexpected}")
 # Built from the model's own table and column names only; every value is a parameter.
 _INSERT_AFTER_QUOTA_SQL = (  # noqa: S608
     "WITH quota AS ({quota}) INSERT INTO {table} ({columns}) SELECT {values} FROM quota"
