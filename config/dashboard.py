@@ -7,7 +7,7 @@ from django.db.models import Count, F, FloatField, Q
 from django.db.models.functions import Cast, TruncHour
 from django.utils import timezone
 
-from accounts.models import ApiErrorLog, DailyUsage
+from accounts.models import ApiErrorLog, DailyUsage, PlanChangeRequest, PlanChangeStatus
 from accounts.quotas import utc_today
 from messaging.models import Message, MessageStatus
 from sessions_app.models import Session, SessionStatus
@@ -88,6 +88,8 @@ def dashboard_context() -> dict:
         "queued_messages": queue["queued"],
         "pending_deliveries": pending_deliveries,
         "engine_events_pending": _engine_events_pending(),
+        "open_plan_requests": PlanChangeRequest.objects.filter(
+            status=PlanChangeStatus.OPEN).count(),
     }
 
 

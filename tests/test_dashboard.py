@@ -257,6 +257,8 @@ def test_plan_page_and_upgrade_request_reach_the_admin(alice, alice_owner, plans
     assert_catalogue_error(again, "invalid_request")
     assert "already have an open" in again.content.decode()
     # The operator approves it in the admin: the account moves to the plan.
+    admin_index = operator.get("/admin/").content.decode()
+    assert re.search(r'id="dash-plan-requests"><strong><a [^>]+>1</a>', admin_index)
     admin_list = operator.get("/admin/accounts/planchangerequest/")
     assert "Black Friday" in operator.get(
         f"/admin/accounts/planchangerequest/{request.pk}/change/").content.decode()
