@@ -535,6 +535,9 @@ def test_webhook_registration_errors_match_the_api(alice, bob, alice_owner, loca
                                                    settings):
     assert_catalogue_error(_register(alice_owner, "ftp://example.com/x"), "invalid_webhook_url")
     assert_catalogue_error(_register(alice_owner, "not a url"), "invalid_webhook_url")
+    too_long = _register(alice_owner, local_webhooks.url("/hook") + "?" + "x" * 2100)
+    assert_catalogue_error(too_long, "invalid_webhook_url")
+    assert "Longer than 2048" in too_long.content.decode()
     assert_catalogue_error(
         alice_owner.post(reverse("dashboard:webhooks"), {"url": local_webhooks.url("/hook")}),
         "invalid_webhook_event")

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 EVENT_TYPES = ("message.received", "message.status", "session.status")
 USER_AGENT = f"{settings.SERVICE_NAME}-webhooks/1"
 TEST_TIMEOUT_SECONDS = 5.0
+URL_MAX_LENGTH = 2048  # Webhook.url's column
 
 
 def _iso(moment) -> str:
@@ -109,6 +110,9 @@ def signed_headers(webhook: Webhook, *, message_id: str, body: str, now=None) ->
 
 def validate_webhook_url(url: str) -> str:
     """Shape and scheme only (the address is checked when the test event is sent)."""
+    if len(url) > URL_MAX_LENGTH:
+        raise ApiError(E.invalid_webhook_url, field="url",
+                       reason=f"Longer than {URL_MAX_LENGTH} characters.")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises on a bad port)
