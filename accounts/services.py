@@ -242,7 +242,7 @@ def error_log_record(*, request: HttpRequest, error: ApiError, status: int) -> N
                 account_id=key.account_id if key else None,
                 key_prefix=key.prefix if key else "",
                 method=request.method or "",
-                path=request.path[:500],
+                path=request.path.replace("\x00", "")[:500],
                 status=status,
                 code=error.code,
                 message=error.message[:500],

@@ -57,6 +57,21 @@ class RequestIdMiddleware:
         return response
 
 
+class RejectNulBytesMiddleware:
+    """A path with a NUL byte (`%00`) names nothing: 404 here, in the API's envelope under
+    /v1, before an id with a NUL reaches PostgreSQL (which refuses NUL in text, a 500)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            from config.views import not_found
+
+            return not_found(request)
+        return self.get_response(request)
+
+
 class ApiErrorLogMiddleware:
     """Records each error response of the API (`ApiErrorLog`), and turns an exception that
     escaped a non-DRF view under /v1 into the envelope instead of Django's HTML page."""

@@ -15,6 +15,15 @@ def test_unknown_route_is_resource_not_found(alice, path):
     assert_error(alice.http.get(path), 404, "resource_not_found")
 
 
+@pytest.mark.parametrize("path", ["/v1/sessions/a%00b", "/v1/messages/a%00b",
+                                  "/v1/webhooks/a%00b/deliveries", "/v1/sessions/%00/qr"])
+def test_an_id_with_a_nul_byte_is_not_found_not_a_server_error(alice, path):
+    """PostgreSQL refuses NUL in text: such an id must never reach it."""
+    assert_error(alice.http.get(path), 404, "resource_not_found")
+    logged = ApiErrorLog.objects.filter(code="resource_not_found").latest("created_at")
+    assert "\x00" not in logged.path
+
+
 def test_unknown_route_answers_the_envelope_for_any_method(anon):
     assert_error(anon.post("/v1/nope", json={"a": 1}), 404, "resource_not_found")
     assert_error(anon.delete("/v1/nope"), 404, "resource_not_found")

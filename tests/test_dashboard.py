@@ -722,3 +722,36 @@ def test_support_staff_may_view_customer_users_and_plan_requests():
                     .values_list("codename", flat=True))
     assert {"view_membership", "view_invitation", "view_planchangerequest"} <= codenames
     assert not any(name.startswith(("add_", "change_", "delete_")) for name in codenames)
+
+
+BAD_TEXT = ["\x00", "a\x00b", "x" * 5000, "💥" * 50, "<script>alert(1)</script>",
+            "' OR 1=1 --", "%s%n"]
+
+
+def test_no_form_input_makes_a_server_error(alice, alice_owner, local_webhooks):
+    forms = {"dashboard:sessions": ["name", "phone_number"],
+             "dashboard:keys": ["name", "expires_on", "scopes"],
+             "dashboard:webhooks": ["url", "events", "session", "description"],
+             "dashboard:plan": ["plan", "note"]}
+    for name, fields in forms.items():
+        for field in fields:
+            for bad in BAD_TEXT:
+                response = alice_owner.post(reverse(name), {field: bad})
+                # 302: a valid odd value (a session named "💥💥💥"), 403: the plan's limit.
+                assert response.status_code in (200, 302, 400, 403, 404), (name, field, bad[:9])
+                assert "<script>alert" not in response.content.decode()
+    for field in ("q", "status", "direction", "session", "page"):
+        for bad in BAD_TEXT:
+            response = alice_owner.get(reverse("dashboard:messages"), {field: bad})
+            assert response.status_code in (200, 400), (field, bad[:9])
+    for path in ("/dashboard/sessions/a%00b/", "/dashboard/messages/a%00b/",
+                 "/dashboard/webhooks/a%00b/", "/dashboard/invitation/a%00b/"):
+        assert_catalogue_error(alice_owner.get(path), "resource_not_found")
+    anonymous = _client()
+    assert anonymous.post(reverse("dashboard:login"),
+                          {"username": "a\x00b@x.example", "password": "x\x00"}).status_code == 200
+    assert anonymous.post(reverse("dashboard:password_reset"),
+                          {"email": "a\x00b@x.example"}).status_code == 200
+    names = set(Session.objects.filter(account=alice.account).values_list("name", flat=True))
+    assert names <= {"", "💥" * 50, "<script>alert(1)</script>", "' OR 1=1 --", "%s%n"}
+    assert not Webhook.objects.exists()

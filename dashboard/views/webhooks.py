@@ -36,6 +36,8 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
         url = request.POST.get("url", "").strip()
         session_id = request.POST.get("session") or None
         try:
+            if any("\x00" in value for values in request.POST.lists() for value in values[1]):
+                raise ApiError(E.invalid_request, reason="Null characters are not allowed.")
             if session_id:
                 session_get(account_id=request.account.id, session_id=session_id)
             hook = webhook_create(account_id=request.account.id, url=url,
