@@ -58,8 +58,10 @@ class RequestIdMiddleware:
 
 
 class RejectNulBytesMiddleware:
-    """A path with a NUL byte (`%00`) names nothing: 404 here, in the API's envelope under
-    /v1, before an id with a NUL reaches PostgreSQL (which refuses NUL in text, a 500)."""
+    """NUL bytes (`%00`) never reach PostgreSQL, which refuses them in text (a 500): a path
+    with one names nothing (404, in the API's envelope under /v1); an API query parameter
+    with one is `invalid_request` naming the parameter. Bodies are checked by the input
+    serializers and forms."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -69,6 +71,14 @@ class RejectNulBytesMiddleware:
             from config.views import not_found
 
             return not_found(request)
+        if is_api_path(request.path) and "%00" in request.META.get("QUERY_STRING", ""):
+            for name, values in request.GET.lists():
+                if any("\x00" in value for value in values) or "\x00" in name:
+                    from config.errors import ApiError, E
+
+                    return json_error_response(ApiError(
+                        E.invalid_request, field=name.replace("\x00", ""),
+                        reason="Null characters are not allowed."))
         return self.get_response(request)
 
 

@@ -24,6 +24,13 @@ def test_an_id_with_a_nul_byte_is_not_found_not_a_server_error(alice, path):
     assert "\x00" not in logged.path
 
 
+@pytest.mark.parametrize("query", ["sessionId=a%00b", "cursor=%00", "status=x%00",
+                                   "to=%00"])
+def test_a_query_parameter_with_a_nul_byte_is_invalid_request(alice, query):
+    name = query.split("=")[0]
+    assert_error(alice.http.get(f"/v1/messages?{query}"), 400, "invalid_request", field=name)
+
+
 def test_unknown_route_answers_the_envelope_for_any_method(anon):
     assert_error(anon.post("/v1/nope", json={"a": 1}), 404, "resource_not_found")
     assert_error(anon.delete("/v1/nope"), 404, "resource_not_found")
