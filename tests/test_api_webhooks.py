@@ -72,7 +72,8 @@ def test_a_malformed_secret_is_invalid_request(alice, receiver, secret):
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://example.com/hook", "https://",
                                  "https://user:pw@example.com/hook", "//example.com/hook",
-                                 "https://example.com:99999/hook"])
+                                 "https://example.com:99999/hook",
+                                 "https://example.com/" + "x" * 2040])
 def test_malformed_urls_are_invalid_webhook_url(alice, receiver, url):
     response = alice.http.post("/v1/webhooks", json={"url": url, "events": ["session.status"]})
     assert_error(response, 400, "invalid_webhook_url", "url")

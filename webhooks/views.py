@@ -106,7 +106,7 @@ class _SecretMixin:
 
 
 class WebhookCreateInput(_SecretMixin, InputSerializer):
-    url = StrictCharField(max_length=2048)
+    url = StrictCharField()  # length, shape and scheme: validate_webhook_url
     events = _EventsField(help_text=", ".join(EVENT_TYPES))
     sessionId = StrictCharField(required=False, allow_null=True)
     secret = StrictCharField(required=False)
@@ -114,7 +114,7 @@ class WebhookCreateInput(_SecretMixin, InputSerializer):
 
 
 class WebhookUpdateInput(_SecretMixin, InputSerializer):
-    url = StrictCharField(required=False, max_length=2048)
+    url = StrictCharField(required=False)
     events = _EventsField(required=False)
     sessionId = StrictCharField(required=False, allow_null=True)
     enabled = StrictBooleanField(required=False)
