@@ -1,6 +1,8 @@
 """The customer dashboard through Django's test client: every page, every error in the
 catalogue's words, and tenant isolation for every object a URL can name."""
 
+import html
+import json
 import re
 import socket
 import subprocess
@@ -516,6 +518,8 @@ def test_register_test_and_redeliver_a_webhook(alice, alice_owner, local_webhook
     assert hit.headers["webhook-id"] == delivery.event_id
     page = alice_owner.get(reverse("dashboard:delivery", args=[hook.id, delivery.id]))
     assert page.status_code == 200 and "<td>200</td>" in page.content.decode()
+    shown = re.search(r'<pre id="delivery-body">(.*?)</pre>', page.content.decode(), re.S)
+    assert json.loads(html.unescape(shown.group(1))) == json.loads(hit.body)
 
     redeliver = alice_owner.post(reverse("dashboard:delivery_redeliver",
                                          args=[hook.id, delivery.id]))

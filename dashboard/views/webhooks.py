@@ -1,6 +1,8 @@
 """Webhooks: register (with the API's checks and codes), test, enable, delete; deliveries
 with their attempts, and redelivery."""
 
+import json
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,6 +16,7 @@ from webhooks.models import Delivery, DeliveryStatus, Webhook
 from webhooks.selectors import delivery_get, webhook_get, webhooks_visible
 from webhooks.services import (
     delivery_retry,
+    event_body,
     webhook_create,
     webhook_delete,
     webhook_test,
@@ -109,6 +112,8 @@ def delivery_detail(request: HttpRequest, webhook_id: str, delivery_id: str) -> 
     return render(request, "dashboard/delivery.html", {
         "nav": "webhooks", "delivery": delivery, "webhook": delivery.webhook,
         "attempts": delivery.attempt_log.order_by("-attempted_at"),
+        # What is posted (signed as compact JSON), indented for reading.
+        "body": json.dumps(json.loads(event_body(delivery.event)), indent=2),
         "redelivered": request.GET.get("redelivered") == "1",
     })
 
