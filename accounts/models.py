@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -149,7 +150,8 @@ class Membership(models.Model):
     """A customer user's place in one account: what the dashboard shows them and lets them do.
     Operators (staff users) have none; a user belongs to at most one account."""
 
-    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="membership")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="membership")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="members")
     role = models.CharField(max_length=10, choices=MemberRole.choices, default=MemberRole.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -173,8 +175,8 @@ class Invitation(models.Model):
     email = models.EmailField()
     role = models.CharField(max_length=10, choices=MemberRole.choices, default=MemberRole.MEMBER)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    invited_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+", editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(editable=False)
     accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -204,14 +206,14 @@ class PlanChangeRequest(models.Model):
     current_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
     requested_plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
     note = models.TextField(blank=True, max_length=2000)
-    requested_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL,
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
                                      related_name="+")
     status = models.CharField(max_length=10, choices=PlanChangeStatus.choices,
                               default=PlanChangeStatus.OPEN, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-    decided_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["-created_at"]
