@@ -22,6 +22,7 @@ from accounts.services import (
     account_change_plan,
     api_key_create,
     api_key_revoke,
+    email_in_use,
     invitation_create,
     member_create,
     plan_change_request_decide,
@@ -203,9 +204,7 @@ class MembershipCreateForm(forms.ModelForm):
 
 
 def _unused_email(email: str) -> str:
-    from django.contrib.auth import get_user_model
-
-    if get_user_model().objects.filter(username__iexact=email.strip()).exists():
+    if email_in_use(email):
         raise ValidationError("A user with this email address already exists.")
     return email
 

@@ -130,13 +130,18 @@ def _normalized_email(email: str) -> str:
     return get_user_model().objects.normalize_email(email.strip()).lower()
 
 
+def email_in_use(email: str) -> bool:
+    """Whether a user already signs in with this email (customer users' username is it)."""
+    return get_user_model().objects.filter(username__iexact=_normalized_email(email)).exists()
+
+
 def member_create(*, account: Account, email: str, password: str | None,
                   role: str = MemberRole.MEMBER):
     """A customer user (signing in with `email`) in `account`. Without a password the user
     gets a random one nobody knows, and sets their own through the password reset email."""
     email = _normalized_email(email)
     User = get_user_model()
-    if User.objects.filter(username__iexact=email).exists():
+    if email_in_use(email):
         raise MemberError("A user with this email address already exists.")
     if password is None:
         password = secrets.token_urlsafe(32)
@@ -161,7 +166,7 @@ def invitation_create(*, account: Account, email: str, role: str, invited_by,
     link (shown once to the operator too, for when email is not set up).
     `accept_url` has a `{token}` placeholder."""
     email = _normalized_email(email)
-    if get_user_model().objects.filter(username__iexact=email).exists():
+    if email_in_use(email):
         raise MemberError("A user with this email address already exists.")
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(

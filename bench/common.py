@@ -100,7 +100,7 @@ def wrk(url: str, *, duration: int, connections: int, threads: int = 2,
 
 def cpu_ticks_by_program() -> dict[str, int]:
     """CPU ticks (user + system) of every process on the machine, summed per program
-    (gunicorn, celery, postgres, redis, wrk, other), read from /proc."""
+    (gunicorn, celery, postgres, redis, other), read from /proc."""
     totals: dict[str, int] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         if int(pid) == os.getpid():
@@ -112,7 +112,7 @@ def cpu_ticks_by_program() -> dict[str, int]:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
-        program = next((known for known in ("gunicorn", "celery", "postgres", "redis", "wrk")
+        program = next((known for known in ("gunicorn", "celery", "postgres", "redis")
                         if known in command or name.startswith(known)), "other")
         totals[program] = totals.get(program, 0) + int(fields[11]) + int(fields[12])
     return totals

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
+from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
 from accounts.models import Membership, Plan
@@ -24,10 +24,6 @@ class SignInForm(AuthenticationForm):
             raise forms.ValidationError(
                 "This sign-in belongs to no customer account; operators use /admin/.",
                 code="no_account")
-
-
-class InvitationAcceptForm(SetPasswordForm):
-    """Choose the password of an invited user (Django's validators apply)."""
 
 
 class ApiKeyCreateForm(forms.Form):

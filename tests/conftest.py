@@ -148,6 +148,19 @@ def assert_error(response: httpx.Response, status: int, code: str, field: str | 
     return body["error"]
 
 
+@pytest.fixture
+def receiver(settings):
+    """A local HTTP server standing in for a customer's webhook endpoint (`/hook` answers
+    200), with the settings that let webhooks reach it over plain HTTP on loopback."""
+    from tests.support.http_server import LocalServer, Route
+
+    settings.ALLOW_PRIVATE_URLS = True
+    settings.WEBHOOK_REQUIRE_HTTPS = False
+    with LocalServer() as server:
+        server.routes["/hook"] = Route(status=200, body=b"ok")
+        yield server
+
+
 def connected_session(tenant: Tenant, phone: str = "14155552671") -> dict:
     """A session of `tenant`, created and scanned in the sandbox."""
     session = tenant.http.post("/v1/sessions", json={}).json()["data"]

@@ -8,7 +8,7 @@ from standardwebhooks.webhooks import Webhook as ReferenceVerifier
 
 from config import safe_http
 from tests.conftest import assert_error
-from tests.support.http_server import LocalServer, Route
+from tests.support.http_server import Route
 from tests.support.servers import free_port
 from webhooks.models import Webhook
 
@@ -16,18 +16,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def receiver(settings):
-    settings.ALLOW_PRIVATE_URLS = True
-    settings.WEBHOOK_REQUIRE_HTTPS = False
-    with LocalServer() as server:
-        server.routes.update({
-            "/hook": Route(status=200, body=b"ok"),
-            "/fail": Route(status=500, body=b"boom"),
-            "/missing": Route(status=404),
-            "/slow": Route(status=200, delay=6.5),
-            "/moved": Route(status=302, headers={"Location": "/hook"}),
-        })
-        yield server
+def receiver(receiver):
+    """The shared receiver, with routes that fail in each way registration must report."""
+    receiver.routes.update({
+        "/fail": Route(status=500, body=b"boom"),
+        "/missing": Route(status=404),
+        "/slow": Route(status=200, delay=6.5),
+        "/moved": Route(status=302, headers={"Location": "/hook"}),
+    })
+    return receiver
 
 
 def create(tenant, receiver, path="/hook", **extra):

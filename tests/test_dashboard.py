@@ -22,7 +22,7 @@ from config.errors import CATALOGUE
 from messaging.models import Message
 from sessions_app.models import Session
 from tests.conftest import connected_session
-from tests.support.http_server import LocalServer, Route
+from tests.support.http_server import Route
 from webhooks.delivery import webhook_deliver_due
 from webhooks.models import Delivery, Webhook
 
@@ -59,15 +59,6 @@ def alice_member(alice):
 @pytest.fixture
 def bob_owner(bob):
     return _member(bob)
-
-
-@pytest.fixture
-def local_webhooks(settings):
-    settings.ALLOW_PRIVATE_URLS = True
-    settings.WEBHOOK_REQUIRE_HTTPS = False
-    with LocalServer() as receiver:
-        receiver.routes["/hook"] = Route(status=200)
-        yield receiver
 
 
 def assert_catalogue_error(response, code: str, status: int | None = None):
@@ -500,21 +491,21 @@ def _register(client, url, **fields):
                        {"url": url, "events": ["message.status"], **fields})
 
 
-def test_register_test_and_redeliver_a_webhook(alice, alice_owner, local_webhooks):
-    created = _register(alice_owner, local_webhooks.url("/hook"), description="orders")
+def test_register_test_and_redeliver_a_webhook(alice, alice_owner, receiver):
+    created = _register(alice_owner, receiver.url("/hook"), description="orders")
     assert created.status_code == 200
     hook = Webhook.objects.get(account=alice.account)
     assert hook.secret in created.content.decode()  # shown once, here
     assert hook.secret not in alice_owner.get(
         reverse("dashboard:webhook", args=[hook.id])).content.decode()
-    assert len(local_webhooks.hits_for("/hook")) == 1  # the registration's test event
+    assert len(receiver.hits_for("/hook")) == 1  # the registration's test event
 
     tested = alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]))
     assert tested.status_code == 200 and "HTTP 200" in tested.content.decode()
     delivery = Delivery.objects.get(webhook=hook)
     assert (delivery.event.type, delivery.status, delivery.attempts) == (
         "webhook.test", "succeeded", 1)
-    hit = local_webhooks.hits_for("/hook")[-1]
+    hit = receiver.hits_for("/hook")[-1]
     assert hit.headers["webhook-id"] == delivery.event_id
     page = alice_owner.get(reverse("dashboard:delivery", args=[hook.id, delivery.id]))
     assert page.status_code == 200 and "<td>200</td>" in page.content.decode()
@@ -528,43 +519,43 @@ def test_register_test_and_redeliver_a_webhook(alice, alice_owner, local_webhook
     assert webhook_deliver_due(webhook_id=hook.id) == "idle"
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("succeeded", 2)
-    again = local_webhooks.hits_for("/hook")[-1]
+    again = receiver.hits_for("/hook")[-1]
     assert again.headers["webhook-id"] == delivery.event_id and again.body == hit.body
     listing = alice_owner.get(reverse("dashboard:webhook", args=[hook.id]),
                               {"status": "succeeded"}).content.decode()
     assert delivery.id in listing
 
 
-def test_webhook_registration_errors_match_the_api(alice, bob, alice_owner, local_webhooks,
+def test_webhook_registration_errors_match_the_api(alice, bob, alice_owner, receiver,
                                                    settings):
     assert_catalogue_error(_register(alice_owner, "ftp://example.com/x"), "invalid_webhook_url")
     assert_catalogue_error(_register(alice_owner, "not a url"), "invalid_webhook_url")
-    too_long = _register(alice_owner, local_webhooks.url("/hook") + "?" + "x" * 2100)
+    too_long = _register(alice_owner, receiver.url("/hook") + "?" + "x" * 2100)
     assert_catalogue_error(too_long, "invalid_webhook_url")
     assert "Longer than 2048" in too_long.content.decode()
     assert_catalogue_error(
-        alice_owner.post(reverse("dashboard:webhooks"), {"url": local_webhooks.url("/hook")}),
+        alice_owner.post(reverse("dashboard:webhooks"), {"url": receiver.url("/hook")}),
         "invalid_webhook_event")
-    assert_catalogue_error(_register(alice_owner, local_webhooks.url("/hook"),
+    assert_catalogue_error(_register(alice_owner, receiver.url("/hook"),
                                      events=["message.sent"]), "invalid_webhook_event")
     assert_catalogue_error(_register(alice_owner, f"http://127.0.0.1:{_closed_port()}/hook"),
                            "webhook_url_unreachable")
-    local_webhooks.routes["/slow"] = Route(status=200, delay=6)
-    assert_catalogue_error(_register(alice_owner, local_webhooks.url("/slow")),
+    receiver.routes["/slow"] = Route(status=200, delay=6)
+    assert_catalogue_error(_register(alice_owner, receiver.url("/slow")),
                            "webhook_response_timeout")
     bobs = connected_session(bob)
-    assert_catalogue_error(_register(alice_owner, local_webhooks.url("/hook"),
+    assert_catalogue_error(_register(alice_owner, receiver.url("/hook"),
                                      session=bobs["id"]), "session_not_found")
     settings.WEBHOOK_REQUIRE_HTTPS = True
-    assert_catalogue_error(_register(alice_owner, local_webhooks.url("/hook")),
+    assert_catalogue_error(_register(alice_owner, receiver.url("/hook")),
                            "invalid_webhook_url")
     assert not Webhook.objects.filter(account=alice.account).exists()
 
 
-def test_a_failing_test_event_is_recorded_and_shown(alice, alice_owner, local_webhooks):
-    _register(alice_owner, local_webhooks.url("/hook"))
+def test_a_failing_test_event_is_recorded_and_shown(alice, alice_owner, receiver):
+    _register(alice_owner, receiver.url("/hook"))
     hook = Webhook.objects.get(account=alice.account)
-    local_webhooks.routes["/hook"] = Route(status=500, body=b"boom")
+    receiver.routes["/hook"] = Route(status=500, body=b"boom")
     response = alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]))
     assert_catalogue_error(response, "webhook_url_unreachable")
     delivery = Delivery.objects.get(webhook=hook)
@@ -575,8 +566,8 @@ def test_a_failing_test_event_is_recorded_and_shown(alice, alice_owner, local_we
     assert delivery.id in overview
 
 
-def test_disable_enable_and_delete_a_webhook(alice, alice_owner, local_webhooks):
-    _register(alice_owner, local_webhooks.url("/hook"))
+def test_disable_enable_and_delete_a_webhook(alice, alice_owner, receiver):
+    _register(alice_owner, receiver.url("/hook"))
     hook = Webhook.objects.get(account=alice.account)
     alice_owner.post(reverse("dashboard:webhook_enable", args=[hook.id]), {"enabled": "false"})
     assert not Webhook.objects.get(pk=hook.pk).is_active
@@ -648,8 +639,8 @@ def test_lists_and_searches_show_only_the_accounts_own_objects(world, bob, bob_o
 
 
 def test_a_webhook_cannot_be_tied_to_another_accounts_session(world, bob, bob_owner,
-                                                              local_webhooks):
-    response = _register(bob_owner, local_webhooks.url("/hook"),
+                                                              receiver):
+    response = _register(bob_owner, receiver.url("/hook"),
                          session=world["session"]["id"])
     assert_catalogue_error(response, "session_not_found")
     assert not Webhook.objects.filter(account=bob.account).exists()
@@ -732,7 +723,7 @@ BAD_TEXT = ["\x00", "a\x00b", "x" * 5000, "💥" * 50, "<script>alert(1)</script
             "' OR 1=1 --", "%s%n"]
 
 
-def test_no_form_input_makes_a_server_error(alice, alice_owner, local_webhooks):
+def test_no_form_input_makes_a_server_error(alice, alice_owner, receiver):
     forms = {"dashboard:sessions": ["name", "phone_number"],
              "dashboard:keys": ["name", "expires_on", "scopes"],
              "dashboard:webhooks": ["url", "events", "session", "description"],

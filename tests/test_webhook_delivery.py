@@ -10,22 +10,13 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as ReferenceVerifier
 
 from tests.conftest import connected_session
-from tests.support.http_server import LocalServer, Route
+from tests.support.http_server import Route
 from tests.support.worker import wait_until
 from webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS, webhook_deliver_due
 from webhooks.models import Delivery, Webhook
 from webhooks.services import event_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def receiver(settings):
-    settings.ALLOW_PRIVATE_URLS = True
-    settings.WEBHOOK_REQUIRE_HTTPS = False
-    with LocalServer() as server:
-        server.routes["/hook"] = Route(status=200, body=b"thanks")
-        yield server
 
 
 def register(tenant, receiver, path="/hook", events=("message.status", "session.status",

@@ -1,8 +1,9 @@
 """Signing in and out, password resets and invitation links."""
 
 from django.conf import settings
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import SetPasswordForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -14,7 +15,7 @@ from django_ratelimit.core import is_ratelimited
 from accounts.services import MemberError, invitation_accept, invitation_find
 from config.errors import CATALOGUE
 from dashboard.access import error_context, form_error_context
-from dashboard.forms import InvitationAcceptForm, SignInForm
+from dashboard.forms import SignInForm
 
 
 def _too_many_attempts(request: HttpRequest, group: str, *, by_email: bool) -> bool:
@@ -100,10 +101,8 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
                                    reason="This invitation link is invalid, used or expired."),
         }, status=404)
     # SetPasswordForm validates against a user; the invited one does not exist yet.
-    from django.contrib.auth import get_user_model
-
     placeholder = get_user_model()(username=invitation.email, email=invitation.email)
-    form = InvitationAcceptForm(placeholder,
+    form = SetPasswordForm(placeholder,
                                 request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:

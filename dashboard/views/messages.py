@@ -9,7 +9,7 @@ from config.errors import CATALOGUE, E
 from dashboard.access import form_error_context, member_view, render_error
 from dashboard.forms import MessageFilterForm
 from messaging.models import Message, MessageStatus
-from sessions_app.models import Session
+from sessions_app.selectors import sessions_visible
 
 PAGE_SIZE = 50
 
@@ -43,7 +43,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
     query.pop("page", None)
     return render(request, "dashboard/messages.html", {
         "nav": "messages", "form": form, "page": page, "query": query.urlencode(),
-        "sessions": Session.objects.filter(account=request.account, deleted_at__isnull=True),
+        "sessions": sessions_visible(account_id=request.account.id),
         "error": form_error_context(form) if form.errors else None,
     }, status=400 if form.errors else 200)
 

@@ -17,7 +17,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     account = request.account
     usage = account_usage(account=account)
     limit = account.plan.daily_message_limit
-    by_status = dict(sessions_visible(account_id=account.id).values_list("status")
+    by_status = dict(sessions_visible(account_id=account.id).values("status")
                      .annotate(n=Count("id")).values_list("status", "n"))
     failed_messages = list(Message.objects.filter(account=account, status=MessageStatus.FAILED)
                            .select_related("session").order_by("-id")[:10])

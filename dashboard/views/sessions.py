@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
-from config.errors import ApiError
+from config.errors import ApiError, E
 from config.phones import normalize_phone_number
 from dashboard.access import (
     allow_methods,
@@ -100,8 +100,6 @@ def session_restart_view(request: HttpRequest, session_id: str) -> HttpResponse:
     try:
         session_restart(session=session, reason="restarted from the dashboard")
     except ValueError as refused:
-        from config.errors import E
-
         return render_error(request, E.qr_code_unavailable, reason=str(refused))
     return redirect("dashboard:session", session_id=session.id)
 
