@@ -76,11 +76,17 @@ def _load_key_record(prefix: str) -> AuthenticatedKey | None:
     )
 
 
-def api_key_authenticate(raw_key: str) -> AuthenticatedKey:
+def api_key_prefix(raw_key: str) -> str:
+    """The public part of a key, which finds its record."""
     match = KEY_PATTERN.match(raw_key)
     if match is None:
         raise ApiError(E.invalid_api_key, reason="The key is malformed.")
-    prefix = match.group(1)
+    return match.group(1)
+
+
+def api_key_record(prefix: str) -> AuthenticatedKey | None:
+    """The key's record from the cache, else from the database (cached then, an unknown
+    prefix too, briefly)."""
     cache_key = api_key_cache_key(prefix)
     record = cache.get(cache_key)
     if record is None:
@@ -89,7 +95,13 @@ def api_key_authenticate(raw_key: str) -> AuthenticatedKey:
             cache.set(cache_key, False, _NEGATIVE_CACHE_SECONDS)
         else:
             cache.set(cache_key, record, settings.API_KEY_CACHE_SECONDS)
-    if not record or not hmac.compare_digest(record.key_hash, hash_api_key(raw_key)):
+    return record or None
+
+
+def api_key_verify(record: AuthenticatedKey | None, raw_key: str) -> AuthenticatedKey:
+    """Whether `raw_key` is the key of `record` and may be used now; raises the catalogue's
+    error if not."""
+    if record is None or not hmac.compare_digest(record.key_hash, hash_api_key(raw_key)):
         raise ApiError(E.invalid_api_key)
     if record.revoked:
         raise ApiError(E.invalid_api_key, reason="The key has been revoked.")
@@ -99,6 +111,10 @@ def api_key_authenticate(raw_key: str) -> AuthenticatedKey:
         raise ApiError(E.insufficient_permissions, reason="The account is disabled.")
     _touch_last_used(record.key_id)
     return record
+
+
+def api_key_authenticate(raw_key: str) -> AuthenticatedKey:
+    return api_key_verify(api_key_record(api_key_prefix(raw_key)), raw_key)
 
 
 _recently_touched = LocalTTLCache(ttl=_LAST_USED_RESOLUTION_SECONDS)
@@ -127,7 +143,15 @@ class ApiKeyAuthentication(BaseAuthentication):
         token = token.strip()
         if not token:
             raise ApiError(E.missing_api_key)
-        key = api_key_authenticate(token)
+        from accounts.limits import api_key_admit
+        from config.api import ApiView
+
+        if isinstance(request.parser_context.get("view"), ApiView):
+            # The request's slot (rate and concurrency limits) is taken in the same round
+            # trip as the key is checked; ApiView applies the decision and releases the slot.
+            key, request._request.limit_decision = api_key_admit(token)
+        else:
+            key = api_key_authenticate(token)
         # The Django request too, so the error log can say whose request failed; and the
         # log lines of this request name the account.
         request._request.api_key = key

@@ -1,5 +1,7 @@
 """Per-key rate limit (requests per minute, fixed window) and concurrency limit (requests in
-flight), checked together in one round trip.
+flight), checked together in one round trip; for a key this process has seen, the same round
+trip also reads the key's cached record (`api_key_admit`). The slot's release carries the
+request's wake-ups (config.wakeups). An API request thus makes two Redis round trips.
 
 With Redis both live in one Lua script, so they hold across any number of web processes. An
 in-flight slot is a member of a sorted set scored by its start time: it is released when the
@@ -11,6 +13,7 @@ remaining allowance for the RateLimit headers in the same call.
 """
 
 import contextlib
+import hmac
 import math
 import secrets
 import threading
@@ -20,9 +23,21 @@ from functools import lru_cache
 
 import redis
 from django.conf import settings
+from django.core.cache import caches
 
-from accounts.authentication import AuthenticatedKey
+from accounts.authentication import (
+    AuthenticatedKey,
+    api_key_authenticate,
+    api_key_cache_key,
+    api_key_prefix,
+    api_key_record,
+    api_key_verify,
+    hash_api_key,
+)
+from config.cache import ReusedClientRedisCache
 from config.errors import ApiError, E
+from config.local_cache import LocalTTLCache
+from config.wakeups import Wakeup, wakeups_claim_in
 
 WINDOW_SECONDS = 60
 
@@ -86,35 +101,69 @@ def redis_client() -> redis.Redis:
     return _redis_client_for(settings.REDIS_URL)
 
 
+def _cache_is_redis_at(url: str) -> bool:
+    cache_settings = settings.CACHES["default"]
+    return (cache_settings["BACKEND"].endswith("RedisCache")
+            and cache_settings.get("LOCATION") == url)
+
+
 class RedisLimiter:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, url: str = "") -> None:
         self.client = client
+        self.url = url
         self.script = client.register_script(_ACQUIRE_LUA)
 
     @staticmethod
     def _key(*parts) -> str:
         return ":".join([settings.REDIS_NAMESPACE, *map(str, parts)])
 
+    def _acquire_call(self, key_id: str, rate: int, max_in_flight: int, now: float
+                      ) -> tuple[list[str], list, str]:
+        token = secrets.token_hex(8)
+        keys = [self._key("rl", key_id, int(now // WINDOW_SECONDS)),
+                self._key("inflight", key_id)]
+        args = [rate, WINDOW_SECONDS + 1, max_in_flight, int(now * 1000),
+                settings.CONCURRENCY_SLOT_TTL_SECONDS * 1000, token]
+        return keys, args, token
+
     def acquire(
         self, key_id: str, rate: int, max_in_flight: int, now: float
     ) -> tuple[int, int, str]:
-        window = int(now // WINDOW_SECONDS)
-        token = secrets.token_hex(8)
-        outcome, count = self.script(
-            keys=[self._key("rl", key_id, window), self._key("inflight", key_id)],
-            args=[
-                rate,
-                WINDOW_SECONDS + 1,
-                max_in_flight,
-                int(now * 1000),
-                settings.CONCURRENCY_SLOT_TTL_SECONDS * 1000,
-                token,
-            ],
-        )
+        keys, args, token = self._acquire_call(key_id, rate, max_in_flight, now)
+        outcome, count = self.script(keys=keys, args=args)
         return int(outcome), int(count), token
 
-    def release(self, key_id: str, token: str) -> None:
-        self.client.zrem(self._key("inflight", key_id), token)
+    def get_and_acquire(
+        self, get_key: str, key_id: str, rate: int, max_in_flight: int, now: float
+    ) -> tuple[bytes | None, tuple[int, int, str]]:
+        """GET `get_key` and acquire, in one round trip. (The script is called by its hash:
+        redis-py's pipeline would first ask whether it exists, a round trip of its own.)"""
+        keys, args, token = self._acquire_call(key_id, rate, max_in_flight, now)
+        for attempt in range(2):
+            pipeline = self.client.pipeline(transaction=False)
+            pipeline.get(get_key)
+            pipeline.evalsha(self.script.sha, len(keys), *keys, *args)
+            try:
+                value, (outcome, count) = pipeline.execute()
+            except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
+                if attempt:
+                    raise
+                self.client.script_load(_ACQUIRE_LUA)
+                continue
+            return value, (int(outcome), int(count), token)
+        raise AssertionError("unreachable")
+
+    def release(self, key_id: str, token: str, wakeups: list[Wakeup] | None = None) -> None:
+        """Free the slot; and when the cache lives on this Redis, send the request's held
+        wake-ups in the same round trip (the request's last Redis call)."""
+        if not wakeups or not _cache_is_redis_at(self.url):
+            self.client.zrem(self._key("inflight", key_id), token)
+            return
+        pipeline = self.client.pipeline(transaction=False)
+        pipeline.zrem(self._key("inflight", key_id), token)
+        send_claimed = wakeups_claim_in(pipeline, wakeups)
+        results = pipeline.execute()
+        send_claimed(results[1:])
 
     def in_flight(self, key_id: str) -> int:
         return int(self.client.zcard(self._key("inflight", key_id)))
@@ -149,7 +198,8 @@ class MemoryLimiter:
             slots[token] = now
             return ALLOWED, count, token
 
-    def release(self, key_id: str, token: str) -> None:
+    def release(self, key_id: str, token: str, wakeups: list[Wakeup] | None = None) -> None:
+        """(`wakeups` are left to their holder: there is no Redis round trip to share.)"""
         with self.lock:
             self.slots.get(key_id, {}).pop(token, None)
 
@@ -163,7 +213,7 @@ _memory_limiter = MemoryLimiter()
 
 @lru_cache(maxsize=4)
 def _redis_limiter_for(url: str) -> RedisLimiter:
-    return RedisLimiter(_redis_client_for(url))
+    return RedisLimiter(_redis_client_for(url), url)
 
 
 def get_limiter() -> RedisLimiter | MemoryLimiter:
@@ -177,6 +227,11 @@ def acquire_request_slot(key: AuthenticatedKey) -> LimitDecision:
     outcome, count, token = get_limiter().acquire(
         key.key_id, key.rate_limit_per_minute, key.max_concurrent_requests, now
     )
+    return _decision(key, now, outcome, count, token)
+
+
+def _decision(key: AuthenticatedKey, now: float, outcome: int, count: int,
+              token: str) -> LimitDecision:
     reset = max(1, math.ceil((int(now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS - now))
     return LimitDecision(
         key_id=key.key_id,
@@ -188,9 +243,75 @@ def acquire_request_slot(key: AuthenticatedKey) -> LimitDecision:
     )
 
 
-def release_request_slot(decision: LimitDecision) -> None:
-    """Always called when a request ends. Never raises: if Redis is gone the slot expires."""
+def release_request_slot(decision: LimitDecision, wakeups: list[Wakeup] | None = None) -> None:
+    """Always called when a request ends, with the wake-ups the request holds (those it could
+    not send are left in the list for their holder). Never raises: if Redis is gone the slot
+    expires."""
     if decision.slot_token is None:
         return
     with contextlib.suppress(redis.RedisError):
-        get_limiter().release(decision.key_id, decision.slot_token)
+        get_limiter().release(decision.key_id, decision.slot_token, wakeups)
+
+
+# The key records this process has seen, by prefix, with the bytes the cache held for them.
+# The record itself stays in Redis (where a revocation drops it at once); this copy only lets
+# a request send the record's GET together with the limiter script, in one round trip, and
+# learn from the answer whether the copy is still the current record.
+_seen_records = LocalTTLCache(ttl=3600, max_size=10_000)
+
+
+def _limits_of(key: AuthenticatedKey) -> tuple:
+    return key.key_id, key.rate_limit_per_minute, key.max_concurrent_requests
+
+
+def api_key_admit(raw_key: str) -> tuple[AuthenticatedKey, LimitDecision]:
+    """Authenticate an API key and take its request slot: what every API request begins with.
+
+    With Redis and a key this process has seen, one round trip: the cached record is read in
+    the same pipeline as the limiter script runs, with the limits of the record seen before.
+    If the record changed (revoked, another plan, evicted), it is read again the usual way and
+    the key checked against it; a slot taken with stale limits is given back and taken again,
+    and a key that fails its checks gives its slot back (its rate count keeps that request,
+    as it would have for any request that was refused after the count)."""
+    prefix = api_key_prefix(raw_key)
+    limiter = get_limiter()
+    redis_cache = _redis_cache_of(limiter)
+    seen = _seen_records.get(prefix)
+    if (redis_cache is None or seen is None
+            or not hmac.compare_digest(seen[1].key_hash, hash_api_key(raw_key))):
+        key = api_key_authenticate(raw_key)
+        if redis_cache is not None:
+            _seen_records.set(prefix, (None, key))
+        return key, acquire_request_slot(key)
+
+    seen_bytes, seen_key = seen
+    now = clock()
+    cached, (outcome, count, token) = limiter.get_and_acquire(
+        redis_cache.make_and_validate_key(api_key_cache_key(prefix)), seen_key.key_id,
+        seen_key.rate_limit_per_minute, seen_key.max_concurrent_requests, now)
+    decision = _decision(seen_key, now, outcome, count, token)
+    try:
+        record = seen_key
+        if cached is None or cached != seen_bytes:
+            record = api_key_record(prefix) if cached is None else redis_cache.decode(cached)
+            record = record or None
+            if record is None:
+                _seen_records.delete(prefix)
+            else:
+                _seen_records.set(prefix, (cached, record))
+        key = api_key_verify(record, raw_key)
+        if _limits_of(key) != _limits_of(seen_key):
+            release_request_slot(decision)
+            decision = acquire_request_slot(key)
+    except BaseException:
+        release_request_slot(decision)
+        raise
+    return key, decision
+
+
+def _redis_cache_of(limiter: RedisLimiter | MemoryLimiter) -> ReusedClientRedisCache | None:
+    """The cache, when it lives on the limiter's Redis (so that one pipeline reaches both)."""
+    if not isinstance(limiter, RedisLimiter) or not _cache_is_redis_at(limiter.url):
+        return None
+    backend = caches["default"]
+    return backend if isinstance(backend, ReusedClientRedisCache) else None

@@ -1,14 +1,43 @@
 """Waking a Celery task after the current transaction commits, at most one pending wake-up per
 key: a burst of work makes one task, not one per row. The task clears its key when it starts,
 so work arriving after that wakes it again; a periodic sweeper covers a wake-up that was lost
-(the broker was down)."""
+(the broker was down).
 
+Inside an API request the wake-ups are held until the request ends, so their Redis calls can
+ride on the request's last one (the release of its concurrency slot): one round trip, not two.
+"""
+
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Wakeup:
+    """A deduplicated wake-up that has committed and waits to be sent."""
+
+    task: Any
+    args: tuple
+    key: str
+    timeout: int
+
+    def send_if_claimed(self, claimed: bool) -> None:
+        """`claimed`: whether this call set the key (no wake-up was pending)."""
+        if claimed:
+            self.task.apply_async(args=list(self.args))
+
+
+# The wake-ups of the API request being served, None outside one.
+_held: contextvars.ContextVar[list[Wakeup] | None] = contextvars.ContextVar(
+    "held_wakeups", default=None)
 
 
 def wake_after_commit(task, *args, key: str, countdown: float | None = None,
@@ -21,11 +50,15 @@ def wake_after_commit(task, *args, key: str, countdown: float | None = None,
         return
 
     def enqueue() -> None:
+        held = _held.get()
+        if deduplicated and held is not None:
+            held.append(Wakeup(task, args, key, timeout))
+            return
         try:
             if not deduplicated:
                 task.apply_async(args=list(args), countdown=countdown)
-            elif cache.add(key, 1, timeout=timeout):
-                task.apply_async(args=list(args))
+            else:
+                _send(Wakeup(task, args, key, timeout))
         except Exception:  # broker or cache down: the sweeper picks the work up later
             logger.warning("could not wake %s for %s", task.name, key, exc_info=True)
 
@@ -42,6 +75,51 @@ def _already_pending(key: str) -> bool:
         return False
     return any(getattr(hook, "wake_key", None) == key
                for _sids, hook, _robust in connection.run_on_commit)
+
+
+def _send(wakeup: Wakeup) -> None:
+    wakeup.send_if_claimed(cache.add(wakeup.key, 1, timeout=wakeup.timeout))
+
+
+@contextlib.contextmanager
+def wakeups_held() -> Iterator[list[Wakeup]]:
+    """Hold the wake-ups committed inside the block. The caller may send them itself with
+    `wakeups_claim_in`; whatever is left in the list is sent the usual way on exit."""
+    held: list[Wakeup] = []
+    token = _held.set(held)
+    try:
+        yield held
+    finally:
+        _held.reset(token)
+        for wakeup in held:
+            try:
+                _send(wakeup)
+            except Exception:  # as in enqueue: the sweeper covers it
+                logger.warning("could not wake %s for %s", wakeup.task.name, wakeup.key,
+                               exc_info=True)
+        held.clear()
+
+
+def wakeups_claim_in(pipeline: Any, held: list[Wakeup]) -> Any:
+    """Queue the held wake-ups' markers on `pipeline` (a redis-py pipeline to the cache's
+    Redis, the same SET NX that `cache.add` makes). Returns the function to call with the
+    pipeline's results for those commands: it sends the wake-ups that were claimed and
+    empties `held`."""
+    for wakeup in held:
+        # The value as Django's Redis cache stores the integer 1, under its full key.
+        pipeline.set(cache.make_and_validate_key(wakeup.key), 1, nx=True, ex=wakeup.timeout)
+    claimed = list(held)
+
+    def send(results: list) -> None:
+        held.clear()
+        for wakeup, result in zip(claimed, results, strict=True):
+            try:
+                wakeup.send_if_claimed(bool(result))
+            except Exception:  # the broker is down: the sweeper covers it
+                logger.warning("could not wake %s for %s", wakeup.task.name, wakeup.key,
+                               exc_info=True)
+
+    return send
 
 
 def woken(key: str) -> None:

@@ -81,3 +81,50 @@ def test_delayed_or_undeduplicated_wake_ups_are_each_sent(key):
         wake_after_commit(task, "s1", key=key, countdown=5)
         wake_after_commit(task, "s1", key=key, dedupe=False)
     assert task.calls == [(["s1"], 5), (["s1"], 5), (["s1"], None)]
+
+
+def test_wake_ups_held_by_a_request_are_sent_when_it_ends(key):
+    from config.wakeups import wakeups_held
+
+    task = RecordingTask()
+    with wakeups_held() as held:
+        with transaction.atomic():
+            wake_after_commit(task, "s1", key=key)
+        assert task.calls == []  # committed, held until the request ends
+        assert [wakeup.key for wakeup in held] == [key]
+    assert task.calls == [(["s1"], None)]
+    assert held == []
+
+
+def test_held_wake_ups_sent_in_a_pipeline_wake_only_what_was_not_pending(key):
+    from accounts.limits import get_limiter
+    from config.wakeups import wakeups_claim_in, wakeups_held
+
+    task = RecordingTask()
+    cache.add(key + "-pending", 1, timeout=60)  # a wake-up of that key is already pending
+    try:
+        with wakeups_held() as held:
+            with transaction.atomic():
+                wake_after_commit(task, "s1", key=key)
+                wake_after_commit(task, "s2", key=key + "-pending")
+            pipeline = get_limiter().client.pipeline(transaction=False)
+            send = wakeups_claim_in(pipeline, held)
+            send(pipeline.execute())
+            assert held == []
+            assert task.calls == [(["s1"], None)]
+        assert task.calls == [(["s1"], None)]  # nothing sent twice on the way out
+        assert cache.get(key) == 1  # the marker is the one cache.add would have set
+    finally:
+        cache.delete(key + "-pending")
+
+
+def test_the_memory_limiter_leaves_held_wake_ups_to_their_holder(key):
+    from accounts.limits import MemoryLimiter
+    from config.wakeups import Wakeup
+
+    limiter = MemoryLimiter()
+    _outcome, _count, token = limiter.acquire("k", 10, 1, 0.0)
+    held = [Wakeup(RecordingTask(), ("s1",), key, 60)]
+    limiter.release("k", token, held)
+    assert len(held) == 1
+    assert limiter.in_flight("k") == 0
