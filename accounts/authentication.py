@@ -98,10 +98,12 @@ def api_key_record(prefix: str) -> AuthenticatedKey | None:
     return record or None
 
 
-def api_key_verify(record: AuthenticatedKey | None, raw_key: str) -> AuthenticatedKey:
-    """Whether `raw_key` is the key of `record` and may be used now; raises the catalogue's
-    error if not."""
-    if record is None or not hmac.compare_digest(record.key_hash, hash_api_key(raw_key)):
+def api_key_verify(record: AuthenticatedKey | None, raw_key: str,
+                   key_hash: str | None = None) -> AuthenticatedKey:
+    """Whether `raw_key` (whose `hash_api_key` the caller may have computed already) is the
+    key of `record` and may be used now; raises the catalogue's error if not."""
+    key_hash = key_hash or hash_api_key(raw_key)
+    if record is None or not hmac.compare_digest(record.key_hash, key_hash):
         raise ApiError(E.invalid_api_key)
     if record.revoked:
         raise ApiError(E.invalid_api_key, reason="The key has been revoked.")

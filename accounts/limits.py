@@ -277,8 +277,9 @@ def api_key_admit(raw_key: str) -> tuple[AuthenticatedKey, LimitDecision]:
     limiter = get_limiter()
     redis_cache = _redis_cache_of(limiter)
     seen = _seen_records.get(prefix)
+    key_hash = hash_api_key(raw_key)
     if (redis_cache is None or seen is None
-            or not hmac.compare_digest(seen[1].key_hash, hash_api_key(raw_key))):
+            or not hmac.compare_digest(seen[1].key_hash, key_hash)):
         key = api_key_authenticate(raw_key)
         if redis_cache is not None:
             _seen_records.set(prefix, (None, key))
@@ -299,7 +300,7 @@ def api_key_admit(raw_key: str) -> tuple[AuthenticatedKey, LimitDecision]:
                 _seen_records.delete(prefix)
             else:
                 _seen_records.set(prefix, (cached, record))
-        key = api_key_verify(record, raw_key)
+        key = api_key_verify(record, raw_key, key_hash)
         if _limits_of(key) != _limits_of(seen_key):
             release_request_slot(decision)
             decision = acquire_request_slot(key)
