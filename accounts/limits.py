@@ -37,7 +37,7 @@ from accounts.authentication import (
 from config.cache import ReusedClientRedisCache
 from config.errors import ApiError, E
 from config.local_cache import LocalTTLCache
-from config.wakeups import Wakeup, wakeups_claim_in
+from config.wakeups import Wakeup, wakeup_markers, wakeups_send_claimed
 
 WINDOW_SECONDS = 60
 
@@ -79,16 +79,31 @@ class LimitDecision:
             )
 
 
+# KEYS: the rate window's counter, the in-flight set, and optionally a key to GET in the same
+# call (the API key's cached record). Returns {outcome, count in this window, that value}.
 _ACQUIRE_LUA = """
+local value = false
+if #KEYS > 2 then value = redis.call('GET', KEYS[3]) end
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if count > tonumber(ARGV[1]) then return {0, count} end
+if count > tonumber(ARGV[1]) then return {0, count, value} end
 local now = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {2, count} end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {2, count, value} end
 redis.call('ZADD', KEYS[2], now, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return {1, count}
+return {1, count, value}
+"""
+
+# KEYS: the in-flight set, then wake-up markers to SET NX with ARGV's timeouts (what the
+# cache's `add` does). ARGV[1]: the slot. Returns, per marker, 1 if this call set it.
+_RELEASE_LUA = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+local claimed = {}
+for i = 2, #KEYS do
+  claimed[i - 1] = redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[i]) and 1 or 0
+end
+return claimed
 """
 
 
@@ -112,6 +127,7 @@ class RedisLimiter:
         self.client = client
         self.url = url
         self.script = client.register_script(_ACQUIRE_LUA)
+        self.release_script = client.register_script(_RELEASE_LUA)
 
     @staticmethod
     def _key(*parts) -> str:
@@ -130,40 +146,28 @@ class RedisLimiter:
         self, key_id: str, rate: int, max_in_flight: int, now: float
     ) -> tuple[int, int, str]:
         keys, args, token = self._acquire_call(key_id, rate, max_in_flight, now)
-        outcome, count = self.script(keys=keys, args=args)
+        outcome, count, _value = self.script(keys=keys, args=args)
         return int(outcome), int(count), token
 
     def get_and_acquire(
         self, get_key: str, key_id: str, rate: int, max_in_flight: int, now: float
     ) -> tuple[bytes | None, tuple[int, int, str]]:
-        """GET `get_key` and acquire, in one round trip. (The script is called by its hash:
-        redis-py's pipeline would first ask whether it exists, a round trip of its own.)"""
+        """GET `get_key` and acquire, in one call."""
         keys, args, token = self._acquire_call(key_id, rate, max_in_flight, now)
-        for attempt in range(2):
-            pipeline = self.client.pipeline(transaction=False)
-            pipeline.get(get_key)
-            pipeline.evalsha(self.script.sha, len(keys), *keys, *args)
-            try:
-                value, (outcome, count) = pipeline.execute()
-            except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
-                if attempt:
-                    raise
-                self.client.script_load(_ACQUIRE_LUA)
-                continue
-            return value, (int(outcome), int(count), token)
-        raise AssertionError("unreachable")
+        outcome, count, value = self.script(keys=[*keys, get_key], args=args)
+        return value, (int(outcome), int(count), token)
 
     def release(self, key_id: str, token: str, wakeups: list[Wakeup] | None = None) -> None:
         """Free the slot; and when the cache lives on this Redis, send the request's held
-        wake-ups in the same round trip (the request's last Redis call)."""
+        wake-ups in the same call (the request's last Redis call)."""
         if not wakeups or not _cache_is_redis_at(self.url):
             self.client.zrem(self._key("inflight", key_id), token)
             return
-        pipeline = self.client.pipeline(transaction=False)
-        pipeline.zrem(self._key("inflight", key_id), token)
-        send_claimed = wakeups_claim_in(pipeline, wakeups)
-        results = pipeline.execute()
-        send_claimed(results[1:])
+        markers = wakeup_markers(wakeups)
+        claimed = self.release_script(
+            keys=[self._key("inflight", key_id), *(key for key, _timeout in markers)],
+            args=[token, *(timeout for _key, timeout in markers)])
+        wakeups_send_claimed(wakeups, [bool(flag) for flag in claimed])
 
     def in_flight(self, key_id: str) -> int:
         return int(self.client.zcard(self._key("inflight", key_id)))

@@ -83,8 +83,8 @@ def _send(wakeup: Wakeup) -> None:
 
 @contextlib.contextmanager
 def wakeups_held() -> Iterator[list[Wakeup]]:
-    """Hold the wake-ups committed inside the block. The caller may send them itself with
-    `wakeups_claim_in`; whatever is left in the list is sent the usual way on exit."""
+    """Hold the wake-ups committed inside the block. The caller may send them itself
+    (`wakeup_markers`, `wakeups_send_claimed`); what is left is sent the usual way on exit."""
     held: list[Wakeup] = []
     token = _held.set(held)
     try:
@@ -100,26 +100,22 @@ def wakeups_held() -> Iterator[list[Wakeup]]:
         held.clear()
 
 
-def wakeups_claim_in(pipeline: Any, held: list[Wakeup]) -> Any:
-    """Queue the held wake-ups' markers on `pipeline` (a redis-py pipeline to the cache's
-    Redis, the same SET NX that `cache.add` makes). Returns the function to call with the
-    pipeline's results for those commands: it sends the wake-ups that were claimed and
-    empties `held`."""
-    for wakeup in held:
-        # The value as Django's Redis cache stores the integer 1, under its full key.
-        pipeline.set(cache.make_and_validate_key(wakeup.key), 1, nx=True, ex=wakeup.timeout)
-    claimed = list(held)
+def wakeup_markers(held: list[Wakeup]) -> list[tuple[str, int]]:
+    """For a caller that sends held wake-ups in its own Redis call: each one's marker, as
+    `cache.add` would set it (the full cache key, set to 1 if absent, and its timeout)."""
+    return [(cache.make_and_validate_key(wakeup.key), wakeup.timeout) for wakeup in held]
 
-    def send(results: list) -> None:
-        held.clear()
-        for wakeup, result in zip(claimed, results, strict=True):
-            try:
-                wakeup.send_if_claimed(bool(result))
-            except Exception:  # the broker is down: the sweeper covers it
-                logger.warning("could not wake %s for %s", wakeup.task.name, wakeup.key,
-                               exc_info=True)
 
-    return send
+def wakeups_send_claimed(held: list[Wakeup], claimed: list[bool]) -> None:
+    """After that call: send the wake-ups whose marker it set, and empty `held`."""
+    sent = list(held)
+    held.clear()
+    for wakeup, was_claimed in zip(sent, claimed, strict=True):
+        try:
+            wakeup.send_if_claimed(was_claimed)
+        except Exception:  # the broker is down: the sweeper covers it
+            logger.warning("could not wake %s for %s", wakeup.task.name, wakeup.key,
+                           exc_info=True)
 
 
 def woken(key: str) -> None:

@@ -96,10 +96,12 @@ def test_wake_ups_held_by_a_request_are_sent_when_it_ends(key):
     assert held == []
 
 
-def test_held_wake_ups_sent_in_a_pipeline_wake_only_what_was_not_pending(key):
+def test_held_wake_ups_sent_with_the_slot_release_wake_only_what_was_not_pending(key):
     from accounts.limits import get_limiter
-    from config.wakeups import wakeups_claim_in, wakeups_held
+    from config.wakeups import wakeups_held
 
+    limiter = get_limiter()
+    _outcome, _count, token = limiter.acquire("wake-test-key", 10, 5, 0.0)
     task = RecordingTask()
     cache.add(key + "-pending", 1, timeout=60)  # a wake-up of that key is already pending
     try:
@@ -107,13 +109,13 @@ def test_held_wake_ups_sent_in_a_pipeline_wake_only_what_was_not_pending(key):
             with transaction.atomic():
                 wake_after_commit(task, "s1", key=key)
                 wake_after_commit(task, "s2", key=key + "-pending")
-            pipeline = get_limiter().client.pipeline(transaction=False)
-            send = wakeups_claim_in(pipeline, held)
-            send(pipeline.execute())
+            limiter.release("wake-test-key", token, held)
             assert held == []
             assert task.calls == [(["s1"], None)]
+            assert limiter.in_flight("wake-test-key") == 0
         assert task.calls == [(["s1"], None)]  # nothing sent twice on the way out
         assert cache.get(key) == 1  # the marker is the one cache.add would have set
+        assert not cache.add(key, 1, timeout=60)
     finally:
         cache.delete(key + "-pending")
 
