@@ -1,6 +1,8 @@
 """What every API view shares: the success envelope, strict input serializers, JSON-only
 negotiation, and the base view that applies authentication, rate and concurrency limits."""
 
+import functools
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -47,9 +49,41 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+# What DRF's CharField refuses in any string (its two default validators).
+_NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
+
+
 class InputSerializer(serializers.Serializer):
     """Request bodies: a JSON object whose every key is a known parameter (like Stripe, an
     unknown parameter is refused rather than silently ignored: it is usually a typo)."""
+
+    @classmethod
+    def validated_plain(cls, data: Any) -> dict | None:
+        """The hot path's shortcut, for serializers made only of required, non-blank
+        `StrictCharField`s without length limits (the text send): a body of exactly those keys,
+        each a string that DRF would take as it is, gives what full validation would give, the
+        fields' `validate_<name>` methods run in the same order. Returns None for anything
+        else, which then goes through full validation and gets its exact errors."""
+        plain = _plain_fields_of(cls)
+        if plain is None or type(data) is not dict or len(data) != len(plain):
+            return None
+        validated = {}
+        for name, trim in plain:
+            value = data.get(name)
+            if (type(value) is not str or not value or (trim and value != value.strip())
+                    or _NUL_OR_SURROGATE.search(value)):
+                return None
+            validated[name] = value
+        methods = _field_validators_of(cls)
+        serializer = None
+        for name, _trim in plain:
+            if name in methods:
+                serializer = serializer or cls()
+                try:
+                    validated[name] = methods[name](serializer, validated[name])
+                except serializers.ValidationError:
+                    return None  # DRF would collect it with the other fields' errors
+        return validated
 
     def to_internal_value(self, data: Any) -> dict:
         if not isinstance(data, Mapping):
@@ -58,6 +92,30 @@ class InputSerializer(serializers.Serializer):
             if key not in self.fields or self.fields[key].read_only:
                 raise ApiError(E.invalid_request, field=str(key), reason="Unknown parameter.")
         return super().to_internal_value(data)
+
+
+@functools.cache
+def _plain_fields_of(serializer_class: type[InputSerializer]) -> tuple | None:
+    """(name, trims whitespace) of each field, or None if any field is not plain."""
+    fields = serializer_class().fields
+    plain = []
+    for name, field in fields.items():
+        if (type(field) is not StrictCharField or not field.required or field.allow_blank
+                or field.allow_null or field.read_only or field.source != name
+                or field.max_length is not None or field.min_length is not None
+                or len(field.validators) != 2):
+            return None
+        plain.append((name, field.trim_whitespace))
+    if getattr(serializer_class, "validate", None) is not serializers.Serializer.validate:
+        return None  # an object-level check: full validation runs it
+    return tuple(plain)
+
+
+@functools.cache
+def _field_validators_of(serializer_class: type[InputSerializer]) -> dict:
+    return {name: getattr(serializer_class, f"validate_{name}")
+            for name, _trim in _plain_fields_of(serializer_class) or ()
+            if hasattr(serializer_class, f"validate_{name}")}
 
 
 # --- the base view --------------------------------------------------------------------------
@@ -135,6 +193,10 @@ class ApiView(APIView):
 
     @staticmethod
     def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict:
+        if issubclass(serializer_class, InputSerializer):
+            plain = serializer_class.validated_plain(data)
+            if plain is not None:
+                return plain
         serializer = serializer_class(data=data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
