@@ -40,6 +40,10 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keeps connections alive, as customers' servers (nginx, any framework) do; the
+            # HTTP/1.0 default would make every post a new connection.
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args):
                 pass
 
