@@ -271,8 +271,8 @@ def _limits_of(key: AuthenticatedKey) -> tuple:
 def api_key_admit(raw_key: str) -> tuple[AuthenticatedKey, LimitDecision]:
     """Authenticate an API key and take its request slot: what every API request begins with.
 
-    With Redis and a key this process has seen, one round trip: the cached record is read in
-    the same pipeline as the limiter script runs, with the limits of the record seen before.
+    With Redis and a key this process has seen, one round trip: the limiter script reads the
+    cached record as it takes the slot, with the limits of the record seen before.
     If the record changed (revoked, another plan, evicted), it is read again the usual way and
     the key checked against it; a slot taken with stale limits is given back and taken again,
     and a key that fails its checks gives its slot back (its rate count keeps that request,
@@ -315,7 +315,7 @@ def api_key_admit(raw_key: str) -> tuple[AuthenticatedKey, LimitDecision]:
 
 
 def _redis_cache_of(limiter: RedisLimiter | MemoryLimiter) -> ReusedClientRedisCache | None:
-    """The cache, when it lives on the limiter's Redis (so that one pipeline reaches both)."""
+    """The cache, when it lives on the limiter's Redis (so that one script call reaches both)."""
     if not isinstance(limiter, RedisLimiter) or not _cache_is_redis_at(limiter.url):
         return None
     backend = caches["default"]
