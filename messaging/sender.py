@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging.models import Message, MessageStatus
-from messaging.services import message_fail, message_status_apply, schedule_session_sender
+from messaging.services import message_fail, message_sent_record, schedule_session_sender
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineUnavailable, SendRejected
 from sessions_app.models import Session, SessionStatus
@@ -165,8 +165,7 @@ def _deliver(engine, session_id: str, message: Message) -> None:
         return
     # Recorded at once, message by message: a message sent but not yet recorded is sent
     # again after a crash, and a real engine may not recognise the resend.
-    message_status_apply(message_id=message.id, status=MessageStatus.SENT,
-                         whatsapp_id=result.whatsapp_id)
+    message_sent_record(message=message, whatsapp_id=result.whatsapp_id)
 
 
 def _retry_later(message: Message, reason: str) -> None:

@@ -17,6 +17,7 @@ from accounts.quotas import daily_quota_consume, daily_quota_consume_sql
 from config.errors import ApiError, E
 from config.local_cache import LocalTTLCache
 from config.metrics import MESSAGE_STATUS
+from config.sql import insert_from_sql
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
@@ -24,7 +25,13 @@ from sessions_app.engines.base import EngineError
 from sessions_app.models import Session
 from sessions_app.selectors import session_get_for_send
 from sessions_app.services import session_require_sendable
-from webhooks.services import EventSpec, event_record, events_record
+from webhooks.services import (
+    EventSpec,
+    deliveries_schedule,
+    event_record,
+    events_prepare,
+    events_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -286,6 +293,54 @@ def message_statuses_apply(updates: list[StatusUpdate]) -> int:
         MessageStatusChange.objects.bulk_create(history)
         events_record(events)
     return len(history)
+
+
+# Names from the models only; every value is a parameter.
+_SENT_UPDATE_SQL = f"""
+UPDATE {Message._meta.db_table} SET status = %s, sent_at = %s, whatsapp_id = %s
+WHERE id = %s AND direction = 'outbound' AND status IN (%s, %s) RETURNING id
+"""  # noqa: S608
+
+
+def message_sent_record(*, message: Message, whatsapp_id: str = "") -> bool:
+    """The sender's `sent`, right after the engine took the message: `message_status_apply`'s
+    rules and writes, for a message the caller has just claimed (`message` holds its row).
+
+    On PostgreSQL it is one statement, autocommitted: the conditional UPDATE (only from
+    queued or sending, so a receipt that came first wins, as with the generic path) in a WITH
+    clause, and the history row, the `message.status` event and its deliveries inserted only
+    if it updated. The generic path takes eight round trips (BEGIN, the locking SELECT, the
+    UPDATE, three INSERTs, the webhooks, COMMIT); this takes two (the webhooks, then this),
+    and the sender makes one per message. Returns whether the message changed."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return message_status_apply(message_id=message.id, status=MessageStatus.SENT,
+                                    whatsapp_id=whatsapp_id)
+    # The message as the statement leaves it, for the event: the same values as the generic
+    # path computes from the locked row (nothing else changes a claimed message's timestamps).
+    message.status = MessageStatus.SENT
+    message.sent_at = _not_before_earlier_steps(message, timezone.now())
+    if whatsapp_id and not message.whatsapp_id:
+        message.whatsapp_id = whatsapp_id
+    history = MessageStatusChange(message=message, status=MessageStatus.SENT, detail="")
+    events, deliveries = events_prepare([EventSpec(message.account_id, "message.status",
+                                                   message.session_id,
+                                                   message_event_data(message))])
+    clauses = [(
+        "changed", _SENT_UPDATE_SQL,
+        [MessageStatus.SENT, message.sent_at, message.whatsapp_id, message.id,
+         MessageStatus.QUEUED, MessageStatus.SENDING],
+    )]
+    for index, row in enumerate([history, *events, *deliveries]):
+        clauses.append((f"row{index}", *insert_from_sql(row, source="changed")))
+    sql = ("WITH " + ", ".join(f"{name} AS ({clause})" for name, clause, _ in clauses)  # noqa: S608
+           + " SELECT count(*) FROM changed")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for _, _, params in clauses for value in params])
+        changed = cursor.fetchone()[0] == 1
+    if changed:
+        MESSAGE_STATUS.labels(MessageStatus.SENT).inc()
+        deliveries_schedule(deliveries)
+    return changed
 
 
 def message_retry(*, message: Message, reason: str = "retried by support") -> bool:

@@ -48,14 +48,22 @@ def events_record(specs: list[EventSpec]) -> list[Event]:
     """`event_record` for many events at once, in order: one INSERT for the events, one query
     for the accounts' webhooks, one INSERT for the deliveries (a batch of receipts is a few
     statements, not a few per receipt)."""
+    events, deliveries = events_prepare(specs)
+    Event.objects.bulk_create(events)
+    if deliveries:
+        Delivery.objects.bulk_create(deliveries)
+    deliveries_schedule(deliveries)
+    return events
+
+
+def events_prepare(specs: list[EventSpec]) -> tuple[list[Event], list[Delivery]]:
+    """The events and their deliveries (one per matching webhook), built but not saved: for a
+    caller that writes them in a statement of its own, then calls `deliveries_schedule`."""
     for spec in specs:
         if spec.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {spec.type!r}")
-    events = Event.objects.bulk_create([
-        Event(account_id=spec.account_id, type=spec.type, session_id=spec.session_id,
-              data=spec.data)
-        for spec in specs
-    ])
+    events = [Event(account_id=spec.account_id, type=spec.type, session_id=spec.session_id,
+                    data=spec.data) for spec in specs]
     hooks_of: dict[str, list[Webhook]] = {}
     for hook in Webhook.objects.filter(account_id__in={spec.account_id for spec in specs},
                                        is_active=True, deleted_at__isnull=True):
@@ -67,13 +75,15 @@ def events_record(specs: list[EventSpec]) -> list[Event]:
         for hook in hooks_of.get(event.account_id, ())
         if event.type in hook.events and hook.session_id in (None, event.session_id)
     ]
-    if deliveries:
-        Delivery.objects.bulk_create(deliveries)
-        from webhooks.tasks import schedule_delivery
+    return events, deliveries
 
-        for webhook_id in dict.fromkeys(delivery.webhook_id for delivery in deliveries):
-            schedule_delivery(webhook_id)
-    return events
+
+def deliveries_schedule(deliveries: list[Delivery]) -> None:
+    """Wake the delivery run of each webhook that got a delivery, after commit."""
+    from webhooks.tasks import schedule_delivery
+
+    for webhook_id in dict.fromkeys(delivery.webhook_id for delivery in deliveries):
+        schedule_delivery(webhook_id)
 
 
 def event_body(event: Event) -> str:
