@@ -64,16 +64,18 @@ def events_prepare(specs: list[EventSpec]) -> tuple[list[Event], list[Delivery]]
             raise ValueError(f"unknown event type {spec.type!r}")
     events = [Event(account_id=spec.account_id, type=spec.type, session_id=spec.session_id,
                     data=spec.data) for spec in specs]
-    hooks_of: dict[str, list[Webhook]] = {}
-    for hook in Webhook.objects.filter(account_id__in={spec.account_id for spec in specs},
-                                       is_active=True, deleted_at__isnull=True):
-        hooks_of.setdefault(hook.account_id, []).append(hook)
+    # The few columns matching needs, not whole Webhook objects: this runs for every event.
+    hooks_of: dict[str, list[tuple[str, list[str], str | None]]] = {}
+    for webhook_id, account_id, types, session_id in Webhook.objects.filter(
+            account_id__in={spec.account_id for spec in specs}, is_active=True,
+            deleted_at__isnull=True).values_list("id", "account_id", "events", "session_id"):
+        hooks_of.setdefault(account_id, []).append((webhook_id, types, session_id))
     now = timezone.now()
     deliveries = [
-        Delivery(webhook=hook, event=event, next_attempt_at=now)
+        Delivery(webhook_id=webhook_id, event=event, next_attempt_at=now)
         for event in events
-        for hook in hooks_of.get(event.account_id, ())
-        if event.type in hook.events and hook.session_id in (None, event.session_id)
+        for webhook_id, types, session_id in hooks_of.get(event.account_id, ())
+        if event.type in types and session_id in (None, event.session_id)
     ]
     return events, deliveries
 
