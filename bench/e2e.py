@@ -75,6 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=2,
+                        help="Celery worker processes (prefork)")
     parser.add_argument("--port", type=int, default=8802)
     args = parser.parse_args()
 
@@ -88,7 +90,7 @@ def main() -> None:
     receiver = Receiver()
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool",
-         "prefork", "--concurrency", "2", "--beat",
+         "prefork", "--concurrency", str(args.concurrency), "--beat",
          "--schedule", str(ROOT / "var" / f"beat-{queue}"),
          "--loglevel", "warning", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, start_new_session=True,
@@ -143,8 +145,8 @@ def main() -> None:
 
     lines = [
         f"{args.messages} text messages over {args.sessions} sandbox sessions, 16 concurrent "
-        "clients; gunicorn 2 workers; one Celery worker (prefork 2, beat); PostgreSQL, Redis; "
-        "webhook receiver on loopback; all on this 2-core machine.",
+        f"clients; gunicorn 2 workers; one Celery worker (prefork {args.concurrency}, beat); "
+        "PostgreSQL, Redis; webhook receiver on loopback; all on this 2-core machine.",
         "",
         "| figure | value |",
         "| --- | ---: |",
@@ -169,7 +171,8 @@ def main() -> None:
                          for name in ("gunicorn", "celery", "postgres", "redis", "bench",
                                       "other")) + " |",
     ]
-    path = write_report("e2e", "End-to-end benchmark", lines)
+    name = "e2e" if args.concurrency == 2 else f"e2e-{args.concurrency}-processes"
+    path = write_report(name, "End-to-end benchmark", lines)
     print(path.read_text())
 
 
