@@ -283,6 +283,9 @@ LOGGING = {
     "loggers": {
         # Our handler logs 500s itself, with the request id; Django's copy would repeat it.
         "django.request": {"level": "CRITICAL"},
+        # httpx logs every request at INFO: a line per webhook post, three per message sent,
+        # repeating what each delivery attempt records in the database.
+        "httpx": {"level": "WARNING"},
     },
 }
 
