@@ -26,6 +26,7 @@ class Hit:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # tells connections apart
 
 
 class LocalServer:
@@ -43,7 +44,8 @@ class LocalServer:
             def _serve(self, with_body: bool) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                server.hits.append(Hit(self.command, self.path, dict(self.headers), body))
+                server.hits.append(Hit(self.command, self.path, dict(self.headers), body,
+                                       self.client_address[1]))
                 route = server.routes.get(self.path.split("?")[0])
                 if route is None:
                     self.send_response(404)
