@@ -3,7 +3,7 @@ Celery workers -> `message.status` webhooks received by a local receiver. Report
 second end to end, the time from accept to the `sent` webhook (p50/p99), and memory per
 process. Writes bench/results/e2e.md.
 
-    .venv/bin/python bench/e2e.py [--messages 2000] [--sessions 10]
+    .venv/bin/python bench/e2e.py [--messages 6000] [--sessions 10]
 """
 
 import argparse
@@ -73,7 +73,7 @@ def children(pid: int) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--messages", type=int, default=6000)
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=2,
                         help="Celery worker processes (prefork)")
