@@ -27,7 +27,6 @@ from django.core.cache import caches
 
 from accounts.authentication import (
     AuthenticatedKey,
-    api_key_authenticate,
     api_key_cache_key,
     api_key_prefix,
     api_key_record,
@@ -116,12 +115,6 @@ def redis_client() -> redis.Redis:
     return _redis_client_for(settings.REDIS_URL)
 
 
-def _cache_is_redis_at(url: str) -> bool:
-    cache_settings = settings.CACHES["default"]
-    return (cache_settings["BACKEND"].endswith("RedisCache")
-            and cache_settings.get("LOCATION") == url)
-
-
 class RedisLimiter:
     def __init__(self, client: redis.Redis, url: str = "") -> None:
         self.client = client
@@ -160,7 +153,7 @@ class RedisLimiter:
     def release(self, key_id: str, token: str, wakeups: list[Wakeup] | None = None) -> None:
         """Free the slot; and when the cache lives on this Redis, send the request's held
         wake-ups in the same call (the request's last Redis call)."""
-        if not wakeups or not _cache_is_redis_at(self.url):
+        if not wakeups or _redis_cache_of(self) is None:
             self.client.zrem(self._key("inflight", key_id), token)
             return
         markers = wakeup_markers(wakeups)
@@ -284,7 +277,7 @@ def api_key_admit(raw_key: str) -> tuple[AuthenticatedKey, LimitDecision]:
     key_hash = hash_api_key(raw_key)
     if (redis_cache is None or seen is None
             or not hmac.compare_digest(seen[1].key_hash, key_hash)):
-        key = api_key_authenticate(raw_key)
+        key = api_key_verify(api_key_record(prefix), raw_key, key_hash)
         if redis_cache is not None:
             _seen_records.set(prefix, (None, key))
         return key, acquire_request_slot(key)
@@ -316,7 +309,10 @@ def api_key_admit(raw_key: str) -> tuple[AuthenticatedKey, LimitDecision]:
 
 def _redis_cache_of(limiter: RedisLimiter | MemoryLimiter) -> ReusedClientRedisCache | None:
     """The cache, when it lives on the limiter's Redis (so that one script call reaches both)."""
-    if not isinstance(limiter, RedisLimiter) or not _cache_is_redis_at(limiter.url):
+    if not isinstance(limiter, RedisLimiter):
         return None
     backend = caches["default"]
-    return backend if isinstance(backend, ReusedClientRedisCache) else None
+    if (isinstance(backend, ReusedClientRedisCache)
+            and settings.CACHES["default"].get("LOCATION") == limiter.url):
+        return backend
+    return None

@@ -68,19 +68,18 @@ class InputSerializer(serializers.Serializer):
         if plain is None or type(data) is not dict or len(data) != len(plain):
             return None
         validated = {}
-        for name, trim in plain:
+        for name, trim, _check in plain:
             value = data.get(name)
             if (type(value) is not str or not value or (trim and value != value.strip())
                     or _NUL_OR_SURROGATE.search(value)):
                 return None
             validated[name] = value
-        methods = _field_validators_of(cls)
         serializer = None
-        for name, _trim in plain:
-            if name in methods:
+        for name, _trim, check in plain:
+            if check is not None:
                 serializer = serializer or cls()
                 try:
-                    validated[name] = methods[name](serializer, validated[name])
+                    validated[name] = check(serializer, validated[name])
                 except serializers.ValidationError:
                     return None  # DRF would collect it with the other fields' errors
         return validated
@@ -96,26 +95,20 @@ class InputSerializer(serializers.Serializer):
 
 @functools.cache
 def _plain_fields_of(serializer_class: type[InputSerializer]) -> tuple | None:
-    """(name, trims whitespace) of each field, or None if any field is not plain."""
-    fields = serializer_class().fields
+    """(name, trims whitespace, its `validate_<name>` or None) of each field, or None if any
+    field is not plain."""
+    if getattr(serializer_class, "validate", None) is not serializers.Serializer.validate:
+        return None  # an object-level check: full validation runs it
     plain = []
-    for name, field in fields.items():
+    for name, field in serializer_class().fields.items():
         if (type(field) is not StrictCharField or not field.required or field.allow_blank
                 or field.allow_null or field.read_only or field.source != name
                 or field.max_length is not None or field.min_length is not None
                 or len(field.validators) != 2):
             return None
-        plain.append((name, field.trim_whitespace))
-    if getattr(serializer_class, "validate", None) is not serializers.Serializer.validate:
-        return None  # an object-level check: full validation runs it
+        plain.append((name, field.trim_whitespace,
+                      getattr(serializer_class, f"validate_{name}", None)))
     return tuple(plain)
-
-
-@functools.cache
-def _field_validators_of(serializer_class: type[InputSerializer]) -> dict:
-    return {name: getattr(serializer_class, f"validate_{name}")
-            for name, _trim in _plain_fields_of(serializer_class) or ()
-            if hasattr(serializer_class, f"validate_{name}")}
 
 
 # --- the base view --------------------------------------------------------------------------

@@ -29,10 +29,18 @@ class Wakeup:
     key: str
     timeout: int
 
-    def send_if_claimed(self, claimed: bool) -> None:
-        """`claimed`: whether this call set the key (no wake-up was pending)."""
-        if claimed:
-            self.task.apply_async(args=list(self.args))
+    def send(self, claimed: bool | None = None) -> None:
+        """Enqueue the task if this wake-up claims its key (none was pending). `claimed`: what
+        a caller's own Redis call that set the marker answered; None sets it here. Never
+        raises: with the broker or the cache down, the sweeper picks the work up later."""
+        try:
+            if claimed is None:
+                claimed = cache.add(self.key, 1, timeout=self.timeout)
+            if claimed:
+                self.task.apply_async(args=list(self.args))
+        except Exception:
+            logger.warning("could not wake %s for %s", self.task.name, self.key,
+                           exc_info=True)
 
 
 # The wake-ups of the API request being served, None outside one.
@@ -50,16 +58,17 @@ def wake_after_commit(task, *args, key: str, countdown: float | None = None,
         return
 
     def enqueue() -> None:
-        held = _held.get()
-        if deduplicated and held is not None:
-            held.append(Wakeup(task, args, key, timeout))
+        if deduplicated:
+            wakeup = Wakeup(task, args, key, timeout)
+            held = _held.get()
+            if held is not None:
+                held.append(wakeup)
+            else:
+                wakeup.send()
             return
         try:
-            if not deduplicated:
-                task.apply_async(args=list(args), countdown=countdown)
-            else:
-                _send(Wakeup(task, args, key, timeout))
-        except Exception:  # broker or cache down: the sweeper picks the work up later
+            task.apply_async(args=list(args), countdown=countdown)
+        except Exception:  # the broker is down: the sweeper picks the work up later
             logger.warning("could not wake %s for %s", task.name, key, exc_info=True)
 
     enqueue.wake_key = key if deduplicated else None
@@ -77,10 +86,6 @@ def _already_pending(key: str) -> bool:
                for _sids, hook, _robust in connection.run_on_commit)
 
 
-def _send(wakeup: Wakeup) -> None:
-    wakeup.send_if_claimed(cache.add(wakeup.key, 1, timeout=wakeup.timeout))
-
-
 @contextlib.contextmanager
 def wakeups_held() -> Iterator[list[Wakeup]]:
     """Hold the wake-ups committed inside the block. The caller may send them itself
@@ -92,11 +97,7 @@ def wakeups_held() -> Iterator[list[Wakeup]]:
     finally:
         _held.reset(token)
         for wakeup in held:
-            try:
-                _send(wakeup)
-            except Exception:  # as in enqueue: the sweeper covers it
-                logger.warning("could not wake %s for %s", wakeup.task.name, wakeup.key,
-                               exc_info=True)
+            wakeup.send()
         held.clear()
 
 
@@ -111,11 +112,7 @@ def wakeups_send_claimed(held: list[Wakeup], claimed: list[bool]) -> None:
     sent = list(held)
     held.clear()
     for wakeup, was_claimed in zip(sent, claimed, strict=True):
-        try:
-            wakeup.send_if_claimed(was_claimed)
-        except Exception:  # the broker is down: the sweeper covers it
-            logger.warning("could not wake %s for %s", wakeup.task.name, wakeup.key,
-                           exc_info=True)
+        wakeup.send(was_claimed)
 
 
 def woken(key: str) -> None:

@@ -17,7 +17,7 @@ from accounts.quotas import daily_quota_consume, daily_quota_consume_sql
 from config.errors import ApiError, E
 from config.local_cache import LocalTTLCache
 from config.metrics import MESSAGE_STATUS
-from config.sql import insert_from_sql
+from config.sql import insert_from_sql, insert_select_sql
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
@@ -136,23 +136,17 @@ def message_send(
     return message
 
 
-_MESSAGE_FIELDS = Message._meta.concrete_fields
-# The raw INSERT passes attribute values as they are, which is right only for types the
-# database driver adapts exactly as Django would. A new field of another kind (JSON, a
-# custom field) must fail here, at import, not store something subtly different.
+# The accept path's INSERT, after the quota upsert in a WITH clause (`quota`).
+_INSERT_AFTER_QUOTA_SQL, _MESSAGE_FIELDS = insert_select_sql(Message, "quota")
+# That INSERT passes attribute values as they are (no field preparation: this is the hot
+# path), which is right only for types the database driver adapts exactly as Django would. A
+# new field of another kind (JSON, a custom field) must fail here, at import, not store
+# something subtly different.
 _PLAIN_FIELD_TYPES = {"CharField", "TextField", "URLField", "BigIntegerField",
                       "PositiveSmallIntegerField", "DateTimeField", "ForeignKey"}
 _unexpected = [f.name for f in _MESSAGE_FIELDS if f.get_internal_type() not in _PLAIN_FIELD_TYPES]
 if _unexpected:
     raise ImproperlyConfigured(f"the accept path's raw INSERT cannot carry {_unexpected}")
-# Built from the model's own table and column names only; every value is a parameter.
-_INSERT_AFTER_QUOTA_SQL = (  # noqa: S608
-    "WITH quota AS ({quota}) INSERT INTO {table} ({columns}) SELECT {values} FROM quota"
-).format(
-    quota="{quota}", table=Message._meta.db_table,
-    columns=", ".join(f'"{field.column}"' for field in _MESSAGE_FIELDS),
-    values=", ".join("%s" for _ in _MESSAGE_FIELDS),
-)
 
 
 def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bool:
@@ -174,7 +168,7 @@ def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bo
     quota_sql, quota_params = daily_quota_consume_sql(account_id=account_id, limit=limit)
     # Plain values (str, int, datetime, None): psycopg adapts them as Django would.
     values = [getattr(message, field.attname) for field in _MESSAGE_FIELDS]
-    sql = _INSERT_AFTER_QUOTA_SQL.format(quota=quota_sql.strip())
+    sql = f"WITH quota AS ({quota_sql.strip()}) {_INSERT_AFTER_QUOTA_SQL}"
     # Nested in a caller's transaction, a savepoint keeps it usable after an IntegrityError.
     with transaction.atomic() if connection.in_atomic_block else nullcontext(), \
             connection.cursor() as cursor:
