@@ -30,3 +30,32 @@ def insert_from_sql(obj: Model, *, source: str) -> tuple[str, list]:
     sql, fields = insert_select_sql(type(obj), source)
     return sql, [field.get_db_prep_save(field.pre_save(obj, add=True), connection)
                  for field in fields]
+
+
+def objects_update(objs: list[Model], field_names: list[str]) -> None:
+    """Save `field_names` of every object (all of one model, already in the database) in one
+    statement: on PostgreSQL `UPDATE ... FROM (VALUES ...)`, a row of values per object. Django's
+    `bulk_update` builds a CASE expression per field and object, which costs more CPU than the
+    database spends on the update; elsewhere it is used as it is."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, field_names)
+        return
+    meta = model._meta
+    fields = [meta.pk, *(meta.get_field(name) for name in field_names)]
+    quote = connection.ops.quote_name
+    names = [f"c{index}" for index in range(len(fields))]
+    # Every value is cast to its column's type: a VALUES list alone would type NULLs as text.
+    assignments = ", ".join(
+        f"{quote(field.column)} = CAST(v.{name} AS {field.db_type(connection)})"
+        for field, name in zip(fields[1:], names[1:], strict=True))
+    row = "(" + ", ".join("%s" for _ in fields) + ")"
+    sql = (f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608
+           f"FROM (VALUES {', '.join(row for _ in objs)}) AS v({', '.join(names)}) "
+           f"WHERE t.{quote(meta.pk.column)} = CAST(v.c0 AS {meta.pk.db_type(connection)})")
+    params = [field.get_db_prep_save(getattr(obj, field.attname), connection)
+              for obj in objs for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

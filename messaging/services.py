@@ -17,7 +17,7 @@ from accounts.quotas import daily_quota_consume, daily_quota_consume_sql
 from config.errors import ApiError, E
 from config.local_cache import LocalTTLCache
 from config.metrics import MESSAGE_STATUS
-from config.sql import insert_from_sql, insert_select_sql
+from config.sql import insert_from_sql, insert_select_sql, objects_update
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
@@ -279,11 +279,7 @@ def message_statuses_apply(updates: list[StatusUpdate]) -> int:
         for pk, fields in changed_fields.items():
             by_fields.setdefault(frozenset(fields), []).append(messages[pk])
         for fields, group in by_fields.items():
-            if len(group) == 1:  # the common case (the sender's `sent`): a plain UPDATE
-                Message.objects.filter(pk=group[0].pk).update(
-                    **{field: getattr(group[0], field) for field in fields})
-            else:
-                Message.objects.bulk_update(group, sorted(fields))
+            objects_update(group, sorted(fields))
         MessageStatusChange.objects.bulk_create(history)
         events_record(events)
     return len(history)
