@@ -65,8 +65,14 @@ class Message(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["account", "-id"], name="message_account_id"),
-            # The per-session FIFO queue and the sweeper's scans.
+            # Lists of a session's messages by status, and the sweeper's scans.
             models.Index(fields=["session", "status", "id"], name="message_session_queue"),
+            # The head of a session's send queue, what the sender asks for before every send.
+            # Partial: it holds only what waits, so the head is found without stepping over
+            # the session's sent messages, and the planner picks it even before the table's
+            # statistics exist (a fresh table otherwise gets a plan that scans the session).
+            models.Index(fields=["session", "id"], name="message_outbound_queue",
+                         condition=models.Q(status=MessageStatus.QUEUED, direction="outbound")),
             models.Index(fields=["status", "created_at"], name="message_status_created"),
             # Receipts of a real engine that lost our ids name the message by WhatsApp's id.
             models.Index(fields=["session", "whatsapp_id"], name="message_session_waid"),

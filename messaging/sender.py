@@ -56,12 +56,15 @@ def _queue_head(session_id: str) -> Message | None:
 _MESSAGES, _SESSIONS = Message._meta.db_table, Session._meta.db_table
 # The common step of a run in one statement: if the session is still connected and the head of
 # its queue is ready, move that head from queued to sending and return it. Table and column
-# names come from the models; every value is a parameter.
+# names come from the models; every value is a parameter, except the queue's own condition,
+# written as the literal of the partial index `message_outbound_queue` so that any plan,
+# generic or not, finds the head in it.
+assert MessageStatus.QUEUED == "queued"
 _CLAIM_NEXT_SQL = f"""
 UPDATE {_MESSAGES} SET status = %s, sending_started_at = %s, attempts = attempts + 1
 WHERE id = (
     SELECT id FROM {_MESSAGES}
-    WHERE session_id = %s AND direction = 'outbound' AND status = %s
+    WHERE session_id = %s AND direction = 'outbound' AND status = 'queued'
     ORDER BY id LIMIT 1
 )
 AND status = %s AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
@@ -76,8 +79,8 @@ def _claim_next(session_id: str) -> Message | None:
     finds out with the slower queries). One round trip instead of three per message."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     claimed = list(Message.objects.raw(_CLAIM_NEXT_SQL, [
-        MessageStatus.SENDING, now, session_id, MessageStatus.QUEUED, MessageStatus.QUEUED,
-        now, session_id, SessionStatus.CONNECTED]))
+        MessageStatus.SENDING, now, session_id, MessageStatus.QUEUED, now, session_id,
+        SessionStatus.CONNECTED]))
     return claimed[0] if claimed else None
 
 
