@@ -1,10 +1,16 @@
 """Webhook posts (`PinnedEndpoint`): one kept-alive connection to the checked address, a
 bounded read of the answer, and every failure reported as FetchFailed. Loopback only."""
 
+import contextlib
 import socket
+import ssl
+import threading
+import time
 
 import pytest
+import trustme
 
+from config import safe_http
 from config.safe_http import FetchFailed, PinnedEndpoint
 from tests.support.http_server import Route
 
@@ -64,3 +70,124 @@ def test_a_closed_port_is_unreachable(receiver):
             pytest.raises(FetchFailed) as failed:
         endpoint.post(b"{}", HEADERS)
     assert failed.value.unreachable and not failed.value.timeout
+
+
+class RawServer:
+    """A loopback HTTP/1.1 server written with sockets, for what http.server cannot do: close
+    a kept-alive connection while the client is idle, or speak TLS with a test CA's
+    certificate. Answers every request `200 ok` with a Content-Length (keep-alive)."""
+
+    def __init__(self, *, tls=None, close_after_answer: bool = False) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.tls, self.close_after_answer = tls, close_after_answer
+        self.connections, self.server_names = 0, []
+        self.closed = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.answer, args=(connection,), daemon=True).start()
+
+    def answer(self, connection: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            if self.tls is not None:
+                connection = self.tls.wrap_socket(connection, server_side=True)
+            stream = connection.makefile("rb")
+            while True:
+                length = 0
+                while (line := stream.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                if line == b"":
+                    return
+                stream.read(length)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                if self.close_after_answer:
+                    connection.close()
+                    self.closed.set()
+                    return
+
+    def stop(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def raw_server(settings):
+    settings.ALLOW_PRIVATE_URLS = True  # loopback, as with `receiver`
+    servers = []
+
+    def start(**kwargs) -> RawServer:
+        servers.append(RawServer(**kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_posting(raw_server):
+    server = raw_server(close_after_answer=True)
+    with PinnedEndpoint(f"http://127.0.0.1:{server.port}/hook") as endpoint:
+        first = endpoint.post(b"{}", HEADERS)
+        assert server.closed.wait(5)
+        time.sleep(0.05)  # the close reaches the client's socket
+        second = endpoint.post(b"{}", HEADERS)
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert server.connections == 2
+
+
+def test_a_connection_idle_past_the_keepalive_is_replaced(raw_server, monkeypatch):
+    server = raw_server()
+    monkeypatch.setattr(PinnedEndpoint, "KEEPALIVE_SECONDS", 0.05)
+    with PinnedEndpoint(f"http://127.0.0.1:{server.port}/hook") as endpoint:
+        endpoint.post(b"{}", HEADERS)
+        endpoint.post(b"{}", HEADERS)
+        assert server.connections == 1
+        time.sleep(0.1)
+        assert endpoint.post(b"{}", HEADERS).status_code == 200
+    assert server.connections == 2
+
+
+@pytest.fixture
+def test_ca(monkeypatch):
+    """A certificate authority that the posts trust instead of the public ones."""
+    ca = trustme.CA()
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    monkeypatch.setattr(safe_http, "_ssl_context", lambda: client_context)
+    return ca
+
+
+def tls_server(ca, raw_server, name: str) -> RawServer:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+    server = raw_server(tls=context)
+    context.sni_callback = lambda sock, server_name, ctx: server.server_names.append(
+        server_name)
+    return server
+
+
+def test_tls_goes_to_the_checked_address_with_the_urls_name_as_sni_and_for_the_certificate(
+        test_ca, raw_server):
+    server = tls_server(test_ca, raw_server, "localhost")
+    with PinnedEndpoint(f"https://localhost:{server.port}/hook") as endpoint:
+        answers = [endpoint.post(b"{}", HEADERS) for _ in range(2)]
+    assert [(a.status_code, a.snippet) for a in answers] == [(200, b"ok")] * 2
+    assert server.connections == 1
+    assert server.server_names == ["localhost"]
+
+
+def test_tls_with_a_certificate_for_another_name_is_refused(test_ca, raw_server):
+    server = tls_server(test_ca, raw_server, "elsewhere.example")
+    with PinnedEndpoint(f"https://localhost:{server.port}/hook") as endpoint, \
+            pytest.raises(FetchFailed) as failed:
+        endpoint.post(b"{}", HEADERS)
+    assert failed.value.unreachable
+    assert "Verification" in failed.value.reason or "SSL" in failed.value.reason
