@@ -32,3 +32,11 @@ class ReusedClientRedisCache(RedisCache):
     def decode(self, raw: bytes) -> Any:
         """A value as read straight from Redis (for callers that batch their own reads)."""
         return self._cache._serializer.loads(raw)
+
+    def add_many(self, keys: list[tuple[str, int]]) -> list[bool]:
+        """`add(key, 1, timeout)` for each (key, timeout), in one round trip: which were
+        set (absent before)."""
+        pipeline = self._cache.get_client(write=True).pipeline(transaction=False)
+        for key, timeout in keys:
+            pipeline.set(self.make_and_validate_key(key), 1, ex=timeout, nx=True)
+        return [bool(done) for done in pipeline.execute()]

@@ -20,6 +20,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from config.wakeups import wakeups_held
 from messaging.models import Message, MessageStatus
 from messaging.services import message_fail, message_sent_record, schedule_session_sender
 from sessions_app.engines import get_engine
@@ -134,7 +135,10 @@ def _drain(session_id: str, owner: str) -> str:
         if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
             _lease_acquire(session_id, owner)  # renew, well before it runs out
             lease_renewed = time.monotonic()
-        _deliver(engine, session_id, message)
+        # The message's wake-ups (the event consumer's, the webhooks' delivery runs) are
+        # sent together when it is done: one Redis round trip, not one each.
+        with wakeups_held():
+            _deliver(engine, session_id, message)
         last_send = time.monotonic()
 
 

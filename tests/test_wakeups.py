@@ -130,3 +130,29 @@ def test_the_memory_limiter_leaves_held_wake_ups_to_their_holder(key):
     limiter.release("k", token, held)
     assert len(held) == 1
     assert limiter.in_flight("k") == 0
+
+
+def test_held_wake_ups_sent_on_the_way_out_set_their_markers_together(key):
+    """The sender holds a message's wake-ups: their markers are set in one pipeline, and
+    only the keys that had no pending wake-up wake their task."""
+    from config.wakeups import wakeups_held
+
+    task = RecordingTask()
+    cache.add(key + "-pending", 1, timeout=60)
+    client = cache._cache.get_client(write=True)
+    pipelines = []
+    original = client.pipeline
+    try:
+        client.pipeline = lambda *args, **kwargs: pipelines.append(1) or original(*args,
+                                                                                   **kwargs)
+        with wakeups_held():
+            wake_after_commit(task, "s1", key=key)  # autocommit: committed at once
+            wake_after_commit(task, "s2", key=key + "-pending")
+            wake_after_commit(task, "s3", key=key + "-third")
+            assert task.calls == []
+        assert task.calls == [(["s1"], None), (["s3"], None)]
+        assert pipelines == [1]
+        assert cache.get(key) == 1 and cache.get(key + "-third") == 1
+    finally:
+        del client.pipeline
+        cache.delete_many([key + "-pending", key + "-third"])

@@ -71,7 +71,11 @@ class SandboxEngine(base.Engine):
         # Only a state the sandbox knows refuses: its memory (the cache) may have been lost
         # with a Redis restart, which real WhatsApp would not forget; the sender has already
         # checked in the database that the session is connected.
-        if self.state(session_id) in ("qr_pending", "disconnected", "logged_out", "stopped"):
+        # The phone's state and whether this message was delivered, in one read.
+        delivered_key = f"sandbox:delivered:{message_id}"
+        known = cache.get_many([self._key(session_id), delivered_key])
+        state = known.get(self._key(session_id), {}).get("state")
+        if state in ("qr_pending", "disconnected", "logged_out", "stopped"):
             raise EngineUnavailable("the sandbox phone is not connected")
         if to.endswith(NOT_ON_WHATSAPP_SUFFIX) or to.endswith(REJECTED_SUFFIX):
             raise SendRejected(f"WhatsApp rejected the message to {to} (sandbox)")
@@ -83,8 +87,7 @@ class SandboxEngine(base.Engine):
         attempts_key = f"sandbox:send-attempts:{message_id}"
         if not cache.add(attempts_key, 1, _STATE_TTL_SECONDS):
             cache.incr(attempts_key)
-        delivered_key = f"sandbox:delivered:{message_id}"
-        if cache.get(delivered_key):
+        if known.get(delivered_key):
             return SentMessage(whatsapp_id=whatsapp_id)
         receipts = [
             EngineEvent(base.RECEIPT, session_id,
