@@ -7,17 +7,20 @@
   crash is recognised as the same message.
 - Pacing: at least SEND_MIN_INTERVAL_SECONDS between two sends of a session.
 - A run drains many messages (a task per message would cap the pipeline at the broker's task
-  rate) and hands over to a fresh task after a time budget.
+  rate) and hands over to a fresh task after a time budget. Unpaced, it claims up to
+  CLAIM_BATCH at a time; what it claimed but did not send goes back to the queue untried.
 """
 
+import functools
 import logging
 import time
 import uuid
+from collections import deque
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from config.wakeups import wakeups_held
@@ -55,34 +58,65 @@ def _queue_head(session_id: str) -> Message | None:
 
 
 _MESSAGES, _SESSIONS = Message._meta.db_table, Session._meta.db_table
-# The common step of a run in one statement: if the session is still connected and the head of
-# its queue is ready, move that head from queued to sending and return it. Table and column
-# names come from the models; every value is a parameter, except the queue's own condition,
-# written as the literal of the partial index `message_outbound_queue` so that any plan,
-# generic or not, finds the head in it.
 assert MessageStatus.QUEUED == "queued"
-_CLAIM_NEXT_SQL = f"""
-UPDATE {_MESSAGES} SET status = %s, sending_started_at = %s, attempts = attempts + 1
-WHERE id = (
-    SELECT id FROM {_MESSAGES}
+
+
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    """The common step of a run in one statement: if the session is still connected, move the
+    ready prefix of the head of its queue (up to %s messages, stopping before one that waits
+    for its retry: FIFO) from queued to sending and return it.
+
+    The head is found in the partial index `message_outbound_queue`, its condition written
+    literally so that any plan uses it. On PostgreSQL the head's rows are locked as they are
+    read, which rechecks them against a concurrent change (the sweeper, a retry by support),
+    so the UPDATE needs no condition on status: one the planner would use, on a table without
+    statistics yet, to scan every queued message. SQLite has one writer at a time and takes
+    the recheck in the UPDATE. Table and column names come from the models; every value is a
+    parameter."""
+    postgresql = vendor == "postgresql"
+    return f"""
+WITH head AS (
+    SELECT id, next_attempt_at FROM {_MESSAGES}
     WHERE session_id = %s AND direction = 'outbound' AND status = 'queued'
-    ORDER BY id LIMIT 1
+    ORDER BY id LIMIT %s {"FOR UPDATE" if postgresql else ""}
 )
-AND status = %s AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+UPDATE {_MESSAGES} SET status = %s, sending_started_at = %s, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM head
+    WHERE NOT EXISTS (SELECT 1 FROM head AS waiting
+                      WHERE waiting.next_attempt_at > %s AND waiting.id <= head.id)
+)
+{"" if postgresql else "AND status = 'queued'"}
 AND EXISTS (SELECT 1 FROM {_SESSIONS}
             WHERE id = %s AND status = %s AND deleted_at IS NULL)
 RETURNING *
 """  # noqa: S608
 
 
-def _claim_next(session_id: str) -> Message | None:
-    """Claim the next message to send, or None when there is none ready now (why, the caller
-    finds out with the slower queries). One round trip instead of three per message."""
+# Messages claimed per statement. Claiming ahead saves a round trip per message, but only
+# when sends are not paced: a paced message would wait in `sending` behind the ones before it.
+CLAIM_BATCH = 20
+
+
+def _claim(session_id: str) -> list[Message]:
+    """Claim the next messages to send, in queue order, or none when none is ready now (why,
+    the caller finds out with the slower queries)."""
+    count = CLAIM_BATCH if settings.SEND_MIN_INTERVAL_SECONDS == 0 else 1
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    claimed = list(Message.objects.raw(_CLAIM_NEXT_SQL, [
-        MessageStatus.SENDING, now, session_id, MessageStatus.QUEUED, now, session_id,
+    claimed = list(Message.objects.raw(_claim_sql(connection.vendor), [
+        session_id, count, MessageStatus.SENDING, now, now, session_id,
         SessionStatus.CONNECTED]))
-    return claimed[0] if claimed else None
+    # Ids sort by creation in any collation (digits and capitals of one length, one prefix).
+    return sorted(claimed, key=lambda message: message.id)
+
+
+def _unclaim(messages: list[Message]) -> None:
+    """Give claimed messages that were not sent back to the queue, as if never claimed."""
+    if messages:
+        Message.objects.filter(pk__in=[message.pk for message in messages],
+                               status=MessageStatus.SENDING).update(
+            status=MessageStatus.QUEUED, attempts=F("attempts") - 1)
 
 
 def session_sender_run(*, session_id: str) -> str:
@@ -106,43 +140,62 @@ def _drain(session_id: str, owner: str) -> str:
     started = time.monotonic()
     last_send = 0.0
     lease_renewed = time.monotonic()
-    while True:
-        if time.monotonic() - started > RUN_BUDGET_SECONDS:
-            schedule_session_sender(session_id)
-            return "budget"
-        # Claimed only while the session is connected (checked in the same statement, before
-        # every message): a session that went away stops its sender at once.
-        message = _claim_next(session_id)
-        if message is None:
-            session = (Session.objects.filter(pk=session_id)
-                       .values("status", "deleted_at").first())
-            if session is None or session["deleted_at"] is not None or (
-                session["status"] != SessionStatus.CONNECTED
-            ):
-                return "not_connected"  # queued messages wait for the session to come back
-            head = _queue_head(session_id)
-            if head is None:
-                return "idle"
-            if head.next_attempt_at and head.next_attempt_at > timezone.now():
-                # The head waits for its retry and everything behind it waits too: FIFO.
-                delay = (head.next_attempt_at - timezone.now()).total_seconds()
-                schedule_session_sender(session_id, countdown=max(delay, 0.1))
-                return "backoff"
-            continue  # the head changed under us (retried, failed by the sweeper): again
-        wait = settings.SEND_MIN_INTERVAL_SECONDS - (time.monotonic() - last_send)
-        if wait > 0:
-            time.sleep(wait)
-        if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
-            _lease_acquire(session_id, owner)  # renew, well before it runs out
-            lease_renewed = time.monotonic()
-        # The message's wake-ups (the event consumer's, the webhooks' delivery runs) are
-        # sent together when it is done: one Redis round trip, not one each.
-        with wakeups_held():
-            _deliver(engine, session_id, message)
-        last_send = time.monotonic()
+    claimed: deque[Message] = deque()
+    try:
+        while True:
+            if time.monotonic() - started > RUN_BUDGET_SECONDS:
+                schedule_session_sender(session_id)
+                return "budget"
+            # Claimed only while the session is connected (checked in the same statement):
+            # a session that went away stops its sender at the next claim.
+            if not claimed:
+                claimed.extend(_claim(session_id))
+            if not claimed:
+                outcome = _why_nothing_ready(session_id)
+                if outcome is None:
+                    continue  # the head changed under us (retried, failed by the sweeper)
+                return outcome
+            message = claimed.popleft()
+            wait = settings.SEND_MIN_INTERVAL_SECONDS - (time.monotonic() - last_send)
+            if wait > 0:
+                time.sleep(wait)
+            if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
+                _lease_acquire(session_id, owner)  # renew, well before it runs out
+                lease_renewed = time.monotonic()
+            # The message's wake-ups (the event consumer's, the webhooks' delivery runs) are
+            # sent together when it is done: one Redis round trip, not one each.
+            with wakeups_held():
+                settled = _deliver(engine, session_id, message)
+            last_send = time.monotonic()
+            if not settled:
+                # It waits for a retry, and everything behind it waits too: FIFO.
+                _unclaim(list(claimed))
+                claimed.clear()
+    finally:
+        _unclaim(list(claimed))  # a run that stops early leaves nothing claimed
 
 
-def _deliver(engine, session_id: str, message: Message) -> None:
+def _why_nothing_ready(session_id: str) -> str | None:
+    """Why a claim found nothing, or None if it should just claim again."""
+    session = Session.objects.filter(pk=session_id).values("status", "deleted_at").first()
+    if session is None or session["deleted_at"] is not None or (
+        session["status"] != SessionStatus.CONNECTED
+    ):
+        return "not_connected"  # queued messages wait for the session to come back
+    head = _queue_head(session_id)
+    if head is None:
+        return "idle"
+    if head.next_attempt_at and head.next_attempt_at > timezone.now():
+        # The head waits for its retry and everything behind it waits too: FIFO.
+        delay = (head.next_attempt_at - timezone.now()).total_seconds()
+        schedule_session_sender(session_id, countdown=max(delay, 0.1))
+        return "backoff"
+    return None
+
+
+def _deliver(engine, session_id: str, message: Message) -> bool:
+    """Send one claimed message and record the outcome. Returns False when it was put back
+    for a retry (the messages behind it must wait), True when it is settled: sent or failed."""
     try:
         if message.type == "text":
             result = engine.send_text(session_id, message_id=message.id,
@@ -154,7 +207,7 @@ def _deliver(engine, session_id: str, message: Message) -> None:
                 data, mime_type = media_download(message)
             except MediaError as error:
                 message_fail(message_id=message.id, code=error.code, reason=error.reason)
-                return
+                return True
             result = engine.send_media(
                 session_id, message_id=message.id, to=message.to_number, kind=message.type,
                 data=data, mime_type=mime_type, filename=message.media_filename or None,
@@ -162,17 +215,18 @@ def _deliver(engine, session_id: str, message: Message) -> None:
             )
     except SendRejected as rejected:
         message_fail(message_id=message.id, code=rejected.code, reason=rejected.reason)
-        return
+        return True
     except EngineUnavailable as error:
         _retry_later(message, str(error))
-        return
+        return False
     except Exception as error:  # an unknown failure is retried, never lost; attempts cap it
         logger.exception("sending %s failed unexpectedly", message.id)
         _retry_later(message, f"unexpected error: {type(error).__name__}")
-        return
+        return False
     # Recorded at once, message by message: a message sent but not yet recorded is sent
     # again after a crash, and a real engine may not recognise the resend.
     message_sent_record(message=message, whatsapp_id=result.whatsapp_id)
+    return True
 
 
 def _retry_later(message: Message, reason: str) -> None:

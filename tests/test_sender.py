@@ -51,6 +51,39 @@ def test_an_unavailable_engine_is_retried_with_backoff_then_fails(alice, session
     assert "2 attempts" in message.error_message
 
 
+def statuses(messages) -> list[tuple[str, int]]:
+    return [Message.objects.values_list("status", "attempts").get(pk=m.pk) for m in messages]
+
+
+def test_a_message_waiting_for_its_retry_holds_back_the_ones_behind_it(alice, session):
+    messages = queue(alice, session, 5)
+    Message.objects.filter(pk=messages[2].pk).update(
+        attempts=1, next_attempt_at=timezone.now() + timedelta(minutes=1))
+    assert session_sender_run(session_id=session["id"]) == "backoff"
+    assert statuses(messages) == [("sent", 1), ("sent", 1), ("queued", 1), ("queued", 0),
+                                  ("queued", 0)]
+
+
+def test_messages_claimed_behind_one_put_back_for_a_retry_return_to_the_queue_untried(
+        alice, session, monkeypatch):
+    messages = queue(alice, session, 5)
+    engine = get_engine()
+    send_text = engine.send_text
+
+    def phone_goes_away_after_two(session_id, **kwargs):
+        if kwargs["message_id"] == messages[2].id:
+            engine._set(session_id, state="stopped")
+        return send_text(session_id, **kwargs)
+
+    monkeypatch.setattr(engine, "send_text", phone_goes_away_after_two)
+    assert session_sender_run(session_id=session["id"]) == "backoff"
+    # The three after the first two had been claimed together with them: the one that met
+    # the gone phone waits for its retry, the two behind it are back as they were.
+    assert statuses(messages) == [("sent", 1), ("sent", 1), ("queued", 1), ("queued", 0),
+                                  ("queued", 0)]
+    assert Message.objects.get(pk=messages[2].pk).next_attempt_at > timezone.now()
+
+
 def test_a_second_sender_finds_the_lease_taken(alice, session):
     queue(alice, session)
     Session.objects.filter(pk=session["id"]).update(
