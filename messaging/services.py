@@ -27,10 +27,13 @@ from sessions_app.selectors import session_get_for_send
 from sessions_app.services import session_require_sendable
 from webhooks.services import (
     EventSpec,
+    account_webhooks_forget,
+    account_webhooks_seen,
     deliveries_schedule,
     event_record,
     events_prepare,
     events_record,
+    webhooks_fingerprint_sql,
 )
 
 logger = logging.getLogger(__name__)
@@ -285,23 +288,34 @@ def message_statuses_apply(updates: list[StatusUpdate]) -> int:
     return len(history)
 
 
-# Names from the models only; every value is a parameter.
+# Names from the models only; every value is a parameter. The last one is the fingerprint of
+# the account's webhooks that the statement's deliveries were built from: nothing is written
+# unless the webhooks are still those (the `hooks` clause computes the current one).
 _SENT_UPDATE_SQL = f"""
 UPDATE {Message._meta.db_table} SET status = %s, sent_at = %s, whatsapp_id = %s
-WHERE id = %s AND direction = 'outbound' AND status IN (%s, %s) RETURNING id
+WHERE id = %s AND direction = 'outbound' AND status IN (%s, %s)
+AND (SELECT fingerprint FROM hooks) IS NOT DISTINCT FROM %s
+RETURNING id
 """  # noqa: S608
+
+# A copy of an account's webhooks found stale is read again, this many times at most, before
+# the generic path takes over (webhooks that change under every statement).
+_SENT_RECORD_TRIES = 3
 
 
 def message_sent_record(*, message: Message, whatsapp_id: str = "") -> bool:
     """The sender's `sent`, right after the engine took the message: `message_status_apply`'s
     rules and writes, for a message the caller has just claimed (`message` holds its row).
 
-    On PostgreSQL it is one statement, autocommitted: the conditional UPDATE (only from
-    queued or sending, so a receipt that came first wins, as with the generic path) in a WITH
-    clause, and the history row, the `message.status` event and its deliveries inserted only
-    if it updated. The generic path takes eight round trips (BEGIN, the locking SELECT, the
-    UPDATE, three INSERTs, the webhooks, COMMIT); this takes two (the webhooks, then this),
-    and the sender makes one per message. Returns whether the message changed."""
+    On PostgreSQL it is one statement, autocommitted, one round trip: the conditional UPDATE
+    (only from queued or sending, so a receipt that came first wins, as with the generic path)
+    in a WITH clause, and the history row, the `message.status` event and its deliveries
+    inserted only if it updated. The deliveries come from this process's copy of the account's
+    webhooks (`account_webhooks_seen`); the statement writes nothing unless the webhooks'
+    fingerprint, computed in the same snapshot, is the copy's, and a stale copy is read again
+    and the statement retried. The generic path takes eight round trips (BEGIN, the locking
+    SELECT, the UPDATE, three INSERTs, the webhooks, COMMIT). Returns whether the message
+    changed."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return message_status_apply(message_id=message.id, status=MessageStatus.SENT,
                                     whatsapp_id=whatsapp_id)
@@ -311,26 +325,35 @@ def message_sent_record(*, message: Message, whatsapp_id: str = "") -> bool:
     message.sent_at = _not_before_earlier_steps(message, timezone.now())
     if whatsapp_id and not message.whatsapp_id:
         message.whatsapp_id = whatsapp_id
-    history = MessageStatusChange(message=message, status=MessageStatus.SENT, detail="")
-    events, deliveries = events_prepare([EventSpec(message.account_id, "message.status",
-                                                   message.session_id,
-                                                   message_event_data(message))])
-    clauses = [(
-        "changed", _SENT_UPDATE_SQL,
-        [MessageStatus.SENT, message.sent_at, message.whatsapp_id, message.id,
-         MessageStatus.QUEUED, MessageStatus.SENDING],
-    )]
-    for index, row in enumerate([history, *events, *deliveries]):
-        clauses.append((f"row{index}", *insert_from_sql(row, source="changed")))
-    sql = ("WITH " + ", ".join(f"{name} AS ({clause})" for name, clause, _ in clauses)  # noqa: S608
-           + " SELECT count(*) FROM changed")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for _, _, params in clauses for value in params])
-        changed = cursor.fetchone()[0] == 1
-    if changed:
-        MESSAGE_STATUS.labels(MessageStatus.SENT).inc()
-        deliveries_schedule(deliveries)
-    return changed
+    spec = EventSpec(message.account_id, "message.status", message.session_id,
+                     message_event_data(message))
+    for _try in range(_SENT_RECORD_TRIES):
+        webhooks = account_webhooks_seen(message.account_id)
+        history = MessageStatusChange(message=message, status=MessageStatus.SENT, detail="")
+        events, deliveries = events_prepare([spec],
+                                            hooks_of={message.account_id: webhooks.hooks})
+        clauses = [
+            ("hooks", webhooks_fingerprint_sql(), [message.account_id]),
+            ("changed", _SENT_UPDATE_SQL,
+             [MessageStatus.SENT, message.sent_at, message.whatsapp_id, message.id,
+              MessageStatus.QUEUED, MessageStatus.SENDING, webhooks.fingerprint]),
+        ]
+        for index, row in enumerate([history, *events, *deliveries]):
+            clauses.append((f"row{index}", *insert_from_sql(row, source="changed")))
+        sql = ("WITH " + ", ".join(f"{name} AS ({clause})"  # noqa: S608
+                                   for name, clause, _ in clauses)
+               + " SELECT (SELECT count(*) FROM changed), (SELECT fingerprint FROM hooks)")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [value for _, _, params in clauses for value in params])
+            updated, fingerprint = cursor.fetchone()
+        if fingerprint == webhooks.fingerprint:
+            if updated:
+                MESSAGE_STATUS.labels(MessageStatus.SENT).inc()
+                deliveries_schedule(deliveries)
+            return updated == 1
+        account_webhooks_forget(message.account_id)  # stale: nothing was written
+    return message_status_apply(message_id=message.id, status=MessageStatus.SENT,
+                                whatsapp_id=whatsapp_id)
 
 
 def message_retry(*, message: Message, reason: str = "retried by support") -> bool:

@@ -125,3 +125,45 @@ def test_inside_a_transaction_it_takes_the_generic_path(alice, session, webhooks
     assert written(message)["history"] == [("sent", "")]
     assert len(written(message)["deliveries"]) == 2
     assert len(scheduled) == 2
+
+
+@pytest.mark.parametrize("change", ["added", "disabled", "deleted", "other events",
+                                    "other session", "all removed"])
+def test_a_stale_copy_of_the_webhooks_is_caught_in_the_statement(alice, session, webhooks,
+                                                                  scheduled, change):
+    """The process keeps its copy of the account's webhooks; the statement checks it and a
+    copy that no longer matches is read again, so deliveries follow every change at once."""
+    webhook_services.account_webhooks_forget(alice.account.id)
+    assert message_sent_record(message=sending(alice, session))  # the copy is made
+    assert webhook_services._webhooks_seen.get(alice.account.id) is not None
+    everything = webhooks["all statuses"]
+    if change == "added":
+        Webhook.objects.create(account=alice.account, url="http://127.0.0.1:9/new",
+                               secret="whsec_test", events=["message.status"])
+    elif change == "disabled":
+        Webhook.objects.filter(pk=everything.pk).update(is_active=False)
+    elif change == "deleted":
+        Webhook.objects.filter(pk=everything.pk).update(deleted_at=timezone.now())
+    elif change == "other events":
+        Webhook.objects.filter(pk=everything.pk).update(events=["message.received"])
+    elif change == "other session":
+        Webhook.objects.filter(pk=everything.pk).update(
+            session=Session.objects.create(account=alice.account, name="third"))
+    else:
+        Webhook.objects.filter(account=alice.account).delete()
+    generic, fast = sending(alice, session), sending(alice, session)
+    assert message_status_apply(message_id=generic.id, status="sent")
+    assert message_sent_record(message=fast)
+    assert written(fast)["deliveries"] == written(generic)["deliveries"]
+    expected = {"added": 3, "all removed": 0}.get(change, 1)
+    assert len(written(fast)["deliveries"]) == expected
+
+
+def test_webhooks_changing_under_every_try_leave_it_to_the_generic_path(
+        alice, session, webhooks, scheduled, monkeypatch):
+    never_current = webhook_services.AccountWebhooks(fingerprint="stale", hooks=[])
+    monkeypatch.setattr(services, "account_webhooks_seen", lambda account_id: never_current)
+    message = sending(alice, session)
+    assert message_sent_record(message=message)
+    assert written(message)["history"] == [("sent", "")]
+    assert len(written(message)["deliveries"]) == 2

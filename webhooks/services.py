@@ -1,5 +1,6 @@
 """Writes for webhooks: the event outbox, registration with its checks, rotation, replay."""
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from config.errors import ApiError, E
 from config.ids import new_id
+from config.local_cache import LocalTTLCache
 from config.safe_http import FetchFailed, PinnedEndpoint, UrlRefused
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
 from webhooks.signing import secret_generate, signature_headers
@@ -57,39 +59,94 @@ def events_record(specs: list[EventSpec]) -> list[Event]:
 
 
 _EVENTS_FIELD = Webhook._meta.get_field("events")
+# (id, event types, session id): what matching an event needs of a webhook.
+Hook = tuple[str, list[str], str | None]
 
 
-def _active_webhooks_of(account_ids: list[str]) -> list[tuple[str, str, list[str], str | None]]:
-    """(id, account id, event types, session id) of the accounts' active webhooks: the few
-    columns matching needs, in plain SQL (this runs for every event the sender records, and
-    the ORM spends more CPU building the query than the database spends answering it)."""
+@functools.cache
+def _columns() -> dict[str, str]:
     quote = connection.ops.quote_name
-    column = {name: quote(Webhook._meta.get_field(name).column)
-              for name in ("id", "account", "events", "session", "is_active", "deleted_at")}
-    sql = (f"SELECT {column['id']}, {column['account']}, {column['events']}, "  # noqa: S608
-           f"{column['session']} FROM {quote(Webhook._meta.db_table)} "
-           f"WHERE {column['account']} IN ({', '.join('%s' for _ in account_ids)}) "
-           f"AND {column['is_active']} AND {column['deleted_at']} IS NULL")
+    names = ("id", "account", "events", "session", "is_active", "deleted_at")
+    return {"table": quote(Webhook._meta.db_table),
+            **{name: quote(Webhook._meta.get_field(name).column) for name in names}}
+
+
+def _active_webhooks_of(account_ids: list[str]) -> dict[str, list[Hook]]:
+    """The accounts' active webhooks, the few columns matching needs, in plain SQL (this runs
+    for every event recorded, and the ORM spends more CPU building the query than the
+    database spends answering it)."""
+    c = _columns()
+    sql = (f"SELECT {c['id']}, {c['account']}, {c['events']}, {c['session']} "  # noqa: S608
+           f"FROM {c['table']} WHERE {c['account']} IN ({', '.join('%s' for _ in account_ids)})"
+           f" AND {c['is_active']} AND {c['deleted_at']} IS NULL")
+    hooks_of: dict[str, list[Hook]] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, account_ids)
-        rows = cursor.fetchall()
-    return [(webhook_id, account_id,
-             _EVENTS_FIELD.from_db_value(types, None, connection), session_id)
-            for webhook_id, account_id, types, session_id in rows]
+        for webhook_id, account_id, types, session_id in cursor.fetchall():
+            hooks_of.setdefault(account_id, []).append(
+                (webhook_id, _EVENTS_FIELD.from_db_value(types, None, connection), session_id))
+    return hooks_of
 
 
-def events_prepare(specs: list[EventSpec]) -> tuple[list[Event], list[Delivery]]:
+@functools.cache
+def webhooks_fingerprint_sql() -> str:
+    """PostgreSQL: one value that changes whenever anything matching looks at changes among an
+    account's active webhooks (one is added, removed, disabled, or given other event types or
+    another session). Its one parameter is the account's id."""
+    c = _columns()
+    return (f"SELECT md5(string_agg({c['id']} || ' ' || {c['events']}::text || ' ' || "  # noqa: S608
+            f"coalesce({c['session']}, ''), ',' ORDER BY {c['id']})) AS fingerprint "
+            f"FROM {c['table']} WHERE {c['account']} = %s AND {c['is_active']} "
+            f"AND {c['deleted_at']} IS NULL")
+
+
+@dataclass(frozen=True)
+class AccountWebhooks:
+    fingerprint: str | None  # webhooks_fingerprint_sql's answer when `hooks` were read
+    hooks: list[Hook]
+
+
+# Per process: the webhooks of the accounts whose events this process records. A copy is
+# never trusted: the statement that uses it checks its fingerprint (see message_sent_record).
+_webhooks_seen = LocalTTLCache(ttl=3600, max_size=10_000)
+
+
+def account_webhooks_seen(account_id: str) -> AccountWebhooks:
+    """PostgreSQL: this process's copy of the account's active webhooks, read if it has none
+    (rows and fingerprint in one statement, so they agree)."""
+    seen = _webhooks_seen.get(account_id)
+    if seen is None:
+        c = _columns()
+        sql = (f"SELECT {c['id']}, {c['events']}, {c['session']}, "  # noqa: S608
+               f"({webhooks_fingerprint_sql()}) FROM {c['table']} WHERE {c['account']} = %s "
+               f"AND {c['is_active']} AND {c['deleted_at']} IS NULL ORDER BY {c['id']}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [account_id, account_id])
+            rows = cursor.fetchall()
+        seen = AccountWebhooks(
+            fingerprint=rows[0][3] if rows else None,  # of no webhooks: NULL
+            hooks=[(webhook_id, _EVENTS_FIELD.from_db_value(types, None, connection), session)
+                   for webhook_id, types, session, _fingerprint in rows])
+        _webhooks_seen.set(account_id, seen)
+    return seen
+
+
+def account_webhooks_forget(account_id: str) -> None:
+    _webhooks_seen.delete(account_id)
+
+
+def events_prepare(specs: list[EventSpec], *, hooks_of: dict[str, list[Hook]] | None = None,
+                   ) -> tuple[list[Event], list[Delivery]]:
     """The events and their deliveries (one per matching webhook), built but not saved: for a
-    caller that writes them in a statement of its own, then calls `deliveries_schedule`."""
+    caller that writes them in a statement of its own, then calls `deliveries_schedule`.
+    `hooks_of`: the accounts' webhooks if the caller has them (read here otherwise)."""
     for spec in specs:
         if spec.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {spec.type!r}")
     events = [Event(account_id=spec.account_id, type=spec.type, session_id=spec.session_id,
                     data=spec.data) for spec in specs]
-    hooks_of: dict[str, list[tuple[str, list[str], str | None]]] = {}
-    for webhook_id, account_id, types, session_id in _active_webhooks_of(
-            list(dict.fromkeys(spec.account_id for spec in specs))):
-        hooks_of.setdefault(account_id, []).append((webhook_id, types, session_id))
+    if hooks_of is None:
+        hooks_of = _active_webhooks_of(list(dict.fromkeys(spec.account_id for spec in specs)))
     now = timezone.now()
     deliveries = [
         Delivery(webhook_id=webhook_id, event=event, next_attempt_at=now)
