@@ -30,8 +30,12 @@ class MessageType(models.TextChoices):
 class Message(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_message_id,
                           editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
-    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="messages")
+    # No index of their own: the composite indexes below lead with them (every status change
+    # of a message rewrites all its index entries, so each index costs on the send path).
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages",
+                                db_index=False)
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="messages",
+                                db_index=False)
     direction = models.CharField(max_length=10, choices=[("outbound", "outbound"),
                                                          ("inbound", "inbound")])
     type = models.CharField(max_length=10, choices=MessageType.choices)

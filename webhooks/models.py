@@ -9,7 +9,9 @@ class Event(models.Model):
     `session.status`), written in the same transaction as the change that caused it."""
 
     id = models.CharField(primary_key=True, max_length=40, default=new_event_id, editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
+    # Indexed by `event_account_id`, which leads with it.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events",
+                                db_index=False)
     type = models.CharField(max_length=40)
     session_id = models.CharField(max_length=40, blank=True)
     data = models.JSONField()
@@ -66,7 +68,9 @@ class Delivery(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=new_delivery_id,
                           editable=False)
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    # Indexed by `delivery_due` and `delivery_webhook_id`, which lead with it.
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries",
+                                db_index=False)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices,
                               default=DeliveryStatus.PENDING)
