@@ -129,8 +129,10 @@ def session_sender_run(*, session_id: str) -> str:
         outcome = _drain(session_id, owner)
     finally:
         _lease_release(session_id, owner)
-    if outcome == "idle" and _queue_head(session_id) is not None:
-        # A message committed while we were letting go of the lease: do not leave it waiting.
+    # The next run is woken only now that the lease is free: woken before, it could start,
+    # find the lease still taken and end, leaving the queue to the periodic sweeper.
+    if outcome == "budget" or (outcome == "idle" and _queue_head(session_id) is not None):
+        # (Idle: a message committed while we were letting go of the lease.)
         schedule_session_sender(session_id)
     return outcome
 
@@ -144,8 +146,7 @@ def _drain(session_id: str, owner: str) -> str:
     try:
         while True:
             if time.monotonic() - started > RUN_BUDGET_SECONDS:
-                schedule_session_sender(session_id)
-                return "budget"
+                return "budget"  # the caller hands over to a fresh run
             # Claimed only while the session is connected (checked in the same statement):
             # a session that went away stops its sender at the next claim.
             if not claimed:

@@ -84,6 +84,21 @@ def test_messages_claimed_behind_one_put_back_for_a_retry_return_to_the_queue_un
     assert Message.objects.get(pk=messages[2].pk).next_attempt_at > timezone.now()
 
 
+def test_a_run_out_of_time_wakes_the_next_one_after_letting_go_of_the_lease(
+        alice, session, monkeypatch):
+    from messaging import sender
+
+    (message,) = queue(alice, session)
+    monkeypatch.setattr(sender, "RUN_BUDGET_SECONDS", -1)  # out of time at once
+    lease_when_woken = []
+    monkeypatch.setattr(sender, "schedule_session_sender", lambda session_id, **kwargs:
+                        lease_when_woken.append(Session.objects.values_list(
+                            "sender_lease_owner", flat=True).get(pk=session_id)))
+    assert session_sender_run(session_id=session["id"]) == "budget"
+    assert lease_when_woken == [""]  # a run woken now can take the lease
+    assert Message.objects.get(pk=message.pk).status == "queued"
+
+
 def test_a_second_sender_finds_the_lease_taken(alice, session):
     queue(alice, session)
     Session.objects.filter(pk=session["id"]).update(
