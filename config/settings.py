@@ -283,8 +283,8 @@ LOGGING = {
     "loggers": {
         # Our handler logs 500s itself, with the request id; Django's copy would repeat it.
         "django.request": {"level": "CRITICAL"},
-        # httpx logs every request at INFO: a line per webhook post, three per message sent,
-        # repeating what each delivery attempt records in the database.
+        # httpx logs every request at INFO: a line per media fetch, which the message already
+        # records. (Webhook posts go through http.client and are recorded in the database.)
         "httpx": {"level": "WARNING"},
     },
 }
