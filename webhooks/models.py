@@ -87,6 +87,11 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         indexes = [
             models.Index(fields=["webhook", "status", "next_attempt_at"], name="delivery_due"),
+            # A delivery run's batch: the endpoint's pending deliveries in order. Partial, so
+            # that the first hundred are read in order however large the backlog (an endpoint
+            # back after an outage), not all sorted.
+            models.Index(fields=["webhook", "id"], name="delivery_pending",
+                         condition=models.Q(status=DeliveryStatus.PENDING)),
             models.Index(fields=["webhook", "-id"], name="delivery_webhook_id"),
             models.Index(fields=["status", "next_attempt_at"], name="delivery_status_due"),
         ]
