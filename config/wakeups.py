@@ -5,6 +5,7 @@ so work arriving after that wakes it again; a periodic sweeper covers a wake-up 
 
 Inside an API request the wake-ups are held until the request ends, so their Redis calls can
 ride on the request's last one (the release of its concurrency slot): one round trip, not two.
+The sender holds a message's wake-ups the same way and sets their markers together.
 """
 
 import contextlib
@@ -45,7 +46,8 @@ class Wakeup:
                            exc_info=True)
 
 
-# The wake-ups of the API request being served, None outside one.
+# The wake-ups held by the block being run (`wakeups_held`: an API request, a message being
+# sent), None outside one.
 _held: contextvars.ContextVar[list[Wakeup] | None] = contextvars.ContextVar(
     "held_wakeups", default=None)
 

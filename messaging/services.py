@@ -327,9 +327,9 @@ def message_sent_record(*, message: Message, whatsapp_id: str = "") -> bool:
         message.whatsapp_id = whatsapp_id
     spec = EventSpec(message.account_id, "message.status", message.session_id,
                      message_event_data(message))
+    history = MessageStatusChange(message=message, status=MessageStatus.SENT, detail="")
     for _try in range(_SENT_RECORD_TRIES):
         webhooks = account_webhooks_seen(message.account_id)
-        history = MessageStatusChange(message=message, status=MessageStatus.SENT, detail="")
         events, deliveries = events_prepare([spec],
                                             hooks_of={message.account_id: webhooks.hooks})
         clauses = [

@@ -66,9 +66,10 @@ Hook = tuple[str, list[str], str | None]
 @functools.cache
 def _columns() -> dict[str, str]:
     quote = connection.ops.quote_name
-    names = ("id", "account", "events", "session", "is_active", "deleted_at")
-    return {"table": quote(Webhook._meta.db_table),
-            **{name: quote(Webhook._meta.get_field(name).column) for name in names}}
+    column = {name: quote(Webhook._meta.get_field(name).column)
+              for name in ("id", "account", "events", "session", "is_active", "deleted_at")}
+    return {"table": quote(Webhook._meta.db_table), **column,
+            "active": f"{column['is_active']} AND {column['deleted_at']} IS NULL"}
 
 
 def _active_webhooks_of(account_ids: list[str]) -> dict[str, list[Hook]]:
@@ -78,7 +79,7 @@ def _active_webhooks_of(account_ids: list[str]) -> dict[str, list[Hook]]:
     c = _columns()
     sql = (f"SELECT {c['id']}, {c['account']}, {c['events']}, {c['session']} "  # noqa: S608
            f"FROM {c['table']} WHERE {c['account']} IN ({', '.join('%s' for _ in account_ids)})"
-           f" AND {c['is_active']} AND {c['deleted_at']} IS NULL")
+           f" AND {c['active']}")
     hooks_of: dict[str, list[Hook]] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, account_ids)
@@ -96,8 +97,7 @@ def webhooks_fingerprint_sql() -> str:
     c = _columns()
     return (f"SELECT md5(string_agg({c['id']} || ' ' || {c['events']}::text || ' ' || "  # noqa: S608
             f"coalesce({c['session']}, ''), ',' ORDER BY {c['id']})) AS fingerprint "
-            f"FROM {c['table']} WHERE {c['account']} = %s AND {c['is_active']} "
-            f"AND {c['deleted_at']} IS NULL")
+            f"FROM {c['table']} WHERE {c['account']} = %s AND {c['active']}")
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def account_webhooks_seen(account_id: str) -> AccountWebhooks:
         c = _columns()
         sql = (f"SELECT {c['id']}, {c['events']}, {c['session']}, "  # noqa: S608
                f"({webhooks_fingerprint_sql()}) FROM {c['table']} WHERE {c['account']} = %s "
-               f"AND {c['is_active']} AND {c['deleted_at']} IS NULL ORDER BY {c['id']}")
+               f"AND {c['active']} ORDER BY {c['id']}")
         with connection.cursor() as cursor:
             cursor.execute(sql, [account_id, account_id])
             rows = cursor.fetchall()

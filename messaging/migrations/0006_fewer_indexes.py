@@ -3,29 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-
-# PostgreSQL gives every indexed varchar column a second index for LIKE prefix searches
-# (varchar_pattern_ops). Nothing here searches ids by prefix; each of these was one more index
-# to write on every insert and status change. (Other databases have none of them.)
-PATTERN_INDEXES = [
-    ('messaging_message_id_762a91ea_like', 'messaging_message', 'id'),
-    ('messaging_messagestatuschange_message_id_0744c5e8_like', 'messaging_messagestatuschange', 'message_id'),
-]
-
-
-def drop_pattern_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for name, _table, _column in PATTERN_INDEXES:
-            schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
-
-
-def restore_pattern_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for name, table, column in PATTERN_INDEXES:
-            schema_editor.execute(
-                f"CREATE INDEX IF NOT EXISTS {schema_editor.quote_name(name)} ON "
-                f"{schema_editor.quote_name(table)} ({schema_editor.quote_name(column)} "
-                "varchar_pattern_ops)")
+from config.migration_ops import drop_pattern_indexes
 
 
 class Migration(migrations.Migration):
@@ -47,5 +25,8 @@ class Migration(migrations.Migration):
             name='session',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='messages', to='sessions_app.session'),
         ),
-        migrations.RunPython(drop_pattern_indexes, restore_pattern_indexes),
+        drop_pattern_indexes(
+            ('messaging_message_id_762a91ea_like', 'messaging_message', 'id'),
+            ('messaging_messagestatuschange_message_id_0744c5e8_like', 'messaging_messagestatuschange', 'message_id'),
+        ),
     ]

@@ -3,31 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-
-# PostgreSQL gives every indexed varchar column a second index for LIKE prefix searches
-# (varchar_pattern_ops). Nothing here searches ids by prefix; each of these was one more index
-# to write on every insert and status change. (Other databases have none of them.)
-PATTERN_INDEXES = [
-    ('webhooks_event_id_136b0861_like', 'webhooks_event', 'id'),
-    ('webhooks_delivery_id_b47d672f_like', 'webhooks_delivery', 'id'),
-    ('webhooks_delivery_event_id_b6f5af91_like', 'webhooks_delivery', 'event_id'),
-    ('webhooks_deliveryattempt_delivery_id_a3a82286_like', 'webhooks_deliveryattempt', 'delivery_id'),
-]
-
-
-def drop_pattern_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for name, _table, _column in PATTERN_INDEXES:
-            schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
-
-
-def restore_pattern_indexes(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for name, table, column in PATTERN_INDEXES:
-            schema_editor.execute(
-                f"CREATE INDEX IF NOT EXISTS {schema_editor.quote_name(name)} ON "
-                f"{schema_editor.quote_name(table)} ({schema_editor.quote_name(column)} "
-                "varchar_pattern_ops)")
+from config.migration_ops import drop_pattern_indexes
 
 
 class Migration(migrations.Migration):
@@ -48,5 +24,10 @@ class Migration(migrations.Migration):
             name='account',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='accounts.account'),
         ),
-        migrations.RunPython(drop_pattern_indexes, restore_pattern_indexes),
+        drop_pattern_indexes(
+            ('webhooks_event_id_136b0861_like', 'webhooks_event', 'id'),
+            ('webhooks_delivery_id_b47d672f_like', 'webhooks_delivery', 'id'),
+            ('webhooks_delivery_event_id_b6f5af91_like', 'webhooks_delivery', 'event_id'),
+            ('webhooks_deliveryattempt_delivery_id_a3a82286_like', 'webhooks_deliveryattempt', 'delivery_id'),
+        ),
     ]

@@ -72,9 +72,9 @@ class SandboxEngine(base.Engine):
         # with a Redis restart, which real WhatsApp would not forget; the sender has already
         # checked in the database that the session is connected.
         # The phone's state and whether this message was delivered, in one read.
-        delivered_key = f"sandbox:delivered:{message_id}"
-        known = cache.get_many([self._key(session_id), delivered_key])
-        state = known.get(self._key(session_id), {}).get("state")
+        state_key, delivered_key = self._key(session_id), f"sandbox:delivered:{message_id}"
+        known = cache.get_many([state_key, delivered_key])
+        state = known.get(state_key, {}).get("state")
         if state in ("qr_pending", "disconnected", "logged_out", "stopped"):
             raise EngineUnavailable("the sandbox phone is not connected")
         if to.endswith(NOT_ON_WHATSAPP_SUFFIX) or to.endswith(REJECTED_SUFFIX):
