@@ -13,8 +13,8 @@ from tests.conftest import connected_session
 from tests.support.http_server import Route
 from tests.support.worker import wait_until
 from webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS, webhook_deliver_due
-from webhooks.models import Delivery, Webhook
-from webhooks.services import event_record
+from webhooks.models import Delivery, Event, Webhook
+from webhooks.services import EventSpec, event_record, events_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,6 +57,22 @@ def test_an_event_makes_one_delivery_per_matching_webhook(alice, bob, receiver):
     assert list(Delivery.objects.filter(event=event).values_list("webhook_id", flat=True)) == [
         status_hook["id"]]
     assert not Delivery.objects.filter(webhook_id__in=[session_hook["id"], bobs["id"]]).exists()
+
+
+def test_a_batch_of_events_stores_every_document_exactly(alice, receiver):
+    # A batch is one INSERT with a row of values per event (config/model_fields.py): the
+    # documents must come back as they went in, whatever characters they carry.
+    register(alice, receiver, events=["message.status"])
+    documents = [{"text": 'say "hi"', "path": "C:\\dir\\", "emoji": "héllo ✓ 😀"},
+                 {"nested": {"list": [1, 2.5, None, True], "empty": {}}, "quote": "'"},
+                 {"comma,brace}": "{a,b}", "nul-free": "tab\there\nnewline"}]
+    with transaction.atomic():
+        events = events_record([EventSpec(alice.account.id, "message.status", "ses_x", data)
+                                for data in documents])
+    stored = {event.id: event.data for event in Event.objects.filter(
+        pk__in=[event.id for event in events])}
+    assert [stored[event.id] for event in events] == documents
+    assert Delivery.objects.filter(event_id__in=stored).count() == len(documents)
 
 
 def test_a_session_filter_limits_the_events(alice, receiver):
