@@ -1,0 +1,150 @@
+"""The steps `bench/cost.py` counts, run in one process without a server: the accept path
+through the WSGI application, and the pipeline behind it driven directly (sender runs, the
+engine event consumer, webhook delivery runs), as the Celery tasks would call them.
+
+    python bench/cost_steps.py prepare <scenario> <n> <state.json> [receiver url]
+    python bench/cost_steps.py run <state.json>        (under callgrind)
+
+`prepare` makes what the step needs (untraced): an account, ten connected sandbox sessions, a
+webhook and, for the pipeline, n accepted messages. `run` repeats the step n times (the
+accept scenarios) or drives the pipeline until every message is read and every delivery
+made, and checks that it did. Never both in one process, so setup costs are not counted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import env_for, fresh_database, manage
+
+DATABASE = "whatsapp_bench_cost"
+SESSIONS = 10
+# callgrind runs the code about 50 times slower than it runs: the per-process caches that
+# expire by the clock (config/local_cache.py; the session looked up for a send lives 1 s)
+# would expire 50 times more often per request than at full speed. Their clock is slowed
+# down as much.
+CALLGRIND_SLOWDOWN = 50
+
+
+class WsgiClient:
+    """Calls the WSGI application as gunicorn would, without sockets."""
+
+    def __init__(self, key: str) -> None:
+        from config.wsgi import application
+
+        self.application = application
+        self.key = key
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        raw = json.dumps(body).encode() if body is not None else b""
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
+                   "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "HTTP_HOST": "127.0.0.1",
+                   "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+                   "wsgi.input": io.BytesIO(raw), "wsgi.errors": sys.stderr,
+                   "CONTENT_LENGTH": str(len(raw)), "CONTENT_TYPE": "application/json",
+                   "HTTP_AUTHORIZATION": f"Bearer {self.key}"}
+        status: list[str] = []
+        answer = b"".join(self.application(environ, lambda line, headers, *_: status.append(line)))
+        return int(status[0].split()[0]), answer
+
+    def data(self, method: str, path: str, body: dict | None = None) -> dict:
+        code, answer = self.call(method, path, body)
+        if code >= 300:
+            raise SystemExit(f"{method} {path}: {code} {answer!r}")
+        return json.loads(answer)["data"]
+
+
+def _send_body(sessions: list[str], i: int) -> dict:
+    return {"sessionId": sessions[i % len(sessions)], "to": "14155550123", "text": f"m{i}"}
+
+
+def prepare(scenario: str, n: int, state_path: str, receiver_url: str = "") -> None:
+    namespace = f"cost-{uuid.uuid4().hex[:6]}"
+    env = env_for(DATABASE, namespace, SANDBOX_STATUS_DELAY_SECONDS="0",
+                  SEND_MIN_INTERVAL_SECONDS="0", ALLOW_PRIVATE_URLS="true",
+                  WEBHOOK_REQUIRE_HTTPS="false", CELERY_QUEUE=namespace)
+    fresh_database(env, DATABASE)
+    manage(env, "create_plan", "bench", "--max-sessions", "100000", "--daily-messages",
+           "100000000", "--rate-per-minute", "100000000", "--max-concurrent", "100000")
+    key = manage(env, "create_api_key", "--account", namespace,
+                 "--plan", "bench").strip().splitlines()[-1]
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    client = WsgiClient(key)
+    sessions = []
+    for _ in range(SESSIONS):
+        session = client.data("POST", "/v1/sessions", {})["id"]
+        client.data("POST", f"/v1/sandbox/sessions/{session}/scan",
+                    {"phoneNumber": "14155552671"})
+        sessions.append(session)
+    webhook = ""
+    if receiver_url:
+        webhook = client.data("POST", "/v1/webhooks",
+                              {"url": receiver_url, "events": ["message.status"]})["id"]
+    if scenario == "pipeline":
+        for i in range(n):
+            client.data("POST", "/v1/messages/text", _send_body(sessions, i))
+    Path(state_path).write_text(json.dumps(
+        {"scenario": scenario, "n": n, "env": env, "key": key, "sessions": sessions,
+         "webhook": webhook}))
+
+
+def run(state_path: str) -> None:
+    state = json.loads(Path(state_path).read_text())
+    os.environ.update(state["env"])
+    import time
+    import types
+
+    import django
+
+    django.setup()
+    from config import local_cache
+
+    local_cache.time = types.SimpleNamespace(
+        monotonic=lambda: time.monotonic() / CALLGRIND_SLOWDOWN)
+    n, scenario = state["n"], state["scenario"]
+    if scenario == "pipeline":
+        _run_pipeline(state, n)
+        return
+    client = WsgiClient(state["key"])
+    path = {"bare": "/bench/bare", "send": "/v1/messages/text"}[scenario]
+    for i in range(n):
+        code, answer = client.call("POST", path, _send_body(state["sessions"], i))
+        if code != 201:
+            raise SystemExit(f"{path}: {code} {answer!r}")
+
+
+def _run_pipeline(state: dict, n: int) -> None:
+    from messaging.models import Message
+    from messaging.sender import session_sender_run
+    from sessions_app.event_consumer import engine_events_drain
+    from webhooks.delivery import webhook_deliver_due
+    from webhooks.models import Delivery
+
+    for _round in range(50):
+        for session in state["sessions"]:
+            session_sender_run(session_id=session)
+        engine_events_drain()
+        webhook_deliver_due(webhook_id=state["webhook"])
+        read = Message.objects.filter(status="read").count()
+        delivered = Delivery.objects.filter(status="succeeded").count()
+        if read == n and delivered == 3 * n:  # sent, delivered, read: a post each
+            return
+    raise SystemExit(f"the pipeline did not finish: {read}/{n} read, "
+                     f"{delivered}/{3 * n} deliveries made")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "prepare":
+        prepare(sys.argv[2], int(sys.argv[3]), sys.argv[4], *sys.argv[5:6])
+    else:
+        run(sys.argv[2])
