@@ -24,3 +24,26 @@ def test_a_forked_child_does_not_continue_its_parents_sequence(monkeypatch):
     child_id = os.read(read, 100).decode()
     parent_next = ids.new_id("evt")
     assert child_id != parent_next  # with a shared sequence both would be "last + 1"
+
+
+def _digits(value: int, length: int) -> str:
+    """The id's encoding spelled out, a digit at a time: Crockford base32, most significant
+    first."""
+    chars = []
+    for _ in range(length):
+        value, rem = divmod(value, 32)
+        chars.append("0123456789ABCDEFGHJKMNPQRSTVWXYZ"[rem])
+    return "".join(reversed(chars))
+
+
+def test_the_encoding_is_crockford_base32_of_time_then_random_part(monkeypatch):
+    import random
+
+    generator = random.Random(7)
+    cases = [(0, 0), (1, 1), (2**50 - 1, 2**79 - 1), (1_800_000_000_123, 2**79 - 2)]
+    cases += [(generator.getrandbits(50), generator.getrandbits(79)) for _ in range(2000)]
+    for millis, random_part in cases:
+        monkeypatch.setattr(ids, "_last", [-1, 0])  # a new millisecond
+        monkeypatch.setattr(ids.time, "time", lambda millis=millis: (millis + 0.5) / 1000)
+        monkeypatch.setattr(ids.secrets, "randbits", lambda bits, value=random_part: value)
+        assert ids.new_id("evt") == f"evt_{_digits(millis, 10)}{_digits(random_part, 16)}"
