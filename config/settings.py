@@ -97,14 +97,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis, cache -------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
-# Prefix of every Redis key the service owns (streams, limits), so deployments can share a Redis.
+# Prefix of every Redis key the service owns (streams, limits, and by default the cache's), so
+# deployments can share a Redis.
 REDIS_NAMESPACE = env_str("REDIS_NAMESPACE", "wa")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "config.cache.ReusedClientRedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "wa"),
+            # Some cache keys are not per object (the event consumer's wake-up marker): two
+            # deployments with one prefix would hold back each other's wake-ups.
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", REDIS_NAMESPACE),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }

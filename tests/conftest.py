@@ -24,6 +24,10 @@ def pytest_configure(config):
             "The suite runs against PostgreSQL and Redis: use ./scripts/test "
             "(or set DATABASE_URL and REDIS_URL)."
         )
+    # The processes the tests start (Celery workers, gunicorn) get each test's own
+    # REDIS_NAMESPACE, which their cache prefix would follow; they must share this process's
+    # cache (sandbox state, key records), whose prefix was fixed when it started.
+    os.environ["CACHE_KEY_PREFIX"] = settings.CACHES["default"].get("KEY_PREFIX", "")
 
 
 # Django's live test server listens with a backlog of 5: tests with 50 concurrent clients
