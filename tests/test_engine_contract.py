@@ -252,3 +252,19 @@ def test_events_survive_serialisation(harness, session_id):
     connect(harness, session_id)
     for event in harness.events:
         assert EngineEvent.from_dict(event.to_dict()) == event
+
+
+def test_the_sandbox_forgets_a_message_within_a_day_and_a_phone_within_a_month(settings):
+    from django.core.cache import cache
+
+    harness = make_sandbox(settings)
+    session_id, message_id = new_id("ses"), new_id("msg")
+    connect(harness, session_id)
+    harness.engine.send_text(session_id, message_id=message_id, to="14155550123", text="hi")
+    client = cache._cache.get_client()  # Django's cache has no TTL reader: Redis itself
+    seconds = {name: client.ttl(cache.make_and_validate_key(name)) for name in (
+        f"sandbox:send-attempts:{message_id}", f"sandbox:delivered:{message_id}",
+        f"sandbox:{session_id}")}
+    day, month = 24 * 3600, 30 * 24 * 3600
+    assert all(0 < seconds[name] <= day for name in list(seconds)[:2]), seconds
+    assert day < seconds[f"sandbox:{session_id}"] <= month, seconds

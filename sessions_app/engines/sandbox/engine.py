@@ -20,6 +20,10 @@ from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent, EngineUnavailable, SendRejected, SentMessage
 
 _STATE_TTL_SECONDS = 60 * 60 * 24 * 30
+# What the sandbox remembers per message (attempts, delivered): a resend comes within minutes
+# (a sender that died between the send and recording it), and a busy sandbox makes two keys
+# per message, which a month of keeping grew without bound under load.
+_MESSAGE_TTL_SECONDS = 60 * 60 * 24
 NOT_ON_WHATSAPP_SUFFIX = "0000"
 REJECTED_SUFFIX = "0001"
 
@@ -85,7 +89,7 @@ class SandboxEngine(base.Engine):
         # (the consumer ignores receipts that do not move a message forward).
         whatsapp_id = "SBX" + hashlib.sha256(message_id.encode()).hexdigest()[:20].upper()
         attempts_key = f"sandbox:send-attempts:{message_id}"
-        if not cache.add(attempts_key, 1, _STATE_TTL_SECONDS):
+        if not cache.add(attempts_key, 1, _MESSAGE_TTL_SECONDS):
             cache.incr(attempts_key)
         if known.get(delivered_key):
             return SentMessage(whatsapp_id=whatsapp_id)
@@ -106,7 +110,7 @@ class SandboxEngine(base.Engine):
                 sandbox_publish_event.apply_async(args=[receipt.to_dict()],
                                                   countdown=delay * step)
             self.publish(receipts[0])
-        cache.set(delivered_key, 1, _STATE_TTL_SECONDS)
+        cache.set(delivered_key, 1, _MESSAGE_TTL_SECONDS)
         return SentMessage(whatsapp_id=whatsapp_id)
 
     def send_text(self, session_id: str, *, message_id: str, to: str, text: str) -> SentMessage:
