@@ -8,7 +8,8 @@ Counts the service's own Python process only (not PostgreSQL, Redis or a server 
   answer, the sender's wake-up),
 - `pipeline`: what the Celery tasks do for one accepted message (the sender's run with the
   sandbox engine, the receipts `delivered` and `read` consumed, three `message.status`
-  webhook posts to a local receiver), the task functions called directly.
+  webhook posts to a local receiver), the task functions called directly, each of the three
+  phases counted in its own process.
 
 Each scenario runs twice, with a small and a large count (`bench/cost_steps.py`), and the
 figure is the difference divided by the difference in count: start-up and imports cancel out.
@@ -28,25 +29,33 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, write_report
+from bench.cost_steps import PHASES
 from bench.e2e import Receiver
 
-COUNTS = {"bare": (100, 400), "send": (100, 400), "pipeline": (100, 400)}
+SMALL, LARGE = 100, 400  # requests or messages per counted run
 UNIT = {"bare": "request", "send": "request", "pipeline": "message"}
 
 
-def instructions(scenario: str, n: int, receiver_url: str) -> int:
+def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
+    """Instructions counted for n requests or messages: {scenario: count}, or for the
+    pipeline {phase: count}, each phase in its own process."""
     steps = str(ROOT / "bench" / "cost_steps.py")
+    counted: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as folder:
         state = str(Path(folder) / "state.json")
         subprocess.run([sys.executable, steps, "prepare", scenario, str(n), state,
                         receiver_url], cwd=ROOT, check=True)
-        done = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/callgrind.out",
-             sys.executable, steps, "run", state],
-            cwd=ROOT, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{scenario} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
-    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+        for phase in PHASES if scenario == "pipeline" else ("",):
+            done = subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
+                 sys.executable, steps, "run", state, *filter(None, [phase])],
+                cwd=ROOT, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{scenario} {phase} failed:\n{done.stdout}\n"
+                                 f"{done.stderr[-3000:]}")
+            counted[phase or scenario] = int(
+                re.search(r"Collected : (\d+)", done.stderr).group(1))
+    return counted
 
 
 def main() -> None:
@@ -56,23 +65,31 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
     receiver = Receiver()
-    figures: dict[str, float] = {}
+    figures: dict[str, float] = {}  # scenario or pipeline phase: instructions per unit
     for scenario in args.scenarios.split(","):
-        small, large = COUNTS[scenario]
-        counted = [instructions(scenario, n, receiver.url) for n in (small, large)]
-        figures[scenario] = (counted[1] - counted[0]) / (large - small)
-        print(f"{scenario}: {figures[scenario] / 1e6:.3f} M instructions per "
-              f"{UNIT[scenario]}", flush=True)
+        low, high = (instructions(scenario, n, receiver.url) for n in (SMALL, LARGE))
+        for part in high:
+            figures[part] = (high[part] - low[part]) / (LARGE - SMALL)
+            print(f"{part}: {figures[part] / 1e6:.3f} M instructions per "
+                  f"{UNIT[scenario]}", flush=True)
+        if scenario == "pipeline":
+            figures["pipeline"] = sum(figures[phase] for phase in PHASES)
+    rows = [("bare", "a bare DRF POST endpoint (the ceiling)", "request"),
+            ("send", "`POST /v1/messages/text`", "request"),
+            ("sender", "pipeline: the sender's run (claim, sandbox send, `sent`)", "message"),
+            ("receipts", "pipeline: the receipts `delivered` and `read` consumed", "message"),
+            ("webhooks", "pipeline: three `message.status` webhook posts", "message"),
+            ("pipeline", "pipeline, all three phases", "message")]
     lines = [
         "Instructions executed by the service's Python process (valgrind callgrind), per "
-        "request or message: the difference between a run of "
-        + " and ".join(f"{COUNTS[s][0]} and {COUNTS[s][1]} {UNIT[s]}s ({s})" for s in figures)
-        + ", so start-up cancels out. PostgreSQL, Redis and the HTTP server are not counted.",
+        f"request or message: the difference between runs of {SMALL} and {LARGE}, so "
+        "start-up cancels out. Each pipeline phase runs in its own process, after the one "
+        "before it. PostgreSQL, Redis and the HTTP server are not counted.",
         "",
-        "| scenario | M instructions | per |",
+        "| what | M instructions | per |",
         "| --- | ---: | --- |",
-        *[f"| {scenario} | {value / 1e6:.2f} | {UNIT[scenario]} |"
-          for scenario, value in figures.items()],
+        *[f"| {label} | {figures[name] / 1e6:.2f} | {unit} |"
+          for name, label, unit in rows if name in figures],
     ]
     if "bare" in figures and "send" in figures:
         lines += ["", f"send / bare: **{figures['send'] / figures['bare']:.2f}** times the "

@@ -3,12 +3,13 @@ through the WSGI application, and the pipeline behind it driven directly (sender
 engine event consumer, webhook delivery runs), as the Celery tasks would call them.
 
     python bench/cost_steps.py prepare <scenario> <n> <state.json> [receiver url]
-    python bench/cost_steps.py run <state.json>        (under callgrind)
+    python bench/cost_steps.py run <state.json> [phase]   (under callgrind)
 
 `prepare` makes what the step needs (untraced): an account, ten connected sandbox sessions, a
 webhook and, for the pipeline, n accepted messages. `run` repeats the step n times (the
-accept scenarios) or drives the pipeline until every message is read and every delivery
-made, and checks that it did. Never both in one process, so setup costs are not counted.
+accept scenarios), or runs one phase of the pipeline (`sender`, then `receipts`, then
+`webhooks`) until it has done all its work, and checks that it did. Never two in one
+process, so setup costs are not counted and each phase is counted apart.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def prepare(scenario: str, n: int, state_path: str, receiver_url: str = "") -> N
          "webhook": webhook}))
 
 
-def run(state_path: str) -> None:
+PHASES = ("sender", "receipts", "webhooks")
+
+
+def run(state_path: str, phase: str = "") -> None:
     state = json.loads(Path(state_path).read_text())
     os.environ.update(state["env"])
     import time
@@ -113,7 +117,7 @@ def run(state_path: str) -> None:
         monotonic=lambda: time.monotonic() / CALLGRIND_SLOWDOWN)
     n, scenario = state["n"], state["scenario"]
     if scenario == "pipeline":
-        _run_pipeline(state, n)
+        _run_phase(state, n, phase)
         return
     client = WsgiClient(state["key"])
     path = {"bare": "/bench/bare", "send": "/v1/messages/text"}[scenario]
@@ -123,7 +127,9 @@ def run(state_path: str) -> None:
             raise SystemExit(f"{path}: {code} {answer!r}")
 
 
-def _run_pipeline(state: dict, n: int) -> None:
+def _run_phase(state: dict, n: int, phase: str) -> None:
+    """One phase of the pipeline, as its Celery task would run it, until it has nothing left
+    to do; each is counted in its own process, after the one before it."""
     from messaging.models import Message
     from messaging.sender import session_sender_run
     from sessions_app.event_consumer import engine_events_drain
@@ -131,20 +137,26 @@ def _run_pipeline(state: dict, n: int) -> None:
     from webhooks.models import Delivery
 
     for _round in range(50):
-        for session in state["sessions"]:
-            session_sender_run(session_id=session)
-        engine_events_drain()
-        webhook_deliver_due(webhook_id=state["webhook"])
-        read = Message.objects.filter(status="read").count()
-        delivered = Delivery.objects.filter(status="succeeded").count()
-        if read == n and delivered == 3 * n:  # sent, delivered, read: a post each
+        if phase == "sender":
+            for session in state["sessions"]:
+                session_sender_run(session_id=session)
+            left = Message.objects.filter(status="queued").count()
+        elif phase == "receipts":
+            engine_events_drain()
+            left = n - Message.objects.filter(status="read").count()
+        elif phase == "webhooks":
+            webhook_deliver_due(webhook_id=state["webhook"])
+            # sent, delivered, read: a post each
+            left = 3 * n - Delivery.objects.filter(status="succeeded").count()
+        else:
+            raise SystemExit(f"unknown phase {phase!r}")
+        if left == 0:
             return
-    raise SystemExit(f"the pipeline did not finish: {read}/{n} read, "
-                     f"{delivered}/{3 * n} deliveries made")
+    raise SystemExit(f"the {phase} phase did not finish: {left} of {n} messages left")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "prepare":
         prepare(sys.argv[2], int(sys.argv[3]), sys.argv[4], *sys.argv[5:6])
     else:
-        run(sys.argv[2])
+        run(sys.argv[2], *sys.argv[3:4])
