@@ -1,8 +1,11 @@
 """Hand-built SQL for hot paths that write several rows in one statement (PostgreSQL's
-data-modifying WITH clauses). Table and column names come from the models; every value is a
-parameter, prepared by its field exactly as the ORM would prepare it."""
+data-modifying WITH clauses, COPY). Table and column names come from the models; every value
+is a parameter, prepared by its field as the ORM would prepare it (or read as it is, for the
+types where that is the same)."""
 
 import functools
+import operator
+from collections.abc import Callable
 
 from django.db import connection
 from django.db.models import AutoField, Field, Model
@@ -59,3 +62,47 @@ def objects_update(objs: list[Model], field_names: list[str]) -> None:
               for obj in objs for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+# Field types whose attribute value psycopg adapts exactly as Django's preparation would leave
+# it (str, int, bool, aware datetime, a foreign key's id): read as they are.
+_PLAIN_TYPES = {"CharField", "TextField", "URLField", "BooleanField", "BigIntegerField",
+                "IntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
+                "SmallIntegerField", "DateTimeField", "ForeignKey"}
+
+
+def _value_reader(field: Field) -> Callable[[Model], object]:
+    if (field.get_internal_type() in _PLAIN_TYPES and not getattr(field, "auto_now", False)
+            and not getattr(field, "auto_now_add", False)):
+        return operator.attrgetter(field.attname)
+    # Everything else as the ORM saves it (JSON, auto_now_add, any other type).
+    return lambda obj: field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+
+
+@functools.cache
+def _copy_plan(model: type[Model]) -> tuple[str, tuple[Callable[[Model], object], ...]]:
+    fields = [field for field in model._meta.concrete_fields if not isinstance(field, AutoField)]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    return (f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN",
+            tuple(_value_reader(field) for field in fields))
+
+
+def objects_insert(objs: list[Model]) -> None:
+    """Insert new objects (all of one model), as `bulk_create` would but for what it sets
+    afterwards: the ids of auto-incremented keys are not read back (the callers do not use
+    them). On PostgreSQL through COPY, whose rows psycopg formats in C: `bulk_create` spent
+    20-40 us of CPU per row preparing fields and quoting parameters (its UNNEST arrays are
+    quoted element by element in Python), COPY 6-20; the receipts' batches and the webhook
+    runs took 16 % fewer instructions per message (README, Performance). Elsewhere
+    `bulk_create`."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs)
+        return
+    statement, readers = _copy_plan(model)
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for obj in objs:
+            copy.write_row([read(obj) for read in readers])

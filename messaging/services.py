@@ -17,7 +17,7 @@ from accounts.quotas import daily_quota_consume, daily_quota_consume_sql
 from config.errors import ApiError, E
 from config.local_cache import LocalTTLCache
 from config.metrics import MESSAGE_STATUS
-from config.sql import insert_from_sql, insert_select_sql, objects_update
+from config.sql import insert_from_sql, insert_select_sql, objects_insert, objects_update
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
@@ -283,7 +283,7 @@ def message_statuses_apply(updates: list[StatusUpdate]) -> int:
             by_fields.setdefault(frozenset(fields), []).append(messages[pk])
         for fields, group in by_fields.items():
             objects_update(group, sorted(fields))
-        MessageStatusChange.objects.bulk_create(history)
+        objects_insert(history)
         events_record(events)
     return len(history)
 

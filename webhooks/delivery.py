@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from config.metrics import WEBHOOK_ATTEMPTS
 from config.safe_http import Answer, FetchFailed, PinnedEndpoint, UrlRefused
+from config.sql import objects_insert
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Webhook
 from webhooks.services import event_body, signed_headers, webhook_disable
 
@@ -135,7 +136,7 @@ def _record_successes(webhook: Webhook, succeeded: list, now: datetime) -> None:
     """Bulk writes for a run's successes: the attempt rows, then one update per status code."""
     if not succeeded:
         return
-    DeliveryAttempt.objects.bulk_create([
+    objects_insert([
         DeliveryAttempt(delivery=delivery, attempted_at=now, status_code=answer.status_code,
                         latency_ms=int(latency * 1000),
                         response_snippet=answer.snippet.decode("utf-8", "replace"))

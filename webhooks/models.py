@@ -2,7 +2,6 @@ from django.db import models
 
 from accounts.models import Account
 from config.ids import new_delivery_id, new_event_id, new_webhook_id
-from config.model_fields import ValuesJSONField
 
 
 class Event(models.Model):
@@ -15,7 +14,7 @@ class Event(models.Model):
                                 db_index=False)
     type = models.CharField(max_length=40)
     session_id = models.CharField(max_length=40, blank=True)
-    data = ValuesJSONField()
+    data = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

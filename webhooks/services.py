@@ -16,6 +16,7 @@ from config.errors import ApiError, E
 from config.ids import new_id
 from config.local_cache import LocalTTLCache
 from config.safe_http import FetchFailed, PinnedEndpoint, UrlRefused
+from config.sql import objects_insert
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
 from webhooks.signing import secret_generate, signature_headers
 
@@ -51,9 +52,8 @@ def events_record(specs: list[EventSpec]) -> list[Event]:
     for the accounts' webhooks, one INSERT for the deliveries (a batch of receipts is a few
     statements, not a few per receipt)."""
     events, deliveries = events_prepare(specs)
-    Event.objects.bulk_create(events)
-    if deliveries:
-        Delivery.objects.bulk_create(deliveries)
+    objects_insert(events)
+    objects_insert(deliveries)
     deliveries_schedule(deliveries)
     return events
 
