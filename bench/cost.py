@@ -1,6 +1,7 @@
-"""CPU cost in instructions, counted by valgrind's callgrind: the same figure whatever else the
-machine is doing and however fast it runs today, so a change's effect can be read from one
-run of each version (the throughput benchmarks drift by 20-30 % within an hour here).
+"""CPU cost in instructions, counted by valgrind's callgrind: the same figure (within about
+1 %) whatever else the machine is doing and however fast it runs today, so a change's effect
+can be read from one run of each version (the throughput benchmarks drift by 20-30 % within
+an hour here).
 
 Counts the service's own Python process only (not PostgreSQL, Redis or a server in front):
 - `bare`: a bare DRF POST endpoint through the WSGI application (the accept path's ceiling),
