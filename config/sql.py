@@ -106,3 +106,5 @@ def objects_insert(objs: list[Model]) -> None:
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for obj in objs:
             copy.write_row([read(obj) for read in readers])
+    for obj in objs:  # saved, as bulk_create leaves them: a later save() updates
+        obj._state.adding, obj._state.db = False, connection.alias

@@ -56,6 +56,12 @@ def test_rows_match_bulk_create_for_every_model_it_writes(world):
     assert [model_to_dict(Event.objects.get(pk=e.pk), fields=fields) for e in by_copy] == \
         [model_to_dict(Event.objects.get(pk=e.pk), fields=fields) for e in by_orm]
     assert all(e.created_at == Event.objects.get(pk=e.pk).created_at for e in by_copy)
+    # saved, as bulk_create leaves them: saving again updates the row
+    by_copy[1].type = "message.received"
+    by_copy[1].save()
+    assert Event.objects.get(pk=by_copy[1].pk).type == "message.received"
+    by_copy[1].type = "session.status"
+    by_copy[1].save()
 
     copied_deliveries, orm_deliveries = deliveries(by_copy), deliveries(by_orm)
     objects_insert(copied_deliveries)

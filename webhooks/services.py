@@ -48,8 +48,8 @@ class EventSpec:
 
 
 def events_record(specs: list[EventSpec]) -> list[Event]:
-    """`event_record` for many events at once, in order: one INSERT for the events, one query
-    for the accounts' webhooks, one INSERT for the deliveries (a batch of receipts is a few
+    """`event_record` for many events at once, in order: one COPY for the events, one query
+    for the accounts' webhooks, one COPY for the deliveries (a batch of receipts is a few
     statements, not a few per receipt)."""
     events, deliveries = events_prepare(specs)
     objects_insert(events)
