@@ -7,8 +7,39 @@ import functools
 import operator
 from collections.abc import Callable
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import AutoField, Field, Model
+
+Reader = Callable[[Model, BaseDatabaseWrapper], object]
+
+# Field types whose attribute value psycopg adapts exactly as Django's preparation would leave
+# it (str, int, bool, aware datetime, a foreign key's id): read as they are.
+_PLAIN_TYPES = {"CharField", "TextField", "URLField", "BooleanField", "BigIntegerField",
+                "IntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
+                "SmallIntegerField", "DateTimeField", "ForeignKey"}
+
+
+def _value_reader(field: Field) -> Reader:
+    """How to read a new object's value of `field` for the database `db` (the connection
+    itself, not Django's `connection` proxy: each attribute read through the proxy looks the
+    connection up again, and those lookups were a tenth of the receipts' instructions)."""
+    if (field.get_internal_type() in _PLAIN_TYPES and not getattr(field, "auto_now", False)
+            and not getattr(field, "auto_now_add", False)):
+        read = operator.attrgetter(field.attname)
+        return lambda obj, db: read(obj)
+    # Everything else as the ORM saves it (JSON, auto_now_add, any other type).
+    return lambda obj, db: field.get_db_prep_save(field.pre_save(obj, add=True), db)
+
+
+def _inserted_fields(model: type[Model]) -> list[Field]:
+    return [field for field in model._meta.concrete_fields if not isinstance(field, AutoField)]
+
+
+@functools.cache
+def _value_readers(model: type[Model]) -> tuple[Reader, ...]:
+    """A new object's values to insert, in `_inserted_fields` order."""
+    return tuple(_value_reader(field) for field in _inserted_fields(model))
 
 
 @functools.cache
@@ -18,8 +49,7 @@ def insert_select_sql(model: type[Model], source: str) -> tuple[str, tuple[Field
     an earlier WITH clause, yields a row. (The database makes auto-incremented ids.)"""
     if not source.isidentifier():
         raise ValueError(f"not a WITH clause's name: {source!r}")
-    fields = tuple(field for field in model._meta.concrete_fields
-                   if not isinstance(field, AutoField))
+    fields = tuple(_inserted_fields(model))
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     placeholders = ", ".join("%s" for _ in fields)
     table = connection.ops.quote_name(model._meta.db_table)
@@ -30,9 +60,9 @@ def insert_select_sql(model: type[Model], source: str) -> tuple[str, tuple[Field
 def insert_from_sql(obj: Model, *, source: str) -> tuple[str, list]:
     """`insert_select_sql` for one unsaved object, with its values as the ORM would save them
     (defaults are already set; `auto_now_add` is done here)."""
-    sql, fields = insert_select_sql(type(obj), source)
-    return sql, [field.get_db_prep_save(field.pre_save(obj, add=True), connection)
-                 for field in fields]
+    sql, _fields = insert_select_sql(type(obj), source)
+    db = connections[DEFAULT_DB_ALIAS]
+    return sql, [read(obj, db) for read in _value_readers(type(obj))]
 
 
 def objects_update(objs: list[Model], field_names: list[str]) -> None:
@@ -58,34 +88,18 @@ def objects_update(objs: list[Model], field_names: list[str]) -> None:
     sql = (f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608
            f"FROM (VALUES {', '.join(row for _ in objs)}) AS v({', '.join(names)}) "
            f"WHERE t.{quote(meta.pk.column)} = CAST(v.c0 AS {meta.pk.db_type(connection)})")
-    params = [field.get_db_prep_save(getattr(obj, field.attname), connection)
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy, once per value (see _value_reader)
+    params = [field.get_db_prep_save(getattr(obj, field.attname), db)
               for obj in objs for field in fields]
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
 
 
-# Field types whose attribute value psycopg adapts exactly as Django's preparation would leave
-# it (str, int, bool, aware datetime, a foreign key's id): read as they are.
-_PLAIN_TYPES = {"CharField", "TextField", "URLField", "BooleanField", "BigIntegerField",
-                "IntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
-                "SmallIntegerField", "DateTimeField", "ForeignKey"}
-
-
-def _value_reader(field: Field) -> Callable[[Model], object]:
-    if (field.get_internal_type() in _PLAIN_TYPES and not getattr(field, "auto_now", False)
-            and not getattr(field, "auto_now_add", False)):
-        return operator.attrgetter(field.attname)
-    # Everything else as the ORM saves it (JSON, auto_now_add, any other type).
-    return lambda obj: field.get_db_prep_save(field.pre_save(obj, add=True), connection)
-
-
 @functools.cache
-def _copy_plan(model: type[Model]) -> tuple[str, tuple[Callable[[Model], object], ...]]:
-    fields = [field for field in model._meta.concrete_fields if not isinstance(field, AutoField)]
+def _copy_statement(model: type[Model]) -> str:
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    return (f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN",
-            tuple(_value_reader(field) for field in fields))
+    columns = ", ".join(quote(field.column) for field in _inserted_fields(model))
+    return f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
 
 
 def objects_insert(objs: list[Model]) -> None:
@@ -102,9 +116,9 @@ def objects_insert(objs: list[Model]) -> None:
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objs)
         return
-    statement, readers = _copy_plan(model)
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+    readers, db = _value_readers(model), connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor, cursor.cursor.copy(_copy_statement(model)) as copy:
         for obj in objs:
-            copy.write_row([read(obj) for read in readers])
+            copy.write_row([read(obj, db) for read in readers])
     for obj in objs:  # saved, as bulk_create leaves them: a later save() updates
-        obj._state.adding, obj._state.db = False, connection.alias
+        obj._state.adding, obj._state.db = False, db.alias

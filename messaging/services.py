@@ -8,7 +8,6 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -17,7 +16,7 @@ from accounts.quotas import daily_quota_consume, daily_quota_consume_sql
 from config.errors import ApiError, E
 from config.local_cache import LocalTTLCache
 from config.metrics import MESSAGE_STATUS
-from config.sql import insert_from_sql, insert_select_sql, objects_insert, objects_update
+from config.sql import insert_from_sql, objects_insert, objects_update
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
@@ -139,19 +138,6 @@ def message_send(
     return message
 
 
-# The accept path's INSERT, after the quota upsert in a WITH clause (`quota`).
-_INSERT_AFTER_QUOTA_SQL, _MESSAGE_FIELDS = insert_select_sql(Message, "quota")
-# That INSERT passes attribute values as they are (no field preparation: this is the hot
-# path), which is right only for types the database driver adapts exactly as Django would. A
-# new field of another kind (JSON, a custom field) must fail here, at import, not store
-# something subtly different.
-_PLAIN_FIELD_TYPES = {"CharField", "TextField", "URLField", "BigIntegerField",
-                      "PositiveSmallIntegerField", "DateTimeField", "ForeignKey"}
-_unexpected = [f.name for f in _MESSAGE_FIELDS if f.get_internal_type() not in _PLAIN_FIELD_TYPES]
-if _unexpected:
-    raise ImproperlyConfigured(f"the accept path's raw INSERT cannot carry {_unexpected}")
-
-
 def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bool:
     """Take one message from today's quota and insert `message`, both or neither. False when
     the quota is used up (nothing is written).
@@ -161,7 +147,6 @@ def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bo
     accept path's cost is mostly round trips and ORM work, and this removes three round trips
     (BEGIN, a second statement, COMMIT) and the ORM's INSERT compilation. SQLite cannot put an
     INSERT in a WITH clause: there the same two writes run in one transaction."""
-    message.created_at = timezone.now()
     if connection.vendor != "postgresql":
         with transaction.atomic():
             if daily_quota_consume(account_id=account_id, limit=limit) is None:
@@ -169,9 +154,8 @@ def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bo
             message.save(force_insert=True)
         return True
     quota_sql, quota_params = daily_quota_consume_sql(account_id=account_id, limit=limit)
-    # Plain values (str, int, datetime, None): psycopg adapts them as Django would.
-    values = [getattr(message, field.attname) for field in _MESSAGE_FIELDS]
-    sql = f"WITH quota AS ({quota_sql.strip()}) {_INSERT_AFTER_QUOTA_SQL}"
+    insert_sql, values = insert_from_sql(message, source="quota")
+    sql = f"WITH quota AS ({quota_sql.strip()}) {insert_sql}"
     # Nested in a caller's transaction, a savepoint keeps it usable after an IntegrityError.
     with transaction.atomic() if connection.in_atomic_block else nullcontext(), \
             connection.cursor() as cursor:
