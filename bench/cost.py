@@ -1,5 +1,5 @@
-"""CPU cost in instructions, counted by valgrind's callgrind: the same figure (within about
-1 %) whatever else the machine is doing and however fast it runs today, so a change's effect
+"""CPU cost in instructions, counted by valgrind's callgrind: the same figure (within 1-2
+%) whatever else the machine is doing and however fast it runs today, so a change's effect
 can be read from one run of each version (the throughput benchmarks drift by 20-30 % within
 an hour here).
 
