@@ -43,26 +43,25 @@ def _value_readers(model: type[Model]) -> tuple[Reader, ...]:
 
 
 @functools.cache
-def insert_select_sql(model: type[Model], source: str) -> tuple[str, tuple[Field, ...]]:
-    """`INSERT INTO <model's table> (...) SELECT %s, ... FROM <source>` and the fields whose
-    values fill the placeholders, in order: the row is written only if `source`, the name of
-    an earlier WITH clause, yields a row. (The database makes auto-incremented ids.)"""
+def insert_select_sql(model: type[Model], source: str) -> str:
+    """`INSERT INTO <model's table> (...) SELECT %s, ... FROM <source>`, a placeholder per
+    field in `_inserted_fields` order: the row is written only if `source`, the name of an
+    earlier WITH clause, yields a row. (The database makes auto-incremented ids.)"""
     if not source.isidentifier():
         raise ValueError(f"not a WITH clause's name: {source!r}")
-    fields = tuple(_inserted_fields(model))
+    fields = _inserted_fields(model)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     placeholders = ", ".join("%s" for _ in fields)
     table = connection.ops.quote_name(model._meta.db_table)
-    sql = f"INSERT INTO {table} ({columns}) SELECT {placeholders} FROM {source}"  # noqa: S608
-    return sql, fields
+    return f"INSERT INTO {table} ({columns}) SELECT {placeholders} FROM {source}"  # noqa: S608
 
 
 def insert_from_sql(obj: Model, *, source: str) -> tuple[str, list]:
     """`insert_select_sql` for one unsaved object, with its values as the ORM would save them
     (defaults are already set; `auto_now_add` is done here)."""
-    sql, _fields = insert_select_sql(type(obj), source)
     db = connections[DEFAULT_DB_ALIAS]
-    return sql, [read(obj, db) for read in _value_readers(type(obj))]
+    return (insert_select_sql(type(obj), source),
+            [read(obj, db) for read in _value_readers(type(obj))])
 
 
 def objects_update(objs: list[Model], field_names: list[str]) -> None:
