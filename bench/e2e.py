@@ -38,12 +38,14 @@ from bench.common import (
 class Receiver:
     """The customers' webhook endpoint: HTTP/1.1 with kept-alive connections, as customers'
     servers (nginx, any framework) speak it; records when the `sent` status of each message
-    arrived and answers 204. A customer's server runs on its own machine; this one shares the
-    two cores with the service, so it does no more than it must: raw sockets, and JSON decoded
-    only for the posts that carry a `sent` (the bodies are compact JSON with sorted keys).
-    http.server's handler cost about three times as much CPU per post."""
+    arrived and answers 204, `latency` seconds late if asked (a customer's server across a
+    network, doing its own work). A customer's server runs on its own machine; this one
+    shares the two cores with the service, so it does no more than it must: raw sockets, and
+    JSON decoded only for the posts that carry a `sent` (the bodies are compact JSON with
+    sorted keys). http.server's handler cost about three times as much CPU per post."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
+        self.latency = latency
         self.sent_at: dict[str, float] = {}
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
@@ -66,6 +68,8 @@ class Receiver:
                     event = json.loads(body)
                     if event["event"] == "message.status" and event["data"]["status"] == "sent":
                         self.sent_at.setdefault(event["data"]["id"], time.time())
+                if self.latency:
+                    time.sleep(self.latency)
                 connection.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
 
 
@@ -88,6 +92,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2,
                         help="Celery worker processes (prefork)")
     parser.add_argument("--port", type=int, default=8802)
+    parser.add_argument("--receiver-latency-ms", type=float, default=0.0,
+                        help="the webhook receiver answers each post this much later")
     args = parser.parse_args()
 
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
@@ -97,7 +103,7 @@ def main() -> None:
                   WEBHOOK_REQUIRE_HTTPS="false", CELERY_QUEUE=queue,
                   SWEEP_INTERVAL_SECONDS="2")
     fresh_database(env, "whatsapp_bench")
-    receiver = Receiver()
+    receiver = Receiver(args.receiver_latency_ms / 1000)
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool",
          "prefork", "--concurrency", str(args.concurrency), "--beat",
@@ -164,7 +170,11 @@ def main() -> None:
     lines = [
         f"{args.messages} text messages over {args.sessions} sandbox sessions, 16 concurrent "
         f"clients; gunicorn 2 workers; one Celery worker (prefork {args.concurrency}, beat); "
-        "PostgreSQL, Redis; webhook receiver on loopback; all on this 2-core machine.",
+        "PostgreSQL, Redis; webhook receiver on loopback"
+        + (f", answering each post {args.receiver_latency_ms:g} ms late (as a customer's "
+           f"server across a network would; WEBHOOK_MAX_IN_FLIGHT "
+           f"{env.get('WEBHOOK_MAX_IN_FLIGHT', '10')})" if args.receiver_latency_ms else "")
+        + "; all on this 2-core machine.",
         "",
         "| figure | value |",
         "| --- | ---: |",
@@ -190,6 +200,8 @@ def main() -> None:
                                       "other")) + " |",
     ]
     name = "e2e" if args.concurrency == 2 else f"e2e-{args.concurrency}-processes"
+    if args.receiver_latency_ms:
+        name += f"-latency-{args.receiver_latency_ms:g}-ms"
     path = write_report(name, "End-to-end benchmark", lines)
     print(path.read_text())
 
