@@ -21,8 +21,10 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -249,13 +251,15 @@ class PinnedEndpoint:
     standard library's http.client, with the TLS settings of every other outbound request:
     0.13 ms of CPU per post, against 0.28 through httpcore and 0.34 through httpx (measured
     against a local receiver). Like httpcore's pool, it drops a connection idle for
-    KEEPALIVE_SECONDS or closed by the server, and reconnects before posting."""
+    KEEPALIVE_SECONDS or closed by the server, and reconnects before posting. A post is a
+    `send` and a `receive`, so that `EndpointPool` can have several in flight at once.
+    `target`: the URL already checked (a pool's connections share one check)."""
 
     SNIPPET_BYTES = 500
     KEEPALIVE_SECONDS = 5.0
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self.target = check_url(url)
+    def __init__(self, url: str, *, timeout: float = 5.0, target: Target | None = None) -> None:
+        self.target = target or check_url(url)
         parts = urlsplit(self.target.url)
         self.path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
         self.https = parts.scheme == "https"
@@ -285,25 +289,52 @@ class PinnedEndpoint:
         return connection
 
     def post(self, content: bytes, headers: dict[str, str]) -> Answer:
+        self.send(content, headers)
+        return self.receive()
+
+    def send(self, content: bytes, headers: dict[str, str]) -> None:
+        """Send a post (connecting first if need be); `receive` reads its answer."""
         try:
-            connection = self._connection()
-            connection.request("POST", self.path, body=content, headers={
+            self._connection().request("POST", self.path, body=content, headers={
                 "Accept": "*/*", **headers, "Host": self.target.host_header})
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._failed(exc) from exc
+
+    def receive(self, timeout: float | None = None) -> Answer:
+        """The answer to the post sent last, within `timeout` seconds (default: the
+        endpoint's)."""
+        connection = self.connection
+        if connection is None or connection.sock is None:
+            raise FetchFailed("could not connect: no request in flight", unreachable=True)
+        try:
+            if timeout is not None:
+                connection.sock.settimeout(max(timeout, 0.001))
             response = connection.getresponse()
             snippet = response.read(self.SNIPPET_BYTES)
             if not response.isclosed():
                 # The rest is not read: the connection is closed, not reused.
                 self.close()
+            elif timeout is not None and connection.sock is not None:
+                connection.sock.settimeout(self.timeout)
             answer = Answer(response.status, snippet, httpx.Headers(response.getheaders()))
-        except TimeoutError as exc:
-            self.close()
-            raise FetchFailed("no answer in time", timeout=True) from exc
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
-            raise FetchFailed(f"could not connect: {type(exc).__name__}",
-                              unreachable=True) from exc
+            raise self._failed(exc) from exc
         self.idle_since = time.monotonic()
         return answer
+
+    def _failed(self, exc: Exception) -> FetchFailed:
+        self.close()
+        if isinstance(exc, TimeoutError):
+            return FetchFailed("no answer in time", timeout=True)
+        return FetchFailed(f"could not connect: {type(exc).__name__}", unreachable=True)
+
+    def fileno(self) -> int:
+        return self.connection.sock.fileno()
+
+    def has_buffered_answer(self) -> bool:
+        """TLS may hold decrypted bytes that the socket no longer shows as readable."""
+        sock = self.connection.sock
+        return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
     def close(self) -> None:
         if self.connection is not None:
@@ -311,6 +342,125 @@ class PinnedEndpoint:
             self.connection = None
 
     def __enter__(self) -> PinnedEndpoint:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Post(NamedTuple):
+    key: Any  # the caller's, handed back with the answer
+    subject: Hashable  # posts of one subject go one at a time, in order
+    body: bytes
+    headers: dict[str, str]
+
+
+class EndpointPool:
+    """Up to `size` kept-alive connections to one URL, checked once, for posting many bodies
+    to it at once (a webhook endpoint's deliveries). With one connection the endpoint's
+    answer time caps its throughput: at 20 ms an answer, 50 posts a second, fewer than one
+    busy account's status events. Each post still gets its own `timeout`."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, size: int = 10) -> None:
+        self.target = check_url(url)
+        self.url, self.timeout, self.size = url, timeout, size
+        self.https = urlsplit(self.target.url).scheme == "https"
+        self._idle: list[PinnedEndpoint] = []
+        self._in_flight: dict[PinnedEndpoint, tuple[Post, float]] = {}
+        # The in-flight connections' sockets, by descriptor, watched for their answers.
+        self._poller = select.poll()
+        self._polled: dict[int, PinnedEndpoint] = {}
+
+    def post_all(self, posts: Iterable[Post], *, go_on: Callable[[], bool] = lambda: True,
+                 ) -> Iterator[tuple[Any, Answer | FetchFailed, float]]:
+        """Post each of `posts`, up to `size` at a time, and yield (key, answer or failure,
+        seconds it took) as the answers come. Two posts of one subject are never in flight
+        together and go in the given order; posts of other subjects may pass them. `posts`
+        is drawn from only when a connection is free, and no post is sent once `go_on()` is
+        false: what is already in flight is still answered."""
+        posts = iter(posts)
+        in_flight = self._in_flight
+        for abandoned in list(in_flight):  # by an earlier call that was not run to its end
+            self._land(abandoned)
+            abandoned.close()
+        busy: set[Hashable] = set()  # the subjects in flight
+        held: deque[Post] = deque()  # drawn, behind a post of their subject
+
+        def next_post() -> Post | None:
+            waiting = busy  # the subjects a new post must not have: in flight, or held
+            if held:
+                waiting = set(busy)
+                for index, post in enumerate(held):
+                    if post.subject not in waiting:
+                        del held[index]
+                        return post
+                    waiting.add(post.subject)
+            while len(held) < 4 * self.size:
+                post = next(posts, None)
+                if post is None or post.subject not in waiting:
+                    return post
+                held.append(post)
+            return None  # too many held: an answer must come first
+
+        while True:
+            while len(in_flight) < self.size and go_on():
+                post = next_post()
+                if post is None:
+                    break
+                endpoint = self._idle.pop() if self._idle else PinnedEndpoint(
+                    self.url, timeout=self.timeout, target=self.target)
+                started = time.monotonic()
+                try:
+                    endpoint.send(post.body, post.headers)
+                except FetchFailed as failed:
+                    self._idle.append(endpoint)  # closed; it reconnects when used again
+                    yield post.key, failed, time.monotonic() - started
+                    continue
+                in_flight[endpoint] = (post, started)
+                self._polled[endpoint.fileno()] = endpoint
+                self._poller.register(endpoint.fileno(), select.POLLIN)
+                busy.add(post.subject)
+            if not in_flight:
+                return
+            for endpoint in self._answered():
+                post, started = self._land(endpoint)
+                busy.discard(post.subject)
+                try:
+                    answer = endpoint.receive(started + self.timeout - time.monotonic())
+                except FetchFailed as failed:
+                    answer = failed
+                yield post.key, answer, time.monotonic() - started
+
+    def _land(self, endpoint: PinnedEndpoint) -> tuple[Post, float]:
+        """Take a post out of flight (before its answer is read: reading may close the
+        connection), its connection back among the idle ones."""
+        fd = endpoint.fileno()
+        self._poller.unregister(fd)
+        del self._polled[fd]
+        self._idle.append(endpoint)
+        return self._in_flight.pop(endpoint)
+
+    def _answered(self) -> list[PinnedEndpoint]:
+        """The in-flight posts whose answer has begun to arrive, waiting for one if none has;
+        when the oldest runs out of time first, that one (its receive then times out)."""
+        in_flight = self._in_flight
+        if self.https:
+            ready = [endpoint for endpoint in in_flight if endpoint.has_buffered_answer()]
+            if ready:
+                return ready
+        oldest = min(in_flight, key=lambda endpoint: in_flight[endpoint][1])
+        wait = in_flight[oldest][1] + self.timeout - time.monotonic()
+        events = self._poller.poll(max(wait, 0) * 1000)
+        return [self._polled[fd] for fd, _event in events] or [oldest]
+
+    def close(self) -> None:
+        for endpoint in list(self._in_flight):
+            self._land(endpoint)
+        for endpoint in self._idle:
+            endpoint.close()
+        self._idle.clear()
+
+    def __enter__(self) -> EndpointPool:
         return self
 
     def __exit__(self, *exc) -> None:

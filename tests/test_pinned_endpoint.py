@@ -11,8 +11,8 @@ import pytest
 import trustme
 
 from config import safe_http
-from config.safe_http import FetchFailed, PinnedEndpoint
-from tests.support.http_server import Route
+from config.safe_http import Answer, EndpointPool, FetchFailed, PinnedEndpoint, Post
+from tests.support.http_server import Gate, Route
 
 HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_1", "User-Agent": "test/1"}
 
@@ -191,3 +191,108 @@ def test_tls_with_a_certificate_for_another_name_is_refused(test_ca, raw_server)
         endpoint.post(b"{}", HEADERS)
     assert failed.value.unreachable
     assert "Verification" in failed.value.reason or "SSL" in failed.value.reason
+
+
+# --- EndpointPool: several posts in flight to one endpoint --------------------------------
+
+
+def posted(pool: EndpointPool, bodies: list[bytes]) -> dict[bytes, Answer | FetchFailed]:
+    return {key: answer for key, answer, _seconds in
+            pool.post_all(Post(body, body, body, HEADERS) for body in bodies)}
+
+
+def test_a_pool_has_up_to_its_size_in_flight_each_on_a_kept_alive_connection(receiver):
+    receiver.routes["/hook"] = Route(status=200, body=b"ok", on_request=Gate(3))
+    bodies = [b'{"n":%d}' % n for n in range(6)]
+    with EndpointPool(receiver.url("/hook"), size=3) as pool:
+        answers = posted(pool, bodies)
+    # The gate lets requests through three at a time only: one at a time would get 500s.
+    assert {body: answer.status_code for body, answer in answers.items()} == dict.fromkeys(
+        bodies, 200)
+    hits = receiver.hits_for("/hook")
+    assert sorted(hit.body for hit in hits) == sorted(bodies)
+    assert len({hit.client_port for hit in hits}) == 3  # three connections, each reused
+
+
+def test_a_post_out_of_time_fails_alone_while_the_others_are_answered(receiver):
+    def answer(hit):
+        if hit.body == b"slow":
+            time.sleep(1.0)
+
+    receiver.routes["/hook"] = Route(status=200, body=b"ok", on_request=answer)
+    with EndpointPool(receiver.url("/hook"), size=3, timeout=0.3) as pool:
+        answers = posted(pool, [b"fast-1", b"slow", b"fast-2", b"fast-3"])
+    assert answers[b"slow"].timeout
+    assert [answers[body].status_code for body in (b"fast-1", b"fast-2", b"fast-3")] == [200] * 3
+
+
+def test_a_pool_sends_nothing_more_once_its_caller_says_stop(receiver):
+    receiver.routes["/hook"] = Route(status=200, body=b"ok", on_request=Gate(
+        2, answer=lambda hit: 503 if hit.body == b"bad" else None))
+    outcomes = {}
+
+    posts = [Post(body, body, body, HEADERS)
+             for body in (b"bad", b"ok-1", b"ok-2", b"ok-3", b"ok-4")]
+    with EndpointPool(receiver.url("/hook"), size=2) as pool:
+        for body, answer, _seconds in pool.post_all(
+                posts, go_on=lambda: 503 not in outcomes.values()):
+            outcomes[body] = answer.status_code
+    sent = [hit.body for hit in receiver.hits_for("/hook")]
+    assert outcomes[b"bad"] == 503 and outcomes[b"ok-1"] == 200
+    # At most one more was drawn (when ok-1's answer came before bad's): every post sent
+    # was answered and reported, and nothing after the stop was sent.
+    assert sent[:2] == [b"bad", b"ok-1"] or sent[:2] == [b"ok-1", b"bad"]
+    assert len(sent) <= 3 and set(outcomes) == set(sent)
+
+
+def test_posts_of_one_subject_go_one_at_a_time_in_order_and_others_pass_them(receiver):
+    inside: set[bytes] = set()
+    together, lock = [], threading.Lock()
+
+    def answer(hit):
+        subject = hit.body[:1]
+        with lock:
+            together.append((subject, set(inside)))
+            inside.add(subject)
+        time.sleep(0.1)
+        with lock:
+            inside.discard(subject)
+
+    receiver.routes["/hook"] = Route(status=200, body=b"ok", on_request=answer)
+    bodies = [b"a1", b"a2", b"a3", b"b1", b"b2", b"c1"]
+    with EndpointPool(receiver.url("/hook"), size=4) as pool:
+        answers = {key: answer for key, answer, _seconds in pool.post_all(
+            Post(body, body[:1], body, HEADERS) for body in bodies)}
+    assert {answer.status_code for answer in answers.values()} == {200}
+    assert all(subject not in others for subject, others in together)
+    sent = [hit.body for hit in receiver.hits_for("/hook")]
+    for subject in (b"a", b"b"):
+        assert [body for body in sent if body[:1] == subject] == sorted(
+            body for body in bodies if body[:1] == subject)
+    # b1 and c1 went past a2 and a3, which waited for a1: three were in flight together.
+    assert max(len(others) for _subject, others in together) == 2
+
+
+def test_posts_to_a_closed_port_each_fail_as_unreachable(settings):
+    settings.ALLOW_PRIVATE_URLS = True  # loopback
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with EndpointPool(f"http://127.0.0.1:{port}/hook", size=2) as pool:
+        answers = posted(pool, [b"1", b"2", b"3"])
+    assert all(answer.unreachable for answer in answers.values()) and len(answers) == 3
+
+
+def test_a_pool_refuses_what_the_guard_refuses(settings):
+    settings.ALLOW_PRIVATE_URLS = False
+    with pytest.raises(safe_http.UrlRefused):
+        EndpointPool("http://127.0.0.1:9/hook")
+
+
+def test_tls_posts_in_flight_together_each_check_the_certificate(test_ca, raw_server):
+    server = tls_server(test_ca, raw_server, "localhost")
+    with EndpointPool(f"https://localhost:{server.port}/hook", size=3) as pool:
+        answers = posted(pool, [b"1", b"2", b"3", b"4", b"5", b"6"])
+    assert {answer.status_code for answer in answers.values()} == {200}
+    assert server.connections == 3  # three sent before the first answer is read
+    assert server.server_names == ["localhost"] * 3

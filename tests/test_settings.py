@@ -26,3 +26,26 @@ def cache_key_prefix(**env: str) -> str:
 ])
 def test_the_cache_key_prefix_follows_the_redis_namespace(env, prefix):
     assert cache_key_prefix(**env) == prefix
+
+
+def settings_start(**env: str) -> subprocess.CompletedProcess:
+    clean = {name: value for name, value in os.environ.items()
+             if name != "WEBHOOK_MAX_IN_FLIGHT"}
+    return subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; print(s.WEBHOOK_MAX_IN_FLIGHT)"],
+        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(("value", "refusal"), [
+    ("0", "WEBHOOK_MAX_IN_FLIGHT must be at least 1, not 0"),
+    ("101", "WEBHOOK_MAX_IN_FLIGHT must be at most 100, not 101"),
+    ("ten", "WEBHOOK_MAX_IN_FLIGHT must be an integer, not 'ten'"),
+])
+def test_a_bad_limit_stops_the_process_at_start_up(value, refusal):
+    started = settings_start(WEBHOOK_MAX_IN_FLIGHT=value)
+    assert started.returncode != 0 and refusal in started.stderr
+
+
+def test_the_in_flight_limit_is_read_from_the_environment():
+    assert settings_start(WEBHOOK_MAX_IN_FLIGHT="100").stdout.strip() == "100"
+    assert settings_start().stdout.strip() == "10"

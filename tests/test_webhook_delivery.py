@@ -2,6 +2,8 @@
 injected, never slept), 410, auto-disable, replay, and end to end through a real worker."""
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as ReferenceVerifier
 
 from tests.conftest import connected_session
-from tests.support.http_server import Route
+from tests.support.http_server import Gate, Route
 from tests.support.worker import wait_until
 from webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS, webhook_deliver_due
 from webhooks.models import Delivery, Event, Webhook
@@ -255,6 +257,115 @@ def test_bad_delivery_filters(alice, receiver, params, field):
     assert response.json()["error"]["details"]["field"] == field
 
 
+# --- several posts in flight to one endpoint -------------------------------------------------
+
+
+def record_for_sessions(account, sessions: list[str]) -> list[Event]:
+    with transaction.atomic():
+        return events_record([EventSpec(account.id, "message.status", session,
+                                        {"id": f"msg_{n}", "status": "sent"})
+                              for n, session in enumerate(sessions)])
+
+
+def test_different_sessions_events_are_posted_together(alice, receiver, settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT = 4
+    hook = register(alice, receiver)
+    # The gate answers only once four posts are in flight at once: one by one, all fail.
+    receiver.routes["/hook"] = Route(status=200, on_request=Gate(4))
+    events = record_for_sessions(alice.account, [f"ses_{n}" for n in range(8)])
+    assert webhook_deliver_due(webhook_id=hook["id"]) == "idle"
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+    hits = receiver.hits_for("/hook")
+    assert sorted(hit.headers["webhook-id"] for hit in hits) == sorted(e.id for e in events)
+    assert len({hit.client_port for hit in hits}) == 4  # four kept-alive connections
+
+
+def test_one_messages_events_and_one_sessions_statuses_go_one_at_a_time_in_order(
+        alice, receiver, settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT = 4
+    hook = register(alice, receiver)
+    inside, overlaps, lock = [], [], threading.Lock()
+
+    def answer(hit):
+        subject = json.loads(hit.body)["data"]["id"]
+        with lock:
+            overlaps.append((subject, list(inside)))
+            inside.append(subject)
+        time.sleep(0.05)
+        with lock:
+            inside.remove(subject)
+
+    receiver.routes["/hook"] = Route(status=200, on_request=answer)
+    specs = [EventSpec(alice.account.id, "message.status", "ses_a", {"id": message, "n": n})
+             for n, message in enumerate(["msg_a", "msg_a", "msg_b", "msg_a", "msg_b"])]
+    specs += [EventSpec(alice.account.id, "session.status", "ses_a", {"id": "ses_a", "n": n})
+              for n in range(3)]
+    with transaction.atomic():
+        events = events_record(specs)
+    assert webhook_deliver_due(webhook_id=hook["id"]) == "idle"
+    assert all(subject not in others for subject, others in overlaps)
+    assert max(len(others) for _subject, others in overlaps) == 2  # the three side by side
+    arrived = [json.loads(hit.body)["data"] for hit in receiver.hits_for("/hook")]
+    for subject in ("msg_a", "msg_b", "ses_a"):
+        assert [data["n"] for data in arrived if data["id"] == subject] == [
+            event.data["n"] for event in events if event.data["id"] == subject]
+
+
+def test_no_post_starts_after_a_failure_and_those_in_flight_are_recorded(alice, receiver,
+                                                                        settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT = 3
+    hook = register(alice, receiver)
+    events = record_for_sessions(alice.account, [f"ses_{n}" for n in range(6)])
+    failing = events[0].id
+
+    def answer(hit):
+        if hit.headers["webhook-id"] == failing:
+            return 503
+        time.sleep(0.3)  # answered after the failure: nothing new may start meanwhile
+        return None
+
+    receiver.routes["/hook"] = Route(status=200, on_request=Gate(3, answer=answer))
+    clock = Clock()
+    assert webhook_deliver_due(webhook_id=hook["id"], clock=clock, jitter=no_jitter) == "failed"
+    assert len(receiver.hits_for("/hook")) == 3
+    deliveries = {d.event_id: d for d in Delivery.objects.all()}
+    first = deliveries[failing]
+    assert (first.status, first.attempts, first.last_status_code) == ("pending", 1, 503)
+    assert first.next_attempt_at == clock.now + timedelta(seconds=RETRY_DELAYS[0])
+    assert [deliveries[e.id].status for e in events[1:3]] == ["succeeded"] * 2
+    assert [deliveries[e.id].attempts for e in events[3:]] == [0] * 3  # never tried
+
+
+def test_a_success_beside_a_failure_ends_the_failing_streak_before_it(alice, receiver,
+                                                                     settings):
+    settings.WEBHOOK_MAX_IN_FLIGHT = 2
+    hook = register(alice, receiver)
+    events = record_for_sessions(alice.account, ["ses_a", "ses_b"])
+    clock = Clock()
+    # Failing for six days: one more failure alone would disable the webhook.
+    Webhook.objects.filter(pk=hook["id"]).update(failing_since=clock.now - timedelta(days=6))
+    receiver.routes["/hook"] = Route(status=200, on_request=Gate(
+        2, answer=lambda hit: 500 if hit.headers["webhook-id"] == events[0].id else None))
+    assert webhook_deliver_due(webhook_id=hook["id"], clock=clock, jitter=no_jitter) == "failed"
+    webhook = Webhook.objects.get(pk=hook["id"])
+    assert webhook.is_active and webhook.failing_since == clock.now  # a new streak
+
+
+def test_every_post_in_flight_without_an_answer_in_time_is_a_timeout(alice, receiver,
+                                                                    settings, monkeypatch):
+    from webhooks import delivery as delivery_module
+
+    settings.WEBHOOK_MAX_IN_FLIGHT = 3
+    monkeypatch.setattr(delivery_module, "TIMEOUT_SECONDS", 0.3)
+    hook = register(alice, receiver)
+    receiver.routes["/hook"] = Route(status=200, delay=1.0)
+    events = record_for_sessions(alice.account, [f"ses_{n}" for n in range(5)])
+    assert webhook_deliver_due(webhook_id=hook["id"]) == "failed"
+    deliveries = {d.event_id: d for d in Delivery.objects.all()}
+    assert [deliveries[e.id].last_error for e in events[:3]] == ["no answer in time"] * 3
+    assert [deliveries[e.id].attempts for e in events[3:]] == [0, 0]
+
+
 # --- end to end through a real worker -------------------------------------------------------
 
 
@@ -278,8 +389,10 @@ def test_inbound_messages_and_session_changes_are_pushed(alice, receiver, celery
     session = connected_session(alice)
     alice.http.post(f"/v1/sandbox/sessions/{session['id']}/inbound",
                     json={"from": "447911123456", "text": "hello"})
-    wait_until(lambda: any(json.loads(h.body)["event"] == "message.received"
-                           for h in receiver.hits_for("/hook")))
+    # A session's statuses arrive in order; the message may pass them (another subject).
+    wait_until(lambda: {("message.received", "received"), ("session.status", "connected")}
+               <= {(e["event"], e["data"]["status"])
+                   for e in map(json.loads, (h.body for h in receiver.hits_for("/hook")))})
     events = [json.loads(h.body) for h in receiver.hits_for("/hook")]
     session_statuses = [e["data"]["status"] for e in events if e["event"] == "session.status"]
     assert session_statuses[:3] == ["starting", "qr_pending", "connected"]

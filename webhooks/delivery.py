@@ -1,12 +1,13 @@
 """Delivering events to one webhook endpoint.
 
-One run per endpoint at a time (a lease on the webhook row), sending its due deliveries in
-order over one kept-alive connection, stopping at the first failure: a slow or dead endpoint
-costs one 5 s timeout per run and never holds up another customer's endpoint (each endpoint
-has its own runs). Attempts follow the Standard Webhooks schedule with jitter, honour
-`Retry-After`, and every attempt is recorded. 2xx is success; 410 disables the webhook; after
-the last attempt the delivery is `failed` (dead letter); an endpoint failing continuously for
-WEBHOOK_DISABLE_AFTER_FAILING_SECONDS is disabled.
+One run per endpoint at a time (a lease on the webhook row), sending its due deliveries with
+up to WEBHOOK_MAX_IN_FLIGHT posts in flight over kept-alive connections (one message's events,
+or one session's statuses, one at a time and in order), starting none after the first
+failure: a slow or dead endpoint costs one 5 s timeout per run and never holds up another
+customer's endpoint (each endpoint has its own runs). Attempts follow the Standard Webhooks
+schedule with jitter, honour `Retry-After`, and every attempt is recorded. 2xx is success;
+410 disables the webhook; after the last attempt the delivery is `failed` (dead letter); an
+endpoint failing continuously for WEBHOOK_DISABLE_AFTER_FAILING_SECONDS is disabled.
 """
 
 import logging
@@ -21,9 +22,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from config.metrics import WEBHOOK_ATTEMPTS
-from config.safe_http import Answer, FetchFailed, PinnedEndpoint, UrlRefused
+from config.safe_http import Answer, EndpointPool, FetchFailed, Post, UrlRefused
 from config.sql import objects_insert
-from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Webhook
+from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
 from webhooks.services import event_body, signed_headers, webhook_disable
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _run(webhook_id, owner, clock, jitter) -> str:
     if webhook is None or not webhook.is_active or webhook.deleted_at is not None:
         return "inactive"
     started = time.monotonic()
-    endpoint = None
+    pool = None
     try:
         while True:
             now = clock()
@@ -102,34 +103,68 @@ def _run(webhook_id, owner, clock, jitter) -> str:
             if not batch:
                 return "idle"
             _lease(webhook_id, owner, now)
-            succeeded: list[tuple[Delivery, Answer, float]] = []
-            outcome = None
-            for delivery in batch:
-                if time.monotonic() - started > RUN_BUDGET_SECONDS:
-                    outcome = "budget"
-                    break
+            if pool is None:
                 try:
-                    if endpoint is None:
-                        endpoint = PinnedEndpoint(webhook.url, timeout=TIMEOUT_SECONDS)
-                    result = _attempt(webhook, delivery, endpoint, now, jitter)
-                except UrlRefused as refused:
-                    result = _record_failure(webhook, delivery, now, jitter,
-                                             error=refused.reason)
-                except FetchFailed as failed:
-                    result = _record_failure(webhook, delivery, now, jitter, error=failed.reason)
-                if result is False:
-                    outcome = "failed"
-                    break
-                succeeded.append((delivery, *result))
-            _record_successes(webhook, succeeded, now)
+                    pool = EndpointPool(webhook.url, timeout=TIMEOUT_SECONDS,
+                                        size=settings.WEBHOOK_MAX_IN_FLIGHT)
+                except (UrlRefused, FetchFailed) as refused:
+                    _record_failure(webhook, batch[0], now, jitter, error=refused.reason)
+                    return "failed"
+            outcome = _post_batch(webhook, pool, batch, now, jitter, started)
             if outcome is not None:
                 return outcome
             webhook.refresh_from_db(fields=["is_active", "failing_since"])
             if not webhook.is_active:
                 return "inactive"
     finally:
-        if endpoint is not None:
-            endpoint.close()
+        if pool is not None:
+            pool.close()
+
+
+def _post_batch(webhook: Webhook, pool: EndpointPool, batch: list[Delivery], now: datetime,
+                jitter, started: float) -> str | None:
+    """Post a batch, up to the pool's size at a time, the events of one message (or of one
+    session's status) one after another, in order. No post starts after the first failure (what is
+    in flight is still answered and recorded) or past the run's budget. Returns why the run
+    stops, or None to go on."""
+    stop = None
+
+    def go_on() -> bool:
+        nonlocal stop
+        if stop is None and time.monotonic() - started > RUN_BUDGET_SECONDS:
+            stop = "budget"
+        return stop is None
+
+    def posts():
+        for delivery in batch:
+            body = event_body(delivery.event)
+            yield Post(delivery, _subject(delivery.event), body.encode(), signed_headers(
+                webhook, message_id=delivery.event_id, body=body, now=now))
+
+    succeeded: list[tuple[Delivery, Answer, float]] = []
+    failed: list[tuple[Delivery, Answer | FetchFailed, float]] = []
+    for delivery, answer, latency in pool.post_all(posts(), go_on=go_on):
+        if isinstance(answer, Answer) and 200 <= answer.status_code < 300:
+            succeeded.append((delivery, answer, latency))
+        else:
+            failed.append((delivery, answer, latency))
+            stop = "failed"
+    # Successes first: one in the same batch as a failure ends the endpoint's failing streak
+    # before the failure starts a new one.
+    _record_successes(webhook, succeeded, now)
+    for delivery, answer, latency in failed:
+        _record_failed_post(webhook, delivery, answer, latency, now, jitter)
+    return stop
+
+
+def _subject(event: Event) -> tuple[str, str]:
+    """What must reach the endpoint in order: a message's events (`sent` before `delivered`
+    before `read`), and a session's status changes. Nothing else waits for another."""
+    if event.type.startswith("message."):
+        return ("message", str(event.data.get("id", event.id)))
+    if event.type == "session.status":
+        return ("session", event.session_id)
+    return ("event", event.id)
 
 
 def _record_successes(webhook: Webhook, succeeded: list, now: datetime) -> None:
@@ -155,36 +190,27 @@ def _record_successes(webhook: Webhook, succeeded: list, now: datetime) -> None:
         webhook.failing_since = None
 
 
-def _attempt(webhook: Webhook, delivery: Delivery, endpoint: PinnedEndpoint, now: datetime,
-             jitter) -> tuple[Answer, float] | bool:
-    """Post one delivery. Returns (answer, latency) on success (the caller records successes
-    in bulk); records a failure itself and returns False."""
-    body = event_body(delivery.event)
-    headers = signed_headers(webhook, message_id=delivery.event_id, body=body, now=now)
-    started = time.monotonic()
-    try:
-        answer = endpoint.post(body.encode(), headers)
-    except FetchFailed as failed:
-        return _record_failure(webhook, delivery, now, jitter, error=failed.reason,
-                               latency=time.monotonic() - started)
-    latency = time.monotonic() - started
+def _record_failed_post(webhook: Webhook, delivery: Delivery, answer: Answer | FetchFailed,
+                        latency: float, now: datetime, jitter) -> None:
+    """Record a post that failed: no answer, or an answer other than 2xx."""
+    if isinstance(answer, FetchFailed):
+        _record_failure(webhook, delivery, now, jitter, error=answer.reason, latency=latency)
+        return
     snippet = answer.snippet.decode("utf-8", "replace")
-    if 200 <= answer.status_code < 300:
-        return answer, latency  # recorded in bulk with the run's other successes
     if answer.status_code == 410:
         _record_failure(webhook, delivery, now, jitter, status_code=410, snippet=snippet,
                         error="the endpoint answered 410 Gone", latency=latency, final=True)
         webhook_disable(webhook_id=webhook.id, reason="The endpoint answered 410 Gone.")
-        return False
-    return _record_failure(webhook, delivery, now, jitter, status_code=answer.status_code,
-                           snippet=snippet, error=f"HTTP {answer.status_code}",
-                           latency=latency, retry_after=_retry_after(answer))
+        return
+    _record_failure(webhook, delivery, now, jitter, status_code=answer.status_code,
+                    snippet=snippet, error=f"HTTP {answer.status_code}", latency=latency,
+                    retry_after=_retry_after(answer))
 
 
 def _record_failure(webhook: Webhook, delivery: Delivery, now: datetime, jitter, *,
                     error: str, status_code: int | None = None, snippet: str = "",
                     latency: float = 0.0, retry_after: float | None = None,
-                    final: bool = False) -> bool:
+                    final: bool = False) -> None:
     attempts = delivery.attempts + 1
     WEBHOOK_ATTEMPTS.labels("failed" if (final or attempts >= MAX_ATTEMPTS) else "retried").inc()
     DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now, status_code=status_code,
@@ -202,11 +228,11 @@ def _record_failure(webhook: Webhook, delivery: Delivery, now: datetime, jitter,
     if webhook.failing_since is None:
         Webhook.objects.filter(pk=webhook.pk, failing_since__isnull=True).update(
             failing_since=now)
+        webhook.failing_since = now
     if now - failing_since >= timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_FAILING_SECONDS):
         webhook_disable(webhook_id=webhook.id,
                         reason=f"Every delivery failed since {failing_since:%Y-%m-%d %H:%M} UTC "
                                f"(last: {error[:100]}).")
-    return False
 
 
 def deliveries_sweep(now: datetime | None = None) -> int:

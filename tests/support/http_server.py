@@ -4,6 +4,7 @@ Routes are set per test; every request is recorded."""
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,6 +19,9 @@ class Route:
     declared_length: int | None = None  # lie about the size
     send_length: bool = True  # False: no Content-Length at all (streamed to close)
     delay: float = 0.0
+    # Called with each request before it is answered (it may block: a barrier, a pause);
+    # a status it returns replaces `status`.
+    on_request: Callable[["Hit"], int | None] | None = None
 
 
 @dataclass
@@ -27,6 +31,24 @@ class Hit:
     headers: dict[str, str]
     body: bytes
     client_port: int = 0  # tells connections apart
+
+
+class Gate:
+    """A `Route.on_request` that holds requests until `parties` of them are in flight at
+    once, then lets them all be answered: a client that posts one at a time never gets
+    through (after `timeout`, each is answered 500). `answer(hit)` may pick the status."""
+
+    def __init__(self, parties: int, answer: Callable[[Hit], int | None] = lambda hit: None,
+                 timeout: float = 4.0) -> None:
+        self.barrier = threading.Barrier(parties, timeout=timeout)
+        self.answer = answer
+
+    def __call__(self, hit: Hit) -> int | None:
+        try:
+            self.barrier.wait()
+        except threading.BrokenBarrierError:
+            return 500
+        return self.answer(hit)
 
 
 class LocalServer:
@@ -44,17 +66,19 @@ class LocalServer:
             def _serve(self, with_body: bool) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                server.hits.append(Hit(self.command, self.path, dict(self.headers), body,
-                                       self.client_address[1]))
+                hit = Hit(self.command, self.path, dict(self.headers), body,
+                          self.client_address[1])
+                server.hits.append(hit)
                 route = server.routes.get(self.path.split("?")[0])
                 if route is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                status = route.on_request(hit) if route.on_request else None
                 if route.delay:
                     time.sleep(route.delay)
-                payload, status = route.body, route.status
+                payload, status = route.body, status or route.status
                 headers = {"Content-Type": route.content_type, **route.headers}
                 wanted = self.headers.get("Range", "")
                 if route.honour_range and wanted.startswith("bytes=") and status == 200:
