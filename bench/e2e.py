@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2,
                         help="Celery worker processes (prefork)")
     parser.add_argument("--port", type=int, default=8802)
+    parser.add_argument("--send-interval", type=float, default=0.0,
+                        help="SEND_MIN_INTERVAL_SECONDS: the pause between two sends of a "
+                             "session (1 with the real engine)")
     parser.add_argument("--receiver-latency-ms", type=float, default=0.0,
                         help="the webhook receiver answers each post this much later")
     args = parser.parse_args()
@@ -99,7 +102,8 @@ def main() -> None:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     env = env_for("whatsapp_bench", namespace, SANDBOX_STATUS_DELAY_SECONDS="0",
-                  SEND_MIN_INTERVAL_SECONDS="0", ALLOW_PRIVATE_URLS="true",
+                  SEND_MIN_INTERVAL_SECONDS=str(args.send_interval),
+                  ALLOW_PRIVATE_URLS="true",
                   WEBHOOK_REQUIRE_HTTPS="false", CELERY_QUEUE=queue,
                   SWEEP_INTERVAL_SECONDS="2")
     fresh_database(env, "whatsapp_bench")
@@ -174,6 +178,9 @@ def main() -> None:
         + (f", answering each post {args.receiver_latency_ms:g} ms late (as a customer's "
            f"server across a network would; WEBHOOK_MAX_IN_FLIGHT "
            f"{env.get('WEBHOOK_MAX_IN_FLIGHT', '10')})" if args.receiver_latency_ms else "")
+        + (f"; sends paced {args.send_interval:g} s apart per session (SEND_MIN_INTERVAL_"
+           f"SECONDS): at most {args.sessions / args.send_interval:.0f} msgs/s"
+           if args.send_interval else "")
         + "; all on this 2-core machine.",
         "",
         "| figure | value |",
@@ -202,6 +209,8 @@ def main() -> None:
     name = "e2e" if args.concurrency == 2 else f"e2e-{args.concurrency}-processes"
     if args.receiver_latency_ms:
         name += f"-latency-{args.receiver_latency_ms:g}-ms"
+    if args.send_interval:
+        name += f"-paced-{args.sessions}-sessions"
     path = write_report(name, "End-to-end benchmark", lines)
     print(path.read_text())
 
