@@ -5,7 +5,10 @@
 - Each message is claimed by a status transition (`queued` -> `sending`) before it is sent, so
   two senders can never send it twice; the engine gets our message id, so a resend after a
   crash is recognised as the same message.
-- Pacing: at least SEND_MIN_INTERVAL_SECONDS between two sends of a session.
+- Pacing: at least SEND_MIN_INTERVAL_SECONDS between two sends of a session, across runs
+  (the next allowed time is kept on the session row). A run never sleeps through a pause
+  longer than INLINE_PAUSE_SECONDS: it keeps its lease and schedules its own continuation for
+  when the next send may go, so a worker's few processes pace any number of sessions at once.
 - A run drains many messages (a task per message would cap the pipeline at the broker's task
   rate) and hands over to a fresh task after a time budget. Unpaced, it claims up to
   CLAIM_BATCH at a time; what it claimed but did not send goes back to the queue untried.
@@ -16,7 +19,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -33,6 +37,10 @@ from sessions_app.models import Session, SessionStatus
 logger = logging.getLogger(__name__)
 
 RUN_BUDGET_SECONDS = 20
+# A paced run sleeps through a pause up to this long; a longer one ends it (see above): asleep,
+# it would hold one of the worker's processes, and a worker of N processes could pace only N
+# sessions at a time (N messages a second at the real engine's 1 s), webhooks waiting behind.
+INLINE_PAUSE_SECONDS = 0.05
 
 
 def _lease_acquire(session_id: str, owner: str) -> bool:
@@ -45,10 +53,43 @@ def _lease_acquire(session_id: str, owner: str) -> bool:
              sender_lease_until=now + timedelta(seconds=settings.SENDER_LEASE_SECONDS)) == 1
 
 
-def _lease_release(session_id: str, owner: str) -> None:
+def _lease_release(session_id: str, owner: str, next_send_at: datetime | None) -> None:
     Session.objects.filter(pk=session_id, sender_lease_owner=owner).update(
-        sender_lease_owner="", sender_lease_until=None
+        sender_lease_owner="", sender_lease_until=None, next_send_at=next_send_at
     )
+
+
+def _lease_keep(session_id: str, owner: str, next_send_at: datetime) -> None:
+    """Hold the lease through a pause: until the next send, plus a lease's length for the
+    continuation to start (if it never does, the lease runs out and the sweeper takes over)."""
+    Session.objects.filter(pk=session_id, sender_lease_owner=owner).update(
+        sender_lease_until=next_send_at + timedelta(seconds=settings.SENDER_LEASE_SECONDS),
+        next_send_at=next_send_at,
+    )
+
+
+@dataclass
+class _Pace:
+    """When the session may send next: SEND_MIN_INTERVAL_SECONDS after its last send."""
+
+    next_send_at: datetime | None
+
+    @classmethod
+    def of(cls, session_id: str) -> "_Pace":
+        if settings.SEND_MIN_INTERVAL_SECONDS == 0:
+            return cls(None)
+        return cls(Session.objects.filter(pk=session_id)
+                   .values_list("next_send_at", flat=True).first())
+
+    def wait(self) -> float:
+        if self.next_send_at is None:
+            return 0.0
+        return (self.next_send_at - timezone.now()).total_seconds()
+
+    def sent(self) -> None:
+        if settings.SEND_MIN_INTERVAL_SECONDS > 0:
+            self.next_send_at = timezone.now() + timedelta(
+                seconds=settings.SEND_MIN_INTERVAL_SECONDS)
 
 
 def _queue_head(session_id: str) -> Message | None:
@@ -59,6 +100,15 @@ def _queue_head(session_id: str) -> Message | None:
 
 _MESSAGES, _SESSIONS = Message._meta.db_table, Session._meta.db_table
 assert MessageStatus.QUEUED == "queued"
+
+
+def _has_queued(session_id: str) -> bool:
+    """Whether the session has a message waiting, read from the partial index of queue heads
+    (its condition written literally, as in `_claim_sql`): a paced run asks after each send."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {_MESSAGES} WHERE session_id = %s AND "  # noqa: S608
+                       "direction = 'outbound' AND status = 'queued' LIMIT 1", [session_id])
+        return cursor.fetchone() is not None
 
 
 @functools.cache
@@ -119,37 +169,49 @@ def _unclaim(messages: list[Message]) -> None:
             status=MessageStatus.QUEUED, attempts=F("attempts") - 1)
 
 
-def session_sender_run(*, session_id: str) -> str:
-    """Send what is queued for the session. Returns why it stopped (for logs and tests)."""
-    owner = uuid.uuid4().hex
+def session_sender_run(*, session_id: str, owner: str | None = None) -> str:
+    """Send what is queued for the session. Returns why it stopped (for logs and tests).
+    `owner`: the lease of the paused run that this one continues."""
+    owner = owner or uuid.uuid4().hex
     if not _lease_acquire(session_id, owner):
         return "busy"
+    pace = _Pace.of(session_id)
     outcome = "idle"
     try:
-        outcome = _drain(session_id, owner)
+        outcome = _drain(session_id, owner, pace)
     finally:
-        _lease_release(session_id, owner)
+        if outcome == "paused":
+            _lease_keep(session_id, owner, pace.next_send_at)
+        else:
+            _lease_release(session_id, owner, pace.next_send_at)
+    if outcome == "paused":
+        schedule_session_sender(session_id, countdown=max(pace.wait(), 0.0), owner=owner)
     # The next run is woken only now that the lease is free: woken before, it could start,
     # find the lease still taken and end, leaving the queue to the periodic sweeper.
-    if outcome == "budget" or (outcome == "idle" and _queue_head(session_id) is not None):
+    elif outcome == "budget" or (outcome == "idle" and _has_queued(session_id)):
         # (Idle: a message committed while we were letting go of the lease.)
         schedule_session_sender(session_id)
     return outcome
 
 
-def _drain(session_id: str, owner: str) -> str:
+def _drain(session_id: str, owner: str, pace: _Pace) -> str:
     engine = get_engine()
     started = time.monotonic()
-    last_send = 0.0
     lease_renewed = time.monotonic()
     claimed: deque[Message] = deque()
     try:
         while True:
             if time.monotonic() - started > RUN_BUDGET_SECONDS:
                 return "budget"  # the caller hands over to a fresh run
-            # Claimed only while the session is connected (checked in the same statement):
-            # a session that went away stops its sender at the next claim.
             if not claimed:
+                # Paced (one claimed at a time), the pause comes before the claim.
+                wait = pace.wait()
+                if wait > INLINE_PAUSE_SECONDS:
+                    return "paused" if _has_queued(session_id) else "idle"
+                if wait > 0:
+                    time.sleep(wait)
+                # Claimed only while the session is connected (checked in the same
+                # statement): a session that went away stops its sender at the next claim.
                 claimed.extend(_claim(session_id))
             if not claimed:
                 outcome = _why_nothing_ready(session_id)
@@ -157,9 +219,6 @@ def _drain(session_id: str, owner: str) -> str:
                     continue  # the head changed under us (retried, failed by the sweeper)
                 return outcome
             message = claimed.popleft()
-            wait = settings.SEND_MIN_INTERVAL_SECONDS - (time.monotonic() - last_send)
-            if wait > 0:
-                time.sleep(wait)
             if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
                 _lease_acquire(session_id, owner)  # renew, well before it runs out
                 lease_renewed = time.monotonic()
@@ -167,7 +226,7 @@ def _drain(session_id: str, owner: str) -> str:
             # sent together when it is done: one Redis round trip, not one each.
             with wakeups_held():
                 settled = _deliver(engine, session_id, message)
-            last_send = time.monotonic()
+            pace.sent()
             if not settled:
                 # It waits for a retry, and everything behind it waits too: FIFO.
                 _unclaim(list(claimed))
@@ -245,7 +304,8 @@ def _retry_later(message: Message, reason: str) -> None:
 
 def messages_sweep() -> dict[str, int]:
     """The safety net, run periodically: requeue what a dead sender left in `sending`, fail
-    what waited too long, and wake the sender of every session with ready messages."""
+    what waited too long, and wake the sender of every session with ready messages and no
+    live sender."""
     now = timezone.now()
     requeued = Message.objects.filter(
         status=MessageStatus.SENDING,
@@ -262,9 +322,12 @@ def messages_sweep() -> dict[str, int]:
             message_id=message_id, code="message_sending_failed",
             reason="Not sent within the queue's maximum age: the session was not connected.",
         )
+    # Not those whose sender holds its lease (sending, or paused between two paced sends):
+    # it sees the queue through; if it died, its lease runs out and a later sweep wakes it.
     ready_sessions = set(
         Message.objects.filter(status=MessageStatus.QUEUED, direction="outbound",
                                session__status=SessionStatus.CONNECTED)
+        .exclude(session__sender_lease_until__gt=now)
         .values_list("session_id", flat=True).distinct()[:10_000]
     )
     for session_id in ready_sessions:

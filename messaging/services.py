@@ -167,10 +167,10 @@ def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bo
 
 
 def schedule_session_sender(session_id: str, *, countdown: float | None = None,
-                            dedupe: bool = True) -> None:
+                            dedupe: bool = True, owner: str | None = None) -> None:
     from messaging.tasks import schedule_sender
 
-    schedule_sender(session_id, countdown=countdown, dedupe=dedupe)
+    schedule_sender(session_id, countdown=countdown, dedupe=dedupe, owner=owner)
 
 
 def message_event_data(message: Message) -> dict:

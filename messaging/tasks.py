@@ -10,18 +10,20 @@ def _scheduled_key(session_id: str) -> str:
 
 
 def schedule_sender(session_id: str, *, countdown: float | None = None,
-                    dedupe: bool = True) -> None:
-    """Wake the session's sender after commit (one pending wake-up per session)."""
-    wake_after_commit(send_session_messages, session_id, key=_scheduled_key(session_id),
+                    dedupe: bool = True, owner: str | None = None) -> None:
+    """Wake the session's sender after commit (one pending wake-up per session). `owner`: the
+    continuation of a paused run, which holds the session's lease under that name."""
+    args = (session_id,) if owner is None else (session_id, owner)
+    wake_after_commit(send_session_messages, *args, key=_scheduled_key(session_id),
                       countdown=countdown, dedupe=dedupe)
 
 
 @shared_task(name="messaging.send_session_messages", acks_late=True, ignore_result=True)
-def send_session_messages(session_id: str) -> str:
+def send_session_messages(session_id: str, owner: str | None = None) -> str:
     from messaging.sender import session_sender_run
 
     woken(_scheduled_key(session_id))  # a message accepted from now on wakes another run
-    return session_sender_run(session_id=session_id)
+    return session_sender_run(session_id=session_id, owner=owner)
 
 
 @shared_task(name="messaging.sweep_messages", ignore_result=True)

@@ -45,6 +45,9 @@ class Session(models.Model):
     # The lease of the one sender allowed to send through this session at a time.
     sender_lease_owner = models.CharField(max_length=64, blank=True)
     sender_lease_until = models.DateTimeField(null=True, blank=True)
+    # Pacing: the sender sends nothing through this session before then (its last send plus
+    # SEND_MIN_INTERVAL_SECONDS), kept here so that it holds across sender runs.
+    next_send_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -188,3 +188,87 @@ def test_a_run_of_receipts_is_applied_in_order_with_one_event_per_step(alice, se
     # Each event shows the message as it was at its step, not as it ended.
     assert events[0].data["deliveredAt"] is None and events[2].data["readAt"] is None
     assert [Message.objects.get(pk=m.pk).status for m in (first, second)] == ["read", "read"]
+
+
+# --- pacing (SEND_MIN_INTERVAL_SECONDS) -----------------------------------------------------
+
+
+@pytest.fixture
+def continuations(monkeypatch) -> list[dict]:
+    """The wake-ups a run schedules, caught instead of sent."""
+    from messaging import sender
+
+    caught = []
+    monkeypatch.setattr(sender, "schedule_session_sender",
+                        lambda session_id, **kwargs: caught.append(kwargs))
+    return caught
+
+
+def test_a_paced_run_pauses_instead_of_sleeping_its_lease_kept_for_its_continuation(
+        alice, session, settings, continuations):
+    settings.SEND_MIN_INTERVAL_SECONDS = 30
+    messages = queue(alice, session, 2)
+    assert session_sender_run(session_id=session["id"]) == "paused"
+    assert statuses(messages) == [("sent", 1), ("queued", 0)]
+    row = Session.objects.get(pk=session["id"])
+    assert 29 < (row.next_send_at - timezone.now()).total_seconds() <= 30
+    assert row.sender_lease_owner and row.sender_lease_until >= row.next_send_at
+    (continuation,) = continuations
+    assert continuation["owner"] == row.sender_lease_owner
+    assert 29 < continuation["countdown"] <= 30
+    # Another run (a new message's wake-up, the sweeper) finds the session taken.
+    assert session_sender_run(session_id=session["id"]) == "busy"
+    # The continuation, once the pause is over, sends the next one and lets the lease go.
+    Session.objects.filter(pk=session["id"]).update(next_send_at=timezone.now())
+    assert session_sender_run(session_id=session["id"], owner=continuation["owner"]) == "idle"
+    assert statuses(messages) == [("sent", 1), ("sent", 1)]
+    row.refresh_from_db()
+    assert row.sender_lease_owner == "" and row.next_send_at > timezone.now()
+
+
+def test_the_pace_holds_from_one_run_to_the_next(alice, session, settings, continuations):
+    settings.SEND_MIN_INTERVAL_SECONDS = 30
+    (first,) = queue(alice, session)
+    assert session_sender_run(session_id=session["id"]) == "idle"
+    (second,) = queue(alice, session)
+    # A new run, a moment later: it must not send before the pause since the last send.
+    assert session_sender_run(session_id=session["id"]) == "paused"
+    assert statuses([first, second]) == [("sent", 1), ("queued", 0)]
+
+
+def test_a_paused_run_whose_continuation_never_came_is_taken_over(alice, session, settings,
+                                                                  continuations):
+    settings.SEND_MIN_INTERVAL_SECONDS = 30
+    messages = queue(alice, session, 2)
+    assert session_sender_run(session_id=session["id"]) == "paused"
+    # Its continuation was lost (the broker went down): the pause and the lease run out.
+    past = timezone.now() - timedelta(seconds=1)
+    Session.objects.filter(pk=session["id"]).update(next_send_at=past, sender_lease_until=past)
+    assert session_sender_run(session_id=session["id"]) == "idle"
+    assert statuses(messages) == [("sent", 1), ("sent", 1)]
+    # The lost continuation, if it comes back at last, sends nothing twice.
+    stale_owner = continuations[0]["owner"]
+    Session.objects.filter(pk=session["id"]).update(next_send_at=past)
+    assert session_sender_run(session_id=session["id"], owner=stale_owner) == "idle"
+    assert statuses(messages) == [("sent", 1), ("sent", 1)]
+
+
+def test_a_short_pause_is_slept_through_in_the_run(alice, session, settings, continuations):
+    settings.SEND_MIN_INTERVAL_SECONDS = 0.01  # under INLINE_PAUSE_SECONDS
+    messages = queue(alice, session, 3)
+    assert session_sender_run(session_id=session["id"]) == "idle"
+    assert statuses(messages) == [("sent", 1)] * 3 and continuations == []
+
+
+def test_the_sweeper_wakes_no_session_whose_sender_holds_its_lease(alice, session, settings,
+                                                                   continuations):
+    settings.SEND_MIN_INTERVAL_SECONDS = 30
+    queue(alice, session, 2)
+    assert session_sender_run(session_id=session["id"]) == "paused"
+    continuations.clear()
+    assert messages_sweep()["woken"] == 0 and continuations == []
+    # The paused run's worker died: once its lease runs out, the sweeper wakes the session.
+    Session.objects.filter(pk=session["id"]).update(
+        sender_lease_until=timezone.now() - timedelta(seconds=1))
+    assert messages_sweep()["woken"] == 1
+    assert continuations == [{"dedupe": False}]

@@ -1,6 +1,7 @@
 """Messages through a real Celery worker and real Redis: lifecycles, FIFO per session, queued
 while away, and a worker killed mid-run losing and duplicating nothing."""
 
+import itertools
 import os
 import signal
 import threading
@@ -140,3 +141,29 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(alice, settings):
     # engine recognised it as the same message (sent once).
     resent = [i for i in ids if SandboxEngine.send_attempts(i) > 1]
     assert len(resent) <= 1
+
+
+@pytest.mark.subprocess
+def test_paced_sessions_send_side_by_side_and_keep_their_pace(alice, settings):
+    # A paced sender that slept between sends held one of the worker's two processes for its
+    # whole run: two sessions sent at a time, the third waited for one to finish.
+    queue = f"paced-{uuid.uuid4().hex[:8]}"
+    from config.celery import app
+
+    app.conf.task_default_queue = queue
+    env = {"SEND_MIN_INTERVAL_SECONDS": "1", "SANDBOX_STATUS_DELAY_SECONDS": "0"}
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    sessions = [connected_session(alice, phone=f"1415555267{n}")["id"] for n in range(3)]
+    ids = {session: [post_text(alice.http, session, text=str(i))["id"] for i in range(3)]
+           for session in sessions}
+    with start_worker(queue=queue, namespace=settings.REDIS_NAMESPACE, extra_env=env):
+        wait_until(lambda: Message.objects.filter(sent_at__isnull=False).count() == 9,
+                   timeout=40)
+    sent = {session: [Message.objects.get(pk=i).sent_at for i in ids[session]]
+            for session in sessions}
+    # Every session's first message went before any session's last: side by side.
+    assert max(times[0] for times in sent.values()) < min(times[-1] for times in sent.values())
+    for times in sent.values():
+        assert times == sorted(times)  # in order
+        assert all((later - earlier).total_seconds() >= 1
+                   for earlier, later in itertools.pairwise(times))
