@@ -12,7 +12,7 @@ import trustme
 
 from config import safe_http
 from config.safe_http import Answer, EndpointPool, FetchFailed, PinnedEndpoint, Post
-from tests.support.http_server import Gate, Route
+from tests.support.http_server import Gate, Overlaps, Route
 
 HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_1", "User-Agent": "test/1"}
 
@@ -246,31 +246,20 @@ def test_a_pool_sends_nothing_more_once_its_caller_says_stop(receiver):
 
 
 def test_posts_of_one_subject_go_one_at_a_time_in_order_and_others_pass_them(receiver):
-    inside: set[bytes] = set()
-    together, lock = [], threading.Lock()
-
-    def answer(hit):
-        subject = hit.body[:1]
-        with lock:
-            together.append((subject, set(inside)))
-            inside.add(subject)
-        time.sleep(0.1)
-        with lock:
-            inside.discard(subject)
-
-    receiver.routes["/hook"] = Route(status=200, body=b"ok", on_request=answer)
+    overlaps = Overlaps(lambda hit: hit.body[:1], hold=0.1)
+    receiver.routes["/hook"] = Route(status=200, body=b"ok", on_request=overlaps)
     bodies = [b"a1", b"a2", b"a3", b"b1", b"b2", b"c1"]
     with EndpointPool(receiver.url("/hook"), size=4) as pool:
         answers = {key: answer for key, answer, _seconds in pool.post_all(
             Post(body, body[:1], body, HEADERS) for body in bodies)}
     assert {answer.status_code for answer in answers.values()} == {200}
-    assert all(subject not in others for subject, others in together)
+    assert overlaps.one_subject_at_a_time()
     sent = [hit.body for hit in receiver.hits_for("/hook")]
     for subject in (b"a", b"b"):
         assert [body for body in sent if body[:1] == subject] == sorted(
             body for body in bodies if body[:1] == subject)
     # b1 and c1 went past a2 and a3, which waited for a1: three were in flight together.
-    assert max(len(others) for _subject, others in together) == 2
+    assert overlaps.most_beside() == 2
 
 
 def test_posts_to_a_closed_port_each_fail_as_unreachable(settings):

@@ -2,7 +2,6 @@
 injected, never slept), 410, auto-disable, replay, and end to end through a real worker."""
 
 import json
-import threading
 import time
 from datetime import timedelta
 
@@ -12,7 +11,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as ReferenceVerifier
 
 from tests.conftest import connected_session
-from tests.support.http_server import Gate, Route
+from tests.support.http_server import Gate, Overlaps, Route
 from tests.support.worker import wait_until
 from webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS, webhook_deliver_due
 from webhooks.models import Delivery, Event, Webhook
@@ -284,18 +283,8 @@ def test_one_messages_events_and_one_sessions_statuses_go_one_at_a_time_in_order
         alice, receiver, settings):
     settings.WEBHOOK_MAX_IN_FLIGHT = 4
     hook = register(alice, receiver)
-    inside, overlaps, lock = [], [], threading.Lock()
-
-    def answer(hit):
-        subject = json.loads(hit.body)["data"]["id"]
-        with lock:
-            overlaps.append((subject, list(inside)))
-            inside.append(subject)
-        time.sleep(0.05)
-        with lock:
-            inside.remove(subject)
-
-    receiver.routes["/hook"] = Route(status=200, on_request=answer)
+    overlaps = Overlaps(lambda hit: json.loads(hit.body)["data"]["id"])
+    receiver.routes["/hook"] = Route(status=200, on_request=overlaps)
     specs = [EventSpec(alice.account.id, "message.status", "ses_a", {"id": message, "n": n})
              for n, message in enumerate(["msg_a", "msg_a", "msg_b", "msg_a", "msg_b"])]
     specs += [EventSpec(alice.account.id, "session.status", "ses_a", {"id": "ses_a", "n": n})
@@ -303,8 +292,8 @@ def test_one_messages_events_and_one_sessions_statuses_go_one_at_a_time_in_order
     with transaction.atomic():
         events = events_record(specs)
     assert webhook_deliver_due(webhook_id=hook["id"]) == "idle"
-    assert all(subject not in others for subject, others in overlaps)
-    assert max(len(others) for _subject, others in overlaps) == 2  # the three side by side
+    assert overlaps.one_subject_at_a_time()
+    assert overlaps.most_beside() == 2  # the three side by side
     arrived = [json.loads(hit.body)["data"] for hit in receiver.hits_for("/hook")]
     for subject in ("msg_a", "msg_b", "ses_a"):
         assert [data["n"] for data in arrived if data["id"] == subject] == [

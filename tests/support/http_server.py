@@ -51,6 +51,33 @@ class Gate:
         return self.answer(hit)
 
 
+class Overlaps:
+    """A `Route.on_request` that holds each request `hold` seconds and records the subjects
+    (`subject_of(hit)`) of the requests in flight beside it: what a client sent together,
+    and what it never did."""
+
+    def __init__(self, subject_of: Callable[[Hit], object], hold: float = 0.05) -> None:
+        self.subject_of, self.hold = subject_of, hold
+        self.inside: list[object] = []
+        self.beside: list[tuple[object, list[object]]] = []  # (subject, others in flight)
+        self.lock = threading.Lock()
+
+    def __call__(self, hit: Hit) -> None:
+        subject = self.subject_of(hit)
+        with self.lock:
+            self.beside.append((subject, list(self.inside)))
+            self.inside.append(subject)
+        time.sleep(self.hold)
+        with self.lock:
+            self.inside.remove(subject)
+
+    def one_subject_at_a_time(self) -> bool:
+        return all(subject not in others for subject, others in self.beside)
+
+    def most_beside(self) -> int:
+        return max(len(others) for _subject, others in self.beside)
+
+
 class LocalServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[str, Route] = {}
