@@ -147,6 +147,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
+# Celery's Django fix-up closes every database connection before and after each task unless
+# this is set: a new PostgreSQL connection per task. Set out of reach, it leaves connections
+# to config/celery.py, which treats a task as Django treats a request (DB_CONN_MAX_AGE).
+CELERY_DB_REUSE_MAX = 2**31
 
 # --- auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
