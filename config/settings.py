@@ -138,6 +138,12 @@ else:
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
+# Webhook deliveries wait on customers' servers (5 s for one that does not answer). On a queue
+# of their own, a worker with a pool of threads takes them, and slow endpoints never hold the
+# processes that send messages and apply receipts. Unset: the default queue.
+CELERY_WEBHOOK_QUEUE = env_str("CELERY_WEBHOOK_QUEUE")
+if CELERY_WEBHOOK_QUEUE:
+    CELERY_TASK_ROUTES = {"webhooks.deliver": {"queue": CELERY_WEBHOOK_QUEUE}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

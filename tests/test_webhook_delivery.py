@@ -420,3 +420,35 @@ def test_a_slow_endpoint_does_not_hold_up_another_customer(alice, bob, receiver,
     # Bob's event went through while Alice's endpoint was still holding its request.
     assert Delivery.objects.get(pk=slow_delivery.pk).status == "pending"
     wait_until(lambda: Delivery.objects.get(pk=slow_delivery.pk).status == "succeeded")
+
+
+@pytest.mark.subprocess
+def test_deliveries_go_to_their_own_queue_for_a_worker_of_threads(alice, receiver, settings):
+    # CELERY_WEBHOOK_QUEUE: a worker that sends messages never waits on customers' servers.
+    import uuid
+
+    from accounts.limits import redis_client
+    from config.celery import app
+    from messaging.models import Message
+    from tests.support.worker import celery_worker as start_worker
+
+    main_queue, webhook_queue = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("main", "hooks"))
+    app.conf.task_default_queue = main_queue
+    env = {"CELERY_WEBHOOK_QUEUE": webhook_queue, "SANDBOX_STATUS_DELAY_SECONDS": "0",
+           "ALLOW_PRIVATE_URLS": "true"}
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    session = connected_session(alice)
+    register(alice, receiver, events=["message.status"])
+    with start_worker(queue=main_queue, namespace=settings.REDIS_NAMESPACE, extra_env=env):
+        message = alice.http.post("/v1/messages/text", json={
+            "sessionId": session["id"], "to": "14155550123", "text": "hi"}).json()["data"]
+        wait_until(lambda: Message.objects.get(pk=message["id"]).status == "read")
+        # Sent, delivered and read: their deliveries wait on the webhook queue, untouched.
+        wait_until(lambda: redis_client().llen(webhook_queue) > 0)
+        assert receiver.hits_for("/hook") == []
+        with start_worker(queue=webhook_queue, namespace=settings.REDIS_NAMESPACE,
+                          extra_env=env, beat=False, pool="threads", concurrency=4):
+            wait_until(lambda: len(receiver.hits_for("/hook")) == 3)
+    assert [json.loads(hit.body)["data"]["status"] for hit in receiver.hits_for("/hook")] == [
+        "sent", "delivered", "read"]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}

@@ -12,7 +12,8 @@ from tests.support.servers import ROOT, database_url_of_test_db, stop_process_gr
 
 @contextlib.contextmanager
 def celery_worker(*, queue: str, namespace: str, extra_env: dict[str, str] | None = None,
-                  beat: bool = True) -> Iterator[subprocess.Popen]:
+                  beat: bool = True, pool: str = "prefork", concurrency: int = 2,
+                  ) -> Iterator[subprocess.Popen]:
     env = {
         **os.environ,
         "DATABASE_URL": database_url_of_test_db(),
@@ -21,7 +22,7 @@ def celery_worker(*, queue: str, namespace: str, extra_env: dict[str, str] | Non
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue,
-               "--pool", "prefork", "--concurrency", "2", "--loglevel", "warning",
+               "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "warning",
                "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"]
     if beat:
         command += ["--beat", "--schedule", f"/tmp/celerybeat-{queue}"]
