@@ -124,9 +124,9 @@ def _run(webhook_id, owner, clock, jitter) -> str:
 def _post_batch(webhook: Webhook, pool: EndpointPool, batch: list[Delivery], now: datetime,
                 jitter, started: float) -> str | None:
     """Post a batch, up to the pool's size at a time, the events of one message (or of one
-    session's status) one after another, in order. No post starts after the first failure (what is
-    in flight is still answered and recorded) or past the run's budget. Returns why the run
-    stops, or None to go on."""
+    session's status) one after another, in order. No post starts after the first failure
+    (what is in flight is still answered and recorded) or past the run's budget. Returns why
+    the run stops, or None to go on."""
     stop = None
 
     def go_on() -> bool:
