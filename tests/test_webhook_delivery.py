@@ -452,3 +452,63 @@ def test_deliveries_go_to_their_own_queue_for_a_worker_of_threads(alice, receive
     assert [json.loads(hit.body)["data"]["status"] for hit in receiver.hits_for("/hook")] == [
         "sent", "delivered", "read"]
     assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+# --- wake-ups of the delivery runs ------------------------------------------------------------
+
+
+@pytest.fixture
+def wakeups(monkeypatch) -> list[tuple]:
+    """The delivery runs' tasks enqueued, caught instead of sent."""
+    from webhooks.tasks import deliver_webhook
+
+    caught = []
+    monkeypatch.setattr(deliver_webhook, "apply_async",
+                        lambda args, countdown=None, **kwargs: caught.append((args, countdown)))
+    return caught
+
+
+def test_a_run_that_finds_the_endpoint_busy_leaves_the_wake_up_pending(alice, receiver,
+                                                                      wakeups):
+    from django.core.cache import cache
+
+    from webhooks.delivery import _lease
+    from webhooks.tasks import _scheduled_key, deliver_webhook
+
+    hook = register(alice, receiver)
+    record(alice.account)  # its wake-up: the marker set, a task enqueued
+    assert len(wakeups) == 1
+    assert _lease(hook["id"], "another run", timezone.now())
+    assert deliver_webhook(hook["id"]) == "busy"
+    # The marker stays: more deliveries while the other run holds the endpoint start nothing.
+    assert cache.get(_scheduled_key(hook["id"])) is not None
+    record(alice.account)
+    assert len(wakeups) == 1
+
+
+def test_a_run_that_ends_lets_the_wake_up_go_and_wakes_what_came_meanwhile(
+        alice, receiver, wakeups, monkeypatch):
+    from django.core.cache import cache
+
+    from webhooks import delivery
+    from webhooks.tasks import _scheduled_key, deliver_webhook
+
+    hook = register(alice, receiver)
+    record(alice.account)
+    assert deliver_webhook(hook["id"]) == "idle"
+    assert cache.get(_scheduled_key(hook["id"])) is None
+    assert Delivery.objects.get().status == "succeeded"
+    # A delivery committed after the run's last look, its wake-up dropped by the marker the
+    # run still held: the run's end wakes a new run for it.
+    real_run = delivery.webhook_deliver_due
+
+    def run_then_a_delivery_arrives(**kwargs):
+        outcome = real_run(**kwargs)
+        cache.add(_scheduled_key(hook["id"]), 1)  # the marker, still held
+        record(alice.account)  # its wake-up is dropped
+        return outcome
+
+    monkeypatch.setattr(delivery, "webhook_deliver_due", run_then_a_delivery_arrives)
+    wakeups.clear()
+    assert deliver_webhook(hook["id"]) == "idle"
+    assert wakeups == [([hook["id"]], None)]
