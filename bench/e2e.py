@@ -97,6 +97,14 @@ def main() -> None:
                              "session (1 with the real engine)")
     parser.add_argument("--receiver-latency-ms", type=float, default=0.0,
                         help="the webhook receiver answers each post this much later")
+    parser.add_argument("--slow-endpoints", type=int, default=0,
+                        help="more webhooks for the same events, at receivers that answer "
+                             "each post --slow-latency-ms late")
+    parser.add_argument("--slow-latency-ms", type=float, default=3000.0)
+    parser.add_argument("--webhook-worker", action="store_true",
+                        help="deliveries on CELERY_WEBHOOK_QUEUE, taken by a second worker "
+                             "of --webhook-threads threads")
+    parser.add_argument("--webhook-threads", type=int, default=8)
     args = parser.parse_args()
 
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
@@ -105,9 +113,11 @@ def main() -> None:
                   SEND_MIN_INTERVAL_SECONDS=str(args.send_interval),
                   ALLOW_PRIVATE_URLS="true",
                   WEBHOOK_REQUIRE_HTTPS="false", CELERY_QUEUE=queue,
-                  SWEEP_INTERVAL_SECONDS="2")
+                  SWEEP_INTERVAL_SECONDS="2",
+                  **({"CELERY_WEBHOOK_QUEUE": f"{queue}-hooks"} if args.webhook_worker else {}))
     fresh_database(env, "whatsapp_bench")
     receiver = Receiver(args.receiver_latency_ms / 1000)
+    slow_receivers = [Receiver(args.slow_latency_ms / 1000) for _ in range(args.slow_endpoints)]
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool",
          "prefork", "--concurrency", str(args.concurrency), "--beat",
@@ -115,12 +125,20 @@ def main() -> None:
          "--loglevel", "warning", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    webhook_worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", f"{queue}-hooks",
+         "--pool", "threads", "--concurrency", str(args.webhook_threads), "-n", f"hooks-{queue}@%h",
+         "--loglevel", "warning", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.webhook_worker else None
     try:
         with gunicorn(env, args.port) as base:
             key, sessions = account_with_session(env, base, sessions=args.sessions)
             client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
                                   trust_env=False, timeout=30)
-            client.post("/v1/webhooks", json={"url": receiver.url, "events": ["message.status"]})
+            for endpoint in (receiver, *slow_receivers):
+                client.post("/v1/webhooks", json={"url": endpoint.url,
+                                                  "events": ["message.status"]})
             accepted: dict[str, float] = {}
             lock = threading.Lock()
 
@@ -160,8 +178,9 @@ def main() -> None:
                       "celery process": [rss_mb(worker.pid)] + [rss_mb(p)
                                                               for p in children(worker.pid)]}
     finally:
-        os.killpg(worker.pid, 15)
-        worker.wait(20)
+        for process in filter(None, (worker, webhook_worker)):
+            os.killpg(process.pid, 15)
+            process.wait(20)
 
     latencies = sorted((receiver.sent_at[m] - t) * 1000 for m, t in accepted.items()
                        if m in receiver.sent_at)
@@ -178,6 +197,10 @@ def main() -> None:
         + (f", answering each post {args.receiver_latency_ms:g} ms late (as a customer's "
            f"server across a network would; WEBHOOK_MAX_IN_FLIGHT "
            f"{env.get('WEBHOOK_MAX_IN_FLIGHT', '10')})" if args.receiver_latency_ms else "")
+        + (f"; {args.slow_endpoints} more webhooks for the same events at receivers answering "
+           f"each post {args.slow_latency_ms:g} ms late" if args.slow_endpoints else "")
+        + ("; deliveries on CELERY_WEBHOOK_QUEUE, taken by a second worker of "
+           f"{args.webhook_threads} threads" if args.webhook_worker else "")
         + (f"; sends paced {args.send_interval:g} s apart per session (SEND_MIN_INTERVAL_"
            f"SECONDS): at most {args.sessions / args.send_interval:.0f} msgs/s"
            if args.send_interval else "")
@@ -211,6 +234,10 @@ def main() -> None:
         name += f"-latency-{args.receiver_latency_ms:g}-ms"
     if args.send_interval:
         name += f"-paced-{args.sessions}-sessions"
+    if args.slow_endpoints:
+        name += f"-slow-endpoints-{args.slow_endpoints}"
+    if args.webhook_worker:
+        name += "-webhook-worker"
     path = write_report(name, "End-to-end benchmark", lines)
     print(path.read_text())
 
