@@ -10,6 +10,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -118,19 +119,18 @@ def main() -> None:
     fresh_database(env, "whatsapp_bench")
     receiver = Receiver(args.receiver_latency_ms / 1000)
     slow_receivers = [Receiver(args.slow_latency_ms / 1000) for _ in range(args.slow_endpoints)]
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "--pool",
-         "prefork", "--concurrency", str(args.concurrency), "--beat",
-         "--schedule", str(ROOT / "var" / f"beat-{queue}"),
-         "--loglevel", "warning", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    webhook_worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", f"{queue}-hooks",
-         "--pool", "threads", "--concurrency", str(args.webhook_threads), "-n", f"hooks-{queue}@%h",
-         "--loglevel", "warning", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.webhook_worker else None
+    def celery_worker(worker_queue: str, *options: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", worker_queue,
+             *options, "--loglevel", "warning", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    worker = celery_worker(queue, "--pool", "prefork", "--concurrency", str(args.concurrency),
+                           "--beat", "--schedule", str(ROOT / "var" / f"beat-{queue}"))
+    webhook_worker = celery_worker(
+        f"{queue}-hooks", "--pool", "threads", "--concurrency", str(args.webhook_threads),
+        "-n", f"hooks-{queue}@%h") if args.webhook_worker else None
     try:
         with gunicorn(env, args.port) as base:
             key, sessions = account_with_session(env, base, sessions=args.sessions)
@@ -178,9 +178,15 @@ def main() -> None:
                       "celery process": [rss_mb(worker.pid)] + [rss_mb(p)
                                                               for p in children(worker.pid)]}
     finally:
-        for process in filter(None, (worker, webhook_worker)):
-            os.killpg(process.pid, 15)
-            process.wait(20)
+        workers = [process for process in (worker, webhook_worker) if process is not None]
+        for process in workers:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in workers:
+            try:  # a warm shutdown waits for a delivery run to end (its budget: 25 s)
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
     latencies = sorted((receiver.sent_at[m] - t) * 1000 for m, t in accepted.items()
                        if m in receiver.sent_at)
