@@ -86,6 +86,24 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def tasks_run(env: dict, worker_names: list[str]) -> dict[str, int]:
+    """How many tasks of each name the workers ran since they started (Celery's remote
+    control: `inspect stats`), asked after the measured window so it costs that nothing."""
+    answer = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "config", "inspect", "stats", "--json",
+         "--timeout", "10", "--destination", ",".join(worker_names)],
+        cwd=ROOT, env=env, capture_output=True, text=True)
+    totals: dict[str, int] = {}
+    try:
+        replies = json.loads(answer.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return totals  # no answer: the report says so
+    for stats in replies.values():
+        for name, count in stats.get("total", {}).items():
+            totals[name] = totals.get(name, 0) + count
+    return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=6000)
@@ -119,18 +137,22 @@ def main() -> None:
     fresh_database(env, "whatsapp_bench")
     receiver = Receiver(args.receiver_latency_ms / 1000)
     slow_receivers = [Receiver(args.slow_latency_ms / 1000) for _ in range(args.slow_endpoints)]
+    worker_names: list[str] = []
+
     def celery_worker(worker_queue: str, *options: str) -> subprocess.Popen:
+        worker_names.append(f"{worker_queue}@{socket.gethostname()}")
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", worker_queue,
-             *options, "--loglevel", "warning", "--without-gossip", "--without-mingle"],
+             "-n", worker_names[-1], *options, "--loglevel", "warning", "--without-gossip",
+             "--without-mingle"],
             cwd=ROOT, env=env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     worker = celery_worker(queue, "--pool", "prefork", "--concurrency", str(args.concurrency),
                            "--beat", "--schedule", str(ROOT / "var" / f"beat-{queue}"))
     webhook_worker = celery_worker(
-        f"{queue}-hooks", "--pool", "threads", "--concurrency", str(args.webhook_threads),
-        "-n", f"hooks-{queue}@%h") if args.webhook_worker else None
+        f"{queue}-hooks", "--pool", "threads", "--concurrency", str(args.webhook_threads)
+    ) if args.webhook_worker else None
     try:
         with gunicorn(env, args.port) as base:
             key, sessions = account_with_session(env, base, sessions=args.sessions)
@@ -177,6 +199,7 @@ def main() -> None:
                                    capture_output=True, text=True).stdout.split()[0]))],
                       "celery process": [rss_mb(worker.pid)] + [rss_mb(p)
                                                               for p in children(worker.pid)]}
+            tasks = tasks_run(env, worker_names)
     finally:
         workers = [process for process in (worker, webhook_worker) if process is not None]
         for process in workers:
@@ -234,6 +257,15 @@ def main() -> None:
         "| " + " | ".join(f"{cpu.get(name, 0) * 1000 / max(len(accepted), 1):.2f}"
                          for name in ("gunicorn", "celery", "postgres", "redis", "bench",
                                       "other")) + " |",
+        "",
+        "Celery tasks run per message, by task (`celery inspect stats`, the whole run):",
+        "",
+        "| task | per message | total |",
+        "| --- | ---: | ---: |",
+        *(f"| `{task}` | {count / max(len(accepted), 1):.2f} | {count} |"
+          for task, count in sorted(tasks.items(), key=lambda item: -item[1])),
+        f"| all | {sum(tasks.values()) / max(len(accepted), 1):.2f} | {sum(tasks.values())} |"
+        if tasks else "| (the workers did not answer) | | |",
     ]
     name = "e2e" if args.concurrency == 2 else f"e2e-{args.concurrency}-processes"
     if args.receiver_latency_ms:
