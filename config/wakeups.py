@@ -1,9 +1,9 @@
 """Waking a Celery task after the current transaction commits, at most one pending wake-up per
 key: a burst of work makes one task, not one per row. The task clears its key when it starts
-(the sender) or when its run ends and before it looks for work once more (a webhook's
-delivery run, whose key a run that finds the endpoint busy leaves set), so work arriving
-after that wakes it again; a periodic sweeper covers a wake-up that was lost (the broker was
-down).
+(the event consumer) or when its run ends and before it looks for work once more (a
+session's sender and a webhook's delivery run, whose keys a run that finds the lease taken
+leaves set), so work arriving after that wakes it again; a periodic sweeper covers a wake-up
+that was lost (the broker was down).
 
 Inside an API request the wake-ups are held until the request ends, so their Redis calls can
 ride on the request's last one (the release of its concurrency slot): one round trip, not two.
@@ -140,5 +140,9 @@ def wakeups_send_claimed(held: list[Wakeup], claimed: list[bool]) -> None:
 
 def woken(key: str) -> None:
     """Called by the task (as it starts, or as its run ends): from now on, new work wakes it
-    again."""
-    cache.delete(key)
+    again. Never raises: with the cache down, the marker runs out (its timeout) and the
+    sweepers pick the work up meanwhile."""
+    try:
+        cache.delete(key)
+    except Exception:
+        logger.warning("could not let the wake-up %s go", key, exc_info=True)

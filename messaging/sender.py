@@ -29,7 +29,12 @@ from django.utils import timezone
 
 from config.wakeups import wakeups_held
 from messaging.models import Message, MessageStatus
-from messaging.services import message_fail, message_sent_record, schedule_session_sender
+from messaging.services import (
+    message_fail,
+    message_sent_record,
+    schedule_session_sender,
+    session_sender_woken,
+)
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineUnavailable, SendRejected
 from sessions_app.models import Session, SessionStatus
@@ -174,22 +179,27 @@ def session_sender_run(*, session_id: str, owner: str | None = None) -> str:
     `owner`: the lease of the paused run that this one continues."""
     owner = owner or uuid.uuid4().hex
     if not _lease_acquire(session_id, owner):
+        # The session's wake-up marker stays set: the run holding the lease lets it go when
+        # it ends and looks at the queue once more. Let go here, every message accepted while
+        # a paced run pauses would start a run that finds the lease taken too.
         return "busy"
     pace = _Pace.of(session_id)
-    outcome = "idle"
+    outcome = "failed"  # until _drain returns
     try:
         outcome = _drain(session_id, owner, pace)
     finally:
         if outcome == "paused":
+            # Lease and marker kept: the continuation sends what is queued meanwhile.
             _lease_keep(session_id, owner, pace.next_send_at)
         else:
             _lease_release(session_id, owner, pace.next_send_at)
+            session_sender_woken(session_id)  # a message accepted from now on wakes a run
     if outcome == "paused":
         schedule_session_sender(session_id, countdown=max(pace.wait(), 0.0), owner=owner)
     # The next run is woken only now that the lease is free: woken before, it could start,
     # find the lease still taken and end, leaving the queue to the periodic sweeper.
     elif outcome == "budget" or (outcome == "idle" and _has_queued(session_id)):
-        # (Idle: a message committed while we were letting go of the lease.)
+        # (Idle: a message committed before the marker was let go, its wake-up dropped.)
         schedule_session_sender(session_id)
     return outcome
 

@@ -173,6 +173,12 @@ def schedule_session_sender(session_id: str, *, countdown: float | None = None,
     schedule_sender(session_id, countdown=countdown, dedupe=dedupe, owner=owner)
 
 
+def session_sender_woken(session_id: str) -> None:
+    from messaging.tasks import sender_woken
+
+    sender_woken(session_id)
+
+
 def message_event_data(message: Message) -> dict:
     return MessageOutput(message).data
 

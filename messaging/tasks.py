@@ -18,11 +18,16 @@ def schedule_sender(session_id: str, *, countdown: float | None = None,
                       countdown=countdown, dedupe=dedupe)
 
 
+def sender_woken(session_id: str) -> None:
+    """Called by a run as it lets the session's lease go, before it looks at the queue once
+    more: from now on, a message accepted wakes a new run."""
+    woken(_scheduled_key(session_id))
+
+
 @shared_task(name="messaging.send_session_messages", acks_late=True, ignore_result=True)
 def send_session_messages(session_id: str, owner: str | None = None) -> str:
     from messaging.sender import session_sender_run
 
-    woken(_scheduled_key(session_id))  # a message accepted from now on wakes another run
     return session_sender_run(session_id=session_id, owner=owner)
 
 

@@ -272,3 +272,108 @@ def test_the_sweeper_wakes_no_session_whose_sender_holds_its_lease(alice, sessio
         sender_lease_until=timezone.now() - timedelta(seconds=1))
     assert messages_sweep()["woken"] == 1
     assert continuations == [{"dedupe": False}]
+
+
+# --- the wake-up marker (one pending run per session) ----------------------------------------
+
+
+@pytest.fixture
+def sender_wakeups(session, monkeypatch) -> list[tuple]:
+    """The sender's tasks enqueued (args, countdown), caught instead of sent; the wake-up
+    markers are real (Redis)."""
+    from messaging.tasks import send_session_messages, sender_woken
+
+    sender_woken(session["id"])  # the marker its connection set (its queue was empty)
+    caught = []
+    monkeypatch.setattr(send_session_messages, "apply_async",
+                        lambda args, countdown=None, **kwargs: caught.append((args, countdown)))
+    return caught
+
+
+def accept(alice, session) -> Message:
+    """A message accepted as the API accepts one: committed with its sender's wake-up."""
+    from django.db import transaction
+
+    from messaging.services import schedule_session_sender
+
+    with transaction.atomic():
+        (message,) = queue(alice, session)
+        schedule_session_sender(session["id"])
+    return message
+
+
+def marker(session) -> object:
+    from django.core.cache import cache
+
+    from messaging.tasks import _scheduled_key
+
+    return cache.get(_scheduled_key(session["id"]))
+
+
+def test_a_run_that_finds_the_lease_taken_leaves_the_wake_up_pending(alice, session,
+                                                                     sender_wakeups):
+    from messaging.tasks import send_session_messages
+
+    accept(alice, session)
+    assert sender_wakeups == [([session["id"]], None)] and marker(session) is not None
+    Session.objects.filter(pk=session["id"]).update(
+        sender_lease_owner="other", sender_lease_until=timezone.now() + timedelta(seconds=30))
+    assert send_session_messages(session["id"]) == "busy"
+    # The holder lets the marker go when it ends: more messages meanwhile start nothing.
+    assert marker(session) is not None
+    accept(alice, session)
+    assert len(sender_wakeups) == 1
+
+
+def test_a_paused_run_keeps_the_wake_up_pending_for_its_continuation(alice, session, settings,
+                                                                    sender_wakeups):
+    from messaging.tasks import send_session_messages
+
+    settings.SEND_MIN_INTERVAL_SECONDS = 30
+    accept(alice, session)
+    accept(alice, session)
+    assert send_session_messages(session["id"]) == "paused"
+    assert marker(session) is not None
+    accept(alice, session)  # the continuation will send it: no run of its own
+    assert [countdown is None for _args, countdown in sender_wakeups] == [True, False]
+
+
+def test_a_run_that_ends_lets_the_wake_up_go_and_wakes_what_came_meanwhile(
+        alice, session, sender_wakeups, monkeypatch):
+    from messaging import sender
+    from messaging.tasks import send_session_messages
+
+    first = accept(alice, session)
+    real_drain = sender._drain
+    late = []
+
+    def drain_then_a_message_arrives(*args):
+        outcome = real_drain(*args)
+        late.append(accept(alice, session))  # its wake-up dropped: the marker is still set
+        return outcome
+
+    monkeypatch.setattr(sender, "_drain", drain_then_a_message_arrives)
+    assert send_session_messages(session["id"]) == "idle"
+    assert Message.objects.get(pk=first.pk).status != "queued"
+    assert Message.objects.get(pk=late[0].pk).status == "queued"
+    # The run let the marker go, then found the late message and woke a run for it.
+    assert sender_wakeups == [([session["id"]], None)] * 2
+    assert marker(session) is not None  # set by that wake-up
+
+
+def test_a_run_that_fails_lets_its_lease_and_the_wake_up_go(alice, session, sender_wakeups,
+                                                           monkeypatch):
+    from messaging import sender
+    from messaging.tasks import send_session_messages
+
+    accept(alice, session)
+
+    def claim_fails(session_id):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(sender, "_claim", claim_fails)
+    with pytest.raises(RuntimeError):
+        send_session_messages(session["id"])
+    assert marker(session) is None
+    assert Session.objects.values_list("sender_lease_owner", flat=True).get(
+        pk=session["id"]) == ""
