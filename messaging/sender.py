@@ -20,12 +20,13 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from config.wakeups import wakeups_held
 from messaging.models import Message, MessageStatus
@@ -48,29 +49,40 @@ RUN_BUDGET_SECONDS = 20
 INLINE_PAUSE_SECONDS = 0.05
 
 
-def _lease_acquire(session_id: str, owner: str) -> bool:
-    now = timezone.now()
-    return Session.objects.filter(
-        Q(sender_lease_until__isnull=True) | Q(sender_lease_until__lt=now) |
-        Q(sender_lease_owner=owner),
-        pk=session_id,
-    ).update(sender_lease_owner=owner,
-             sender_lease_until=now + timedelta(seconds=settings.SENDER_LEASE_SECONDS)) == 1
+# The lease's statements, written out: a paced send runs each of them once (a run per
+# message), and through the ORM they cost it more CPU than its claim and its send.
+_SESSIONS = Session._meta.db_table
+_LEASE_TAKE_SQL = f"""
+UPDATE {_SESSIONS} SET sender_lease_owner = %s, sender_lease_until = %s
+WHERE id = %s AND (sender_lease_until IS NULL OR sender_lease_until < %s
+                   OR sender_lease_owner = %s)
+RETURNING next_send_at
+"""  # noqa: S608
+_LEASE_KEEP_SQL = f"""
+UPDATE {_SESSIONS} SET sender_lease_until = %s, next_send_at = %s
+WHERE id = %s AND sender_lease_owner = %s
+AND EXISTS (SELECT 1 FROM {Message._meta.db_table} WHERE session_id = %s
+            AND direction = 'outbound' AND status = 'queued')
+RETURNING 1
+"""  # noqa: S608
+_LEASE_RELEASE_SQL = f"""
+UPDATE {_SESSIONS} SET sender_lease_owner = '', sender_lease_until = NULL, next_send_at = %s
+WHERE id = %s AND sender_lease_owner = %s
+"""  # noqa: S608
 
 
-def _lease_release(session_id: str, owner: str, next_send_at: datetime | None) -> None:
-    Session.objects.filter(pk=session_id, sender_lease_owner=owner).update(
-        sender_lease_owner="", sender_lease_until=None, next_send_at=next_send_at
-    )
+def _db_datetime(value: datetime | None) -> str | datetime | None:
+    return None if value is None else connection.ops.adapt_datetimefield_value(value)
 
 
-def _lease_keep(session_id: str, owner: str, next_send_at: datetime) -> None:
-    """Hold the lease through a pause: until the next send, plus a lease's length for the
-    continuation to start (if it never does, the lease runs out and the sweeper takes over)."""
-    Session.objects.filter(pk=session_id, sender_lease_owner=owner).update(
-        sender_lease_until=next_send_at + timedelta(seconds=settings.SENDER_LEASE_SECONDS),
-        next_send_at=next_send_at,
-    )
+def _datetime_read(value: str | datetime | None) -> datetime | None:
+    """A datetime read by a raw cursor: aware from PostgreSQL; from SQLite (the embedded
+    mode), naive in UTC, as Django stores it there, or text."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 @dataclass
@@ -78,13 +90,6 @@ class _Pace:
     """When the session may send next: SEND_MIN_INTERVAL_SECONDS after its last send."""
 
     next_send_at: datetime | None
-
-    @classmethod
-    def of(cls, session_id: str) -> "_Pace":
-        if settings.SEND_MIN_INTERVAL_SECONDS == 0:
-            return cls(None)
-        return cls(Session.objects.filter(pk=session_id)
-                   .values_list("next_send_at", flat=True).first())
 
     def wait(self) -> float:
         if self.next_send_at is None:
@@ -97,13 +102,45 @@ class _Pace:
                 seconds=settings.SEND_MIN_INTERVAL_SECONDS)
 
 
+def _lease_take(session_id: str, owner: str) -> _Pace | None:
+    """Take the session's lease, free, run out or already ours (a renewal, a paused run's
+    continuation), and read its pace in the same statement; None if another run holds it."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(_LEASE_TAKE_SQL, [owner, _db_datetime(until), session_id,
+                                         _db_datetime(now), owner])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    paced = settings.SEND_MIN_INTERVAL_SECONDS > 0
+    return _Pace(_datetime_read(row[0]) if paced else None)
+
+
+def _lease_release(session_id: str, owner: str, next_send_at: datetime | None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_LEASE_RELEASE_SQL, [_db_datetime(next_send_at), session_id, owner])
+
+
+def _lease_keep(session_id: str, owner: str, next_send_at: datetime) -> bool:
+    """Hold the lease through a pause if a message waits (the queue's partial index, its
+    condition written literally as in `_claim_sql`): until the next send, plus a lease's
+    length for the continuation to start (if it never does, the lease runs out and the
+    sweeper takes over). False, the lease untouched, when none waits."""
+    until = next_send_at + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(_LEASE_KEEP_SQL, [_db_datetime(until), _db_datetime(next_send_at),
+                                         session_id, owner, session_id])
+        return cursor.fetchone() is not None
+
+
 def _queue_head(session_id: str) -> Message | None:
     return (Message.objects.filter(session_id=session_id, direction="outbound",
                                    status=MessageStatus.QUEUED)
             .order_by("id").first())
 
 
-_MESSAGES, _SESSIONS = Message._meta.db_table, Session._meta.db_table
+_MESSAGES = Message._meta.db_table
 assert MessageStatus.QUEUED == "queued"
 
 
@@ -178,20 +215,20 @@ def session_sender_run(*, session_id: str, owner: str | None = None) -> str:
     """Send what is queued for the session. Returns why it stopped (for logs and tests).
     `owner`: the lease of the paused run that this one continues."""
     owner = owner or uuid.uuid4().hex
-    if not _lease_acquire(session_id, owner):
+    pace = _lease_take(session_id, owner)
+    if pace is None:
         # The session's wake-up marker stays set: the run holding the lease lets it go when
         # it ends and looks at the queue once more. Let go here, every message accepted while
         # a paced run pauses would start a run that finds the lease taken too.
         return "busy"
-    pace = _Pace.of(session_id)
     outcome = "failed"  # until _drain returns
     try:
         outcome = _drain(session_id, owner, pace)
     finally:
-        if outcome == "paused":
-            # Lease and marker kept: the continuation sends what is queued meanwhile.
-            _lease_keep(session_id, owner, pace.next_send_at)
-        else:
+        # Paused, lease and marker are kept for the continuation, if a message waits.
+        if outcome == "paused" and not _lease_keep(session_id, owner, pace.next_send_at):
+            outcome = "idle"
+        if outcome != "paused":
             _lease_release(session_id, owner, pace.next_send_at)
             session_sender_woken(session_id)  # a message accepted from now on wakes a run
     if outcome == "paused":
@@ -217,7 +254,7 @@ def _drain(session_id: str, owner: str, pace: _Pace) -> str:
                 # Paced (one claimed at a time), the pause comes before the claim.
                 wait = pace.wait()
                 if wait > INLINE_PAUSE_SECONDS:
-                    return "paused" if _has_queued(session_id) else "idle"
+                    return "paused"  # if a message waits: the caller keeps the lease
                 if wait > 0:
                     time.sleep(wait)
                 # Claimed only while the session is connected (checked in the same
@@ -230,7 +267,7 @@ def _drain(session_id: str, owner: str, pace: _Pace) -> str:
                 return outcome
             message = claimed.popleft()
             if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
-                _lease_acquire(session_id, owner)  # renew, well before it runs out
+                _lease_take(session_id, owner)  # renew, well before it runs out
                 lease_renewed = time.monotonic()
             # The message's wake-ups (the event consumer's, the webhooks' delivery runs) are
             # sent together when it is done: one Redis round trip, not one each.

@@ -377,3 +377,16 @@ def test_a_run_that_fails_lets_its_lease_and_the_wake_up_go(alice, session, send
     assert marker(session) is None
     assert Session.objects.values_list("sender_lease_owner", flat=True).get(
         pk=session["id"]) == ""
+
+
+def test_the_pace_read_by_the_lease_statement_is_an_aware_datetime_from_either_database():
+    from datetime import UTC, datetime
+
+    from messaging.sender import _datetime_read
+
+    aware = datetime(2026, 12, 1, 11, 50, 53, 123456, tzinfo=UTC)
+    assert _datetime_read(aware) == aware  # PostgreSQL
+    # SQLite (the embedded mode) answers a raw cursor with a naive datetime in UTC, or text.
+    assert _datetime_read(aware.replace(tzinfo=None)) == aware
+    assert _datetime_read("2026-12-01 11:50:53.123456") == aware
+    assert _datetime_read(None) is None
