@@ -10,13 +10,15 @@ Counts the service's own Python process only (not PostgreSQL, Redis or a server 
 - `pipeline`: what the Celery tasks do for one accepted message (the sender's run with the
   sandbox engine, the receipts `delivered` and `read` consumed, three `message.status`
   webhook posts to a local receiver), the task functions called directly, each of the three
-  phases counted in its own process.
+  phases counted in its own process,
+- `paced`: the sender's runs when sends are paced (SEND_MIN_INTERVAL_SECONDS, as with the real
+  engine): one message per run, which then schedules its continuation.
 
 Each scenario runs twice, with a small and a large count (`bench/cost_steps.py`), and the
 figure is the difference divided by the difference in count: start-up and imports cancel out.
 Writes bench/results/cost.md. Takes about five minutes.
 
-    .venv/bin/python bench/cost.py [--scenarios bare,send,pipeline]
+    .venv/bin/python bench/cost.py [--scenarios bare,send,pipeline,paced]
 """
 
 import argparse
@@ -34,7 +36,7 @@ from bench.cost_steps import PHASES
 from bench.e2e import Receiver
 
 SMALL, LARGE = 100, 400  # requests or messages per counted run
-UNIT = {"bare": "request", "send": "request", "pipeline": "message"}
+UNIT = {"bare": "request", "send": "request", "pipeline": "message", "paced": "message"}
 
 
 def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
@@ -61,7 +63,7 @@ def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenarios", default="bare,send,pipeline")
+    parser.add_argument("--scenarios", default="bare,send,pipeline,paced")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
@@ -80,7 +82,9 @@ def main() -> None:
             ("sender", "pipeline: the sender's run (claim, sandbox send, `sent`)", "message"),
             ("receipts", "pipeline: the receipts `delivered` and `read` consumed", "message"),
             ("webhooks", "pipeline: three `message.status` webhook posts", "message"),
-            ("pipeline", "pipeline, all three phases", "message")]
+            ("pipeline", "pipeline, all three phases", "message"),
+            ("paced", "a paced send: a sender run for one message, its continuation "
+                      "scheduled (SEND_MIN_INTERVAL_SECONDS)", "message")]
     lines = [
         "Instructions executed by the service's Python process (valgrind callgrind), per "
         f"request or message: the difference between runs of {SMALL} and {LARGE}, so "
