@@ -1,6 +1,8 @@
 """Database connections around Celery tasks (config/celery.py): kept from one task to the
 next as Django keeps them between requests, and replaced when they died while idle."""
 
+import time
+
 import psycopg
 import pytest
 from celery.fixups.django import DjangoWorkerFixup
@@ -43,15 +45,57 @@ def test_celerys_own_fixup_leaves_the_connection_open():
     assert connection.connection is not None and backend_pid() == first
 
 
-def test_a_connection_that_died_between_tasks_is_replaced_before_the_next_one(settings):
-    first = a_task()
-    # The database drops it while the worker is idle (a restart, an idle timeout).
+def terminate(pid: int) -> None:
+    """The database ends that connection (as a restart or an idle timeout does), and this
+    returns once its backend has gone."""
     params = connection.get_connection_params()
     with psycopg.connect(**{name: value for name, value in params.items()
                             if name != "cursor_factory"}, autocommit=True) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [first])
+        assert other.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()[0]
+
+
+@pytest.fixture
+def asked(monkeypatch) -> list[int]:
+    """The liveness questions (SELECT 1) put to the connection, counted."""
+    from django.db import connections
+
+    wrapper = type(connections["default"])
+    questions = []
+    is_usable = wrapper.is_usable
+
+    def counted(self):
+        questions.append(1)
+        return is_usable(self)
+
+    monkeypatch.setattr(wrapper, "is_usable", counted)
+    return questions
+
+
+def test_a_connection_that_died_between_tasks_is_replaced_before_the_next_one(asked):
+    first = a_task()  # (asked if the connection rested long since an earlier test)
+    asked.clear()
+    terminate(first)
+    # A short rest, however long terminating took (another test may have paused the server).
+    connection.task_rest_started = time.monotonic()
     second = a_task()  # no error: the dead connection was noticed at the task's start
     assert second != first
+    # Noticed by its socket, which had the server's goodbye to read: no question asked.
+    assert asked == []
+
+
+def test_a_connection_that_rested_a_moment_is_not_asked_whether_it_is_alive(asked):
+    first = a_task()
+    asked.clear()
+    assert a_task() == first and asked == []
+
+
+def test_a_connection_that_rested_long_is_asked_whether_it_is_alive(asked):
+    from config import celery
+
+    first = a_task()
+    asked.clear()
+    connection.task_rest_started -= celery.ASK_AFTER_REST_SECONDS + 1  # a long rest
+    assert a_task() == first and asked == [1]
 
 
 def test_a_connection_left_outside_autocommit_is_not_kept():
