@@ -156,3 +156,14 @@ def test_held_wake_ups_sent_on_the_way_out_set_their_markers_together(key):
     finally:
         del client.pipeline
         cache.delete_many([key + "-pending", key + "-third"])
+
+
+def test_letting_a_wake_up_go_with_the_cache_down_does_not_fail_the_task(monkeypatch,
+                                                                         caplog):
+    # The marker then runs out by its timeout; meanwhile the sweepers pick the work up.
+    def cache_down(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(cache, "delete", cache_down)
+    woken(f"wake-test:{uuid.uuid4().hex}")
+    assert "could not let the wake-up" in caplog.text
