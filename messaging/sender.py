@@ -51,7 +51,7 @@ INLINE_PAUSE_SECONDS = 0.05
 
 # The lease's statements, written out: a paced send runs each of them once (a run per
 # message), and through the ORM they cost it more CPU than its claim and its send.
-_SESSIONS = Session._meta.db_table
+_MESSAGES, _SESSIONS = Message._meta.db_table, Session._meta.db_table
 _LEASE_TAKE_SQL = f"""
 UPDATE {_SESSIONS} SET sender_lease_owner = %s, sender_lease_until = %s
 WHERE id = %s AND (sender_lease_until IS NULL OR sender_lease_until < %s
@@ -61,7 +61,7 @@ RETURNING next_send_at
 _LEASE_KEEP_SQL = f"""
 UPDATE {_SESSIONS} SET sender_lease_until = %s, next_send_at = %s
 WHERE id = %s AND sender_lease_owner = %s
-AND EXISTS (SELECT 1 FROM {Message._meta.db_table} WHERE session_id = %s
+AND EXISTS (SELECT 1 FROM {_MESSAGES} WHERE session_id = %s
             AND direction = 'outbound' AND status = 'queued')
 RETURNING 1
 """  # noqa: S608
@@ -140,7 +140,6 @@ def _queue_head(session_id: str) -> Message | None:
             .order_by("id").first())
 
 
-_MESSAGES = Message._meta.db_table
 assert MessageStatus.QUEUED == "queued"
 
 
