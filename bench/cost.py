@@ -16,7 +16,7 @@ Counts the service's own Python process only (not PostgreSQL, Redis or a server 
 
 Each scenario runs twice, with a small and a large count (`bench/cost_steps.py`), and the
 figure is the difference divided by the difference in count: start-up and imports cancel out.
-Writes bench/results/cost.md. Takes about five minutes.
+Writes bench/results/cost.md. Takes about eight minutes.
 
     .venv/bin/python bench/cost.py [--scenarios bare,send,pipeline,paced]
 """
