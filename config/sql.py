@@ -3,10 +3,12 @@ data-modifying WITH clauses, COPY). Table and column names come from the models;
 is a parameter, prepared by its field as the ORM would prepare it (or read as it is, for the
 types where that is the same)."""
 
+import contextlib
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import AutoField, Field, Model
@@ -121,3 +123,51 @@ def objects_insert(objs: list[Model]) -> None:
             copy.write_row([read(obj, db) for read in readers])
     for obj in objs:  # saved, as bulk_create leaves them: a later save() updates
         obj._state.adding, obj._state.db = False, db.alias
+
+
+@functools.cache
+def _preparing_cursor_class() -> type:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):
+        """Binds its parameters server-side and has every statement prepared: parsed, analysed
+        and planned once per connection, then only bound and run."""
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+        def _send_query_prepared(self, name, pgq, *, binary=None):
+            # Kept, as an unprepared execution keeps it, for Django's query log (DEBUG, tests).
+            super()._send_query_prepared(name, pgq, binary=binary)
+            self._query = pgq
+
+    return PreparingCursor
+
+
+@contextlib.contextmanager
+def prepared_cursor() -> Iterator:
+    """A cursor for the hot paths' hand-built statements, prepared on PostgreSQL (when
+    DATABASE_PREPARED_STATEMENTS is on). Django's cursors bind parameters client-side, so
+    PostgreSQL parses, analyses and plans every statement anew; for these statements (WITH
+    clauses of several writes) that was a large part of its CPU (README, Performance). Wrapped
+    as Django wraps its own cursors: the same error classes, and the statement in
+    `connection.queries` under DEBUG or a test's query capture. Elsewhere, or with the
+    setting off, Django's own cursor."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+        with db.cursor() as cursor:
+            yield cursor
+        return
+    from django.db.backends.postgresql import base as postgresql
+
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        raw = _preparing_cursor_class()(db.connection)
+        # As Django's create_cursor does: timestamps read in the connection's time zone.
+        loader = db.connection.adapters.get_loader(postgresql.TIMESTAMPTZ_OID,
+                                                   postgresql.Format.TEXT)
+        if db.timezone != loader.timezone:
+            postgresql.register_tzloader(db.timezone, raw)
+    with db._prepare_cursor(raw) as cursor:
+        yield cursor

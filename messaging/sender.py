@@ -28,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from config.sql import prepared_cursor
 from config.wakeups import wakeups_held
 from messaging.models import Message, MessageStatus
 from messaging.services import (
@@ -107,7 +108,7 @@ def _lease_take(session_id: str, owner: str) -> _Pace | None:
     continuation), and read its pace in the same statement; None if another run holds it."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_LEASE_TAKE_SQL, [owner, _db_datetime(until), session_id,
                                          _db_datetime(now), owner])
         row = cursor.fetchone()
@@ -118,7 +119,7 @@ def _lease_take(session_id: str, owner: str) -> _Pace | None:
 
 
 def _lease_release(session_id: str, owner: str, next_send_at: datetime | None) -> None:
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_LEASE_RELEASE_SQL, [_db_datetime(next_send_at), session_id, owner])
 
 
@@ -128,7 +129,7 @@ def _lease_keep(session_id: str, owner: str, next_send_at: datetime) -> bool:
     length for the continuation to start (if it never does, the lease runs out and the
     sweeper takes over). False, the lease untouched, when none waits."""
     until = next_send_at + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_LEASE_KEEP_SQL, [_db_datetime(until), _db_datetime(next_send_at),
                                          session_id, owner, session_id])
         return cursor.fetchone() is not None
@@ -146,10 +147,16 @@ assert MessageStatus.QUEUED == "queued"
 def _has_queued(session_id: str) -> bool:
     """Whether the session has a message waiting, read from the partial index of queue heads
     (its condition written literally, as in `_claim_sql`): a paced run asks after each send."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {_MESSAGES} WHERE session_id = %s AND "  # noqa: S608
                        "direction = 'outbound' AND status = 'queued' LIMIT 1", [session_id])
         return cursor.fetchone() is not None
+
+
+# A claimed message's columns, in the model's field order (as `from_db` reads them): the
+# table's own order differs where a migration added a column.
+_MESSAGE_FIELDS = Message._meta.concrete_fields
+_MESSAGE_ATTNAMES = [field.attname for field in _MESSAGE_FIELDS]
 
 
 @functools.cache
@@ -181,7 +188,7 @@ WHERE id IN (
 {"" if postgresql else "AND status = 'queued'"}
 AND EXISTS (SELECT 1 FROM {_SESSIONS}
             WHERE id = %s AND status = %s AND deleted_at IS NULL)
-RETURNING *
+RETURNING {", ".join(connection.ops.quote_name(f.column) for f in _MESSAGE_FIELDS)}
 """  # noqa: S608
 
 
@@ -195,9 +202,16 @@ def _claim(session_id: str) -> list[Message]:
     the caller finds out with the slower queries)."""
     count = CLAIM_BATCH if settings.SEND_MIN_INTERVAL_SECONDS == 0 else 1
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    claimed = list(Message.objects.raw(_claim_sql(connection.vendor), [
-        session_id, count, MessageStatus.SENDING, now, now, session_id,
-        SessionStatus.CONNECTED]))
+    params = [session_id, count, MessageStatus.SENDING, now, now, session_id,
+              SessionStatus.CONNECTED]
+    if connection.vendor == "postgresql":
+        # Prepared; psycopg reads every column as the field holds it (no converters here).
+        with prepared_cursor() as cursor:
+            cursor.execute(_claim_sql(connection.vendor), params)
+            claimed = [Message.from_db(connection.alias, _MESSAGE_ATTNAMES, row)
+                       for row in cursor.fetchall()]
+    else:  # SQLite reads datetimes as text: the ORM's converters make them datetimes
+        claimed = list(Message.objects.raw(_claim_sql(connection.vendor), params))
     # Ids sort by creation in any collation (digits and capitals of one length, one prefix).
     return sorted(claimed, key=lambda message: message.id)
 

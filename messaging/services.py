@@ -16,7 +16,7 @@ from accounts.quotas import daily_quota_consume, daily_quota_consume_sql
 from config.errors import ApiError, E
 from config.local_cache import LocalTTLCache
 from config.metrics import MESSAGE_STATUS
-from config.sql import insert_from_sql, objects_insert, objects_update
+from config.sql import insert_from_sql, objects_insert, objects_update, prepared_cursor
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import MessageOutput
 from sessions_app.engines import get_engine
@@ -158,7 +158,7 @@ def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bo
     sql = f"WITH quota AS ({quota_sql.strip()}) {insert_sql}"
     # Nested in a caller's transaction, a savepoint keeps it usable after an IntegrityError.
     with transaction.atomic() if connection.in_atomic_block else nullcontext(), \
-            connection.cursor() as cursor:
+            prepared_cursor() as cursor:
         cursor.execute(sql, [*quota_params, *values])
         inserted = cursor.rowcount == 1
     if inserted:
@@ -333,7 +333,7 @@ def message_sent_record(*, message: Message, whatsapp_id: str = "") -> bool:
         sql = ("WITH " + ", ".join(f"{name} AS ({clause})"  # noqa: S608
                                    for name, clause, _ in clauses)
                + " SELECT (SELECT count(*) FROM changed), (SELECT fingerprint FROM hooks)")
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(sql, [value for _, _, params in clauses for value in params])
             updated, fingerprint = cursor.fetchone()
         if fingerprint == webhooks.fingerprint:
