@@ -1,7 +1,8 @@
-"""CPU cost in instructions, counted by valgrind's callgrind: the same figure (within 1-2
-%) whatever else the machine is doing and however fast it runs today, so a change's effect
-can be read from one run of each version (the throughput benchmarks drift by 20-30 % within
-an hour here).
+"""CPU cost in instructions, counted by valgrind's callgrind: mostly the same figure (within
+1-2 %) whatever else the machine is doing and however fast it runs today (the throughput
+benchmarks drift by 20-30 % within an hour here). On 2026-12-01 some runs of the same code
+came out about 0.4 M apart in the send and receipts rows, cause unknown: read a small change
+from several runs of each version.
 
 Counts the service's own Python process only (not PostgreSQL, Redis or a server in front):
 - `bare`: a bare DRF POST endpoint through the WSGI application (the accept path's ceiling),
