@@ -89,9 +89,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    # WAL lets the embedded web process and worker read while the other writes.
+    # WAL lets the embedded web process and worker read while the other writes. Transactions
+    # begin IMMEDIATE, taking the write lock at BEGIN, where the busy timeout waits for it: a
+    # deferred one that read first and then writes after another connection's commit fails at
+    # once with "database is locked" (its snapshot is stale; SQLite does not wait for that).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"}
+        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"}
     )
 # The hot paths' hand-built statements are prepared once per connection (config/sql.py
 # `prepared_cursor`). Off behind a pooler that cannot keep prepared statements (PgBouncer in
