@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 # Playwright's sync API runs an event loop in this thread; Django must allow ORM calls here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -28,6 +29,10 @@ def browser_page():
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+        # While Playwright's event loop runs in this thread, Django's connection storage
+        # (asgiref's Local) hands out other connections than outside it: those the test's ORM
+        # calls opened meanwhile would stay open and keep the test database from being dropped.
+        connections.close_all()
 
 
 def screenshot(page, name: str) -> Path:
