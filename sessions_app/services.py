@@ -2,12 +2,10 @@
 drive. Every status change is recorded in the session's history and emits `session.status`."""
 
 import logging
-import threading
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
@@ -33,14 +31,6 @@ TRANSITIONS: dict[str, set[str]] = {
     S.FAILED: {S.LOGGED_OUT, S.STARTING},
     S.LOGGED_OUT: set(),
 }
-
-# SQLite ignores SELECT ... FOR UPDATE; in the embedded mode (one process) a lock stands in.
-_sqlite_lock = threading.Lock()
-
-
-def _serialized_on_sqlite():
-    return _sqlite_lock if connection.vendor == "sqlite" else nullcontext()
-
 
 def session_event_data(session: Session, *, reason: str = "") -> dict:
     """The `data` of a `session.status` event."""
@@ -103,9 +93,10 @@ def session_transition(
 
 def session_create(*, account_id: str, name: str = "", phone_number: str | None = None) -> Session:
     """Create a session and start logging it in. Exact under concurrent creates: the account
-    row is locked while the live sessions are counted."""
+    row is locked while the live sessions are counted (SQLite ignores FOR UPDATE; there every
+    transaction holds the database's write lock from its BEGIN, see config/settings.py)."""
     engine = get_engine()
-    with _serialized_on_sqlite(), transaction.atomic():
+    with transaction.atomic():
         account = Account.objects.select_for_update().select_related("plan").get(pk=account_id)
         if session_count_live(account_id=account.id) >= account.plan.max_sessions:
             raise ApiError(

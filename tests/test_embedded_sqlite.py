@@ -2,7 +2,8 @@
 
 The web process and the worker's threads write the same file. A transaction that reads, then
 writes after another connection committed, must wait for the write lock, not fail with
-"database is locked": the embedded worker's receipts and sends used to, now and then.
+"database is locked": the embedded worker's receipts and sends used to, now and then. And
+what PostgreSQL guards with row locks (a plan's session limit) must hold here too.
 """
 
 import json
@@ -64,13 +65,63 @@ READ_THEN_WRITE_WHILE_ANOTHER_COMMITS = textwrap.dedent("""
 """)
 
 
-def test_a_transaction_that_reads_then_writes_waits_for_the_lock_instead_of_failing(tmp_path):
+# Eight threads create sessions at once for an account whose plan allows two.
+CONCURRENT_SESSION_CREATES = textwrap.dedent("""
+    import json, threading
+    import django
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+    from accounts.services import account_create, plan_upsert
+    from sessions_app.services import session_create
+
+    call_command("migrate", verbosity=0)
+    plan, _created = plan_upsert(name="two", max_sessions=2, daily_message_limit=100,
+                                 rate_limit_per_minute=60, max_concurrent_requests=5)
+    account = account_create(name="embedded", plan=plan)
+    connections.close_all()
+
+    start, outcomes = threading.Barrier(8), []
+
+    def create():
+        start.wait()
+        try:
+            session_create(account_id=account.id)
+            outcomes.append("created")
+        except Exception as error:
+            outcomes.append(getattr(error, "code", repr(error)))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    print(json.dumps(sorted(outcomes)))
+""")
+
+
+def run_on_sqlite(script: str, folder) -> str:
+    """`script` in a fresh interpreter on the embedded defaults: SQLite in `folder`, no Redis.
+    Returns its last line of output."""
     env = {name: value for name, value in os.environ.items()
-           if name not in ("DATABASE_URL", "DATA_DIR")}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings", DATA_DIR=str(tmp_path),
-               DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    finished = subprocess.run([sys.executable, "-c", READ_THEN_WRITE_WHILE_ANOTHER_COMMITS],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+           if name not in ("DATABASE_URL", "DATA_DIR", "REDIS_URL")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", DATA_DIR=str(folder),
+               DATABASE_URL=f"sqlite:///{folder / 'db.sqlite3'}")
+    finished = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
-    outcome = json.loads(finished.stdout.strip().splitlines()[-1])
+    return finished.stdout.strip().splitlines()[-1]
+
+
+def test_a_transaction_that_reads_then_writes_waits_for_the_lock_instead_of_failing(tmp_path):
+    outcome = json.loads(run_on_sqlite(READ_THEN_WRITE_WHILE_ANOTHER_COMMITS, tmp_path))
     assert outcome == {"errors": [], "n": 11}
+
+
+def test_the_session_limit_holds_under_concurrent_creates(tmp_path):
+    # SQLite ignores SELECT ... FOR UPDATE: the count and the insert are kept together by
+    # the write lock each transaction takes at BEGIN.
+    outcomes = json.loads(run_on_sqlite(CONCURRENT_SESSION_CREATES, tmp_path))
+    assert outcomes == ["created"] * 2 + ["session_limit_reached"] * 6
