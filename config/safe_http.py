@@ -17,6 +17,7 @@ import contextlib
 import functools
 import http.client
 import ipaddress
+import re
 import select
 import socket
 import ssl
@@ -126,8 +127,15 @@ class Target:
     sni_hostname: str | None
 
 
+# Spaces and control characters cannot go into a request line or a Host header as they are
+# (urlsplit drops tabs and line breaks itself, silently).
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
+
+
 def check_url(url: str) -> Target:
     """Validate a URL and pin it to a checked address. Raises UrlRefused or FetchFailed."""
+    if _UNSENDABLE.search(url):
+        raise UrlRefused("the URL is malformed")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -250,9 +258,11 @@ class PinnedEndpoint:
     A webhook post is the worker's most frequent request, so this speaks HTTP/1.1 through the
     standard library's http.client, with the TLS settings of every other outbound request:
     0.13 ms of CPU per post, against 0.28 through httpcore and 0.34 through httpx (measured
-    against a local receiver). Like httpcore's pool, it drops a connection idle for
-    KEEPALIVE_SECONDS or closed by the server, and reconnects before posting. A post is a
-    `send` and a `receive`, so that `EndpointPool` can have several in flight at once.
+    against a local receiver). http.client connects and parses the answers; the request
+    itself is written here, in one write (`send`). Like httpcore's pool, it drops a
+    connection idle for KEEPALIVE_SECONDS or closed by the server, and reconnects before
+    posting. A post is a `send` and a `receive`, so that `EndpointPool` can have several in
+    flight at once.
     `target`: the URL already checked (a pool's connections share one check)."""
 
     SNIPPET_BYTES = 500
@@ -293,11 +303,24 @@ class PinnedEndpoint:
         return self.receive()
 
     def send(self, content: bytes, headers: dict[str, str]) -> None:
-        """Send a post (connecting first if need be); `receive` reads its answer."""
+        """Send a post (connecting first if need be); `receive` reads its answer.
+
+        The request goes out in one write, its head and body together: http.client's
+        `request` writes them apart, two packets and two wake-ups of the receiver for every
+        post, and checks every header's name and value each time. Here the path and the host
+        were checked with the URL, and the headers are the service's own (a value that could
+        break the head is refused all the same)."""
+        lines = [f"POST {self.path} HTTP/1.1", f"Host: {self.target.host_header}",
+                 "Accept-Encoding: identity", f"Content-Length: {len(content)}", "Accept: */*"]
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+                raise ValueError(f"header {name!r} would break the request")
+            lines.append(f"{name}: {value}")
+        lines += ["", ""]
+        request = "\r\n".join(lines).encode("latin-1") + content
         try:
-            self._connection().request("POST", self.path, body=content, headers={
-                "Accept": "*/*", **headers, "Host": self.target.host_header})
-        except (OSError, http.client.HTTPException) as exc:
+            self._connection().sock.sendall(request)
+        except OSError as exc:
             raise self._failed(exc) from exc
 
     def receive(self, timeout: float | None = None) -> Answer:
@@ -306,16 +329,19 @@ class PinnedEndpoint:
         connection = self.connection
         if connection is None or connection.sock is None:
             raise FetchFailed("could not connect: no request in flight", unreachable=True)
+        sock = connection.sock
         try:
             if timeout is not None:
-                connection.sock.settimeout(max(timeout, 0.001))
-            response = connection.getresponse()
+                sock.settimeout(max(timeout, 0.001))
+            # What `getresponse` does, without its bookkeeping of a request it did not send.
+            response = http.client.HTTPResponse(sock, method="POST")
+            response.begin()
             snippet = response.read(self.SNIPPET_BYTES)
-            if not response.isclosed():
-                # The rest is not read: the connection is closed, not reused.
+            if response.will_close or not response.isclosed():
+                # Closed by the server, or the rest is not read: the connection is not reused.
                 self.close()
-            elif timeout is not None and connection.sock is not None:
-                connection.sock.settimeout(self.timeout)
+            elif timeout is not None:
+                sock.settimeout(self.timeout)
             answer = Answer(response.status, snippet, httpx.Headers(response.getheaders()))
         except (OSError, http.client.HTTPException) as exc:
             raise self._failed(exc) from exc

@@ -77,10 +77,12 @@ class RawServer:
     a kept-alive connection while the client is idle, or speak TLS with a test CA's
     certificate. Answers every request `200 ok` with a Content-Length (keep-alive)."""
 
-    def __init__(self, *, tls=None, close_after_answer: bool = False) -> None:
+    def __init__(self, *, tls=None, close_after_answer: bool = False,
+                 says_close: bool = False) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.tls, self.close_after_answer = tls, close_after_answer
+        self.says_close = says_close  # "Connection: close" in the answer, the socket kept open
         self.connections, self.server_names = 0, []
         self.closed = threading.Event()
         threading.Thread(target=self.serve, daemon=True).start()
@@ -108,7 +110,9 @@ class RawServer:
                 if line == b"":
                     return
                 stream.read(length)
-                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                close = b"Connection: close\r\n" if self.says_close else b""
+                connection.sendall(b"HTTP/1.1 200 OK\r\n" + close
+                                   + b"Content-Length: 2\r\n\r\nok")
                 if self.close_after_answer:
                     connection.close()
                     self.closed.set()
@@ -153,6 +157,51 @@ def test_a_connection_idle_past_the_keepalive_is_replaced(raw_server, monkeypatc
         time.sleep(0.1)
         assert endpoint.post(b"{}", HEADERS).status_code == 200
     assert server.connections == 2
+
+
+def test_an_answer_that_says_close_ends_the_connection(raw_server):
+    server = raw_server(says_close=True)
+    with PinnedEndpoint(f"http://127.0.0.1:{server.port}/hook") as endpoint:
+        answers = [endpoint.post(b"{}", HEADERS).status_code for _ in range(2)]
+    assert answers == [200, 200]
+    assert server.connections == 2
+
+
+class CountingSocket:
+    """A socket that counts its writes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.writes = sock, []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.sock.sendall(data)
+
+    def send(self, data: bytes) -> int:
+        self.writes.append(bytes(data))
+        return self.sock.send(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+def test_a_post_goes_out_in_one_write_head_and_body_together(receiver):
+    with PinnedEndpoint(receiver.url("/hook")) as endpoint:
+        endpoint.post(b"{}", HEADERS)  # connects
+        counting = endpoint.connection.sock = CountingSocket(endpoint.connection.sock)
+        assert endpoint.post(b'{"n":1}', HEADERS).status_code == 200
+    assert len(counting.writes) == 1
+    head, _, body = counting.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /hook HTTP/1.1\r\n") and body == b'{"n":1}'
+    assert receiver.hits_for("/hook")[-1].body == b'{"n":1}'
+
+
+@pytest.mark.parametrize("headers", [{"webhook-id": "msg_1\r\nX-Injected: 1"},
+                                     {"X-A\nB": "1"}])
+def test_a_header_that_would_break_the_request_is_refused_unsent(receiver, headers):
+    with PinnedEndpoint(receiver.url("/hook")) as endpoint, pytest.raises(ValueError):
+        endpoint.send(b"{}", headers)
+    assert receiver.hits_for("/hook") == []
 
 
 @pytest.fixture

@@ -64,7 +64,9 @@ def test_the_connection_is_pinned_to_the_checked_address(fake_dns, settings):
 
 @pytest.mark.parametrize("url", ["ftp://example.com/a", "file:///etc/passwd", "gopher://x/",
                                  "http://", "not a url", "http://user:pw@example.com/",
-                                 "http://[::1/"])
+                                 "http://[::1/", "http://example.com/a b",
+                                 "http://example.com/a\x00", "http://example.com/\x7f",
+                                 "http://exa mple.com/"])
 def test_malformed_or_non_http_urls_are_refused_without_resolving(url, monkeypatch):
     monkeypatch.setattr(safe_http, "resolve", lambda *a: pytest.fail("must not resolve"))
     with pytest.raises(UrlRefused):
