@@ -51,11 +51,11 @@ def main() -> None:
         key, (session,) = account_with_session(env, base)
         body = json.dumps({"sessionId": session, "to": "14155550123", "text": "benchmark"})
         script_env = {"BENCH_KEY": key, "BENCH_BODY": body}
-        for url in (f"{base}/bench/bare", f"{base}/v1/messages/text"):  # warm up
+        for url in (f"{base}/v1/bench/bare", f"{base}/v1/messages/text"):  # warm up
             wrk(url, duration=2, connections=args.connections, script=Path(lua.name),
                 env=script_env)
         with cpu_split() as bare_cpu:
-            bare = wrk(f"{base}/bench/bare", duration=args.duration,
+            bare = wrk(f"{base}/v1/bench/bare", duration=args.duration,
                        connections=args.connections, script=Path(lua.name), env=script_env)
         with cpu_split() as send_cpu:
             send = wrk(f"{base}/v1/messages/text", duration=args.duration,

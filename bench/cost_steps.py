@@ -129,7 +129,7 @@ def run(state_path: str, phase: str = "") -> None:
         _run_paced(state, n)
         return
     client = WsgiClient(state["key"])
-    path = {"bare": "/bench/bare", "send": "/v1/messages/text"}[scenario]
+    path = {"bare": "/v1/bench/bare", "send": "/v1/messages/text"}[scenario]
     for i in range(n):
         code, answer = client.call("POST", path, _send_body(state["sessions"], i))
         if code != 201:

@@ -15,4 +15,5 @@ class BareApi(APIView):
         return Response({"success": True, "data": {"echo": len(request.data)}}, status=201)
 
 
-urlpatterns = [path("bench/bare", BareApi.as_view()), *service_urlpatterns]
+# Under /v1, so that it passes through the same middlewares as the API's requests.
+urlpatterns = [path("v1/bench/bare", BareApi.as_view()), *service_urlpatterns]
