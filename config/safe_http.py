@@ -127,14 +127,15 @@ class Target:
     sni_hostname: str | None
 
 
-# Spaces and control characters cannot go into a request line or a Host header as they are
-# (urlsplit drops tabs and line breaks itself, silently).
-_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
+# Control characters can go into no request line or Host header (urlsplit drops tabs and line
+# breaks itself, silently).
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_url(url: str) -> Target:
-    """Validate a URL and pin it to a checked address. Raises UrlRefused or FetchFailed."""
-    if _UNSENDABLE.search(url):
+    """Validate a URL and pin it to a checked address. Raises UrlRefused or FetchFailed.
+    Spaces in the path or query are sent encoded (`%20`), as browsers and httpx send them."""
+    if _CONTROL_CHARACTERS.search(url):
         raise UrlRefused("the URL is malformed")
     try:
         parts = urlsplit(url)
@@ -148,6 +149,8 @@ def check_url(url: str) -> Target:
         raise UrlRefused("the URL has no host")
     if parts.username or parts.password:
         raise UrlRefused("credentials in the URL are not allowed")
+    if " " in parts.netloc:
+        raise UrlRefused("the URL is malformed")
     port = port or (443 if parts.scheme == "https" else 80)
     addresses = resolve(host, port)
     if not settings.ALLOW_PRIVATE_URLS:
@@ -159,7 +162,8 @@ def check_url(url: str) -> Target:
     literal = f"[{address}]" if address.version == 6 else str(address)
     netloc = f"{literal}:{port}"
     host_header = parts.netloc.rsplit("@", 1)[-1]
-    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    path, query = (parts.path or "/").replace(" ", "%20"), parts.query.replace(" ", "%20")
+    pinned = urlunsplit((parts.scheme, netloc, path, query, ""))
     is_name = host != str(address)
     sni = host if parts.scheme == "https" and is_name else None
     return Target(url=pinned, host_header=host_header, sni_hostname=sni)

@@ -64,13 +64,19 @@ def test_the_connection_is_pinned_to_the_checked_address(fake_dns, settings):
 
 @pytest.mark.parametrize("url", ["ftp://example.com/a", "file:///etc/passwd", "gopher://x/",
                                  "http://", "not a url", "http://user:pw@example.com/",
-                                 "http://[::1/", "http://example.com/a b",
-                                 "http://example.com/a\x00", "http://example.com/\x7f",
-                                 "http://exa mple.com/"])
+                                 "http://[::1/", "http://example.com/a\x00",
+                                 "http://example.com/\x7f", "http://exa mple.com/"])
 def test_malformed_or_non_http_urls_are_refused_without_resolving(url, monkeypatch):
     monkeypatch.setattr(safe_http, "resolve", lambda *a: pytest.fail("must not resolve"))
     with pytest.raises(UrlRefused):
         check_url(url)
+
+
+def test_spaces_in_the_path_and_query_are_sent_encoded(fake_dns, settings):
+    settings.ALLOW_PRIVATE_URLS = False
+    fake_dns["cdn.customer.example"] = ["93.184.216.34"]
+    target = check_url("https://cdn.customer.example/my photo.png?name=a b")
+    assert target.url == "https://93.184.216.34:443/my%20photo.png?name=a%20b"
 
 
 # --- end to end, through the API, loopback only ----------------------------------------------
@@ -132,3 +138,27 @@ def test_loopback_only_mode_resolves_no_name_and_reaches_no_other_address(url, s
     with pytest.raises(FetchFailed):
         check_url(url)
     assert check_url("http://localhost:1/x").url == "http://127.0.0.1:1/x"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_media_url_with_a_control_character_is_refused_unfetched(alice, server, settings):
+    settings.ALLOW_PRIVATE_URLS = True  # the loopback server may be reached: only the URL fails
+    session = connected_session(alice)
+    response = alice.http.post("/v1/messages/image", json={
+        "sessionId": session["id"], "to": "14155550123",
+        "url": f"http://127.0.0.1:{server.port}/a.png\x7f"})
+    error = assert_error(response, 400, "media_url_inaccessible", "url")
+    assert error["details"]["reason"] == "the URL is malformed"
+    assert server.hits == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_media_url_with_a_space_is_fetched_with_the_space_encoded(alice, server, settings):
+    settings.ALLOW_PRIVATE_URLS = True
+    server.routes["/my%20photo.png"] = Route(body=PNG, content_type="image/png")
+    session = connected_session(alice)
+    response = alice.http.post("/v1/messages/image", json={
+        "sessionId": session["id"], "to": "14155550123",
+        "url": f"http://127.0.0.1:{server.port}/my photo.png"})
+    assert response.status_code == 201, response.text
+    assert [hit.path for hit in server.hits] == ["/my%20photo.png"]
