@@ -7,7 +7,8 @@ that was lost (the broker was down).
 
 Inside an API request the wake-ups are held until the request ends, so their Redis calls can
 ride on the request's last one (the release of its concurrency slot): one round trip, not two.
-The sender holds a message's wake-ups the same way and sets their markers together.
+The sender holds the wake-ups of the messages it claimed together the same way (one per key)
+and sets their markers together when it has sent them.
 """
 
 import contextlib
@@ -68,7 +69,9 @@ def wake_after_commit(task, *args, key: str, countdown: float | None = None,
             wakeup = Wakeup(task, args, key, timeout)
             held = _held.get()
             if held is not None:
-                held.append(wakeup)
+                # One per key: a batch of sends holds the consumer's wake-up once.
+                if all(other.key != key for other in held):
+                    held.append(wakeup)
             else:
                 wakeup.send()
             return
@@ -107,7 +110,7 @@ def wakeups_held() -> Iterator[list[Wakeup]]:
 
 def wakeups_send(held: list[Wakeup]) -> None:
     """Send held wake-ups and empty `held`: their markers set in one round trip when the
-    cache is Redis (the sender holds two per message: the event consumer's and the webhook's
+    cache is Redis (the sender holds two per claim: the event consumer's and the webhook's
     delivery run's)."""
     backend = caches["default"]
     if len(held) > 1 and isinstance(backend, ReusedClientRedisCache):

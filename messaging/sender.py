@@ -278,19 +278,23 @@ def _drain(session_id: str, owner: str, pace: _Pace) -> str:
                 if outcome is None:
                     continue  # the head changed under us (retried, failed by the sweeper)
                 return outcome
-            message = claimed.popleft()
-            if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
-                _lease_take(session_id, owner)  # renew, well before it runs out
-                lease_renewed = time.monotonic()
-            # The message's wake-ups (the event consumer's, the webhooks' delivery runs) are
-            # sent together when it is done: one Redis round trip, not one each.
+            # The wake-ups of the claimed messages (the event consumer's, the webhooks'
+            # delivery runs) are sent together when the last of them is done: one Redis
+            # round trip per claim (CLAIM_BATCH messages unpaced, one paced), not one per
+            # message. Their work waits that long, a few sends (it is on the bus and in the
+            # database already; a wake-up lost to a crash is the sweepers' to make up).
             with wakeups_held():
-                settled = _deliver(engine, session_id, message)
-            pace.sent()
-            if not settled:
-                # It waits for a retry, and everything behind it waits too: FIFO.
-                _unclaim(list(claimed))
-                claimed.clear()
+                while claimed:
+                    message = claimed.popleft()
+                    if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
+                        _lease_take(session_id, owner)  # renew, well before it runs out
+                        lease_renewed = time.monotonic()
+                    settled = _deliver(engine, session_id, message)
+                    pace.sent()
+                    if not settled:
+                        # It waits for a retry, and everything behind it waits too: FIFO.
+                        _unclaim(list(claimed))
+                        claimed.clear()
     finally:
         _unclaim(list(claimed))  # a run that stops early leaves nothing claimed
 

@@ -36,6 +36,47 @@ def test_a_run_sends_everything_queued_in_order(alice, session):
     assert [Message.objects.get(pk=m.pk).status for m in messages] == ["read"] * 3
 
 
+@pytest.fixture
+def wakeup_rounds(monkeypatch) -> list[list[str]]:
+    """The keys of each round of held wake-ups the sender sends (they are still sent)."""
+    from config import wakeups
+
+    rounds, send = [], wakeups.wakeups_send
+
+    def recording(held):
+        if held:
+            rounds.append([wakeup.key for wakeup in held])
+        send(held)
+
+    monkeypatch.setattr(wakeups, "wakeups_send", recording)
+    return rounds
+
+
+def test_the_wake_ups_of_a_claim_go_out_together_once_its_messages_are_sent(
+        alice, session, wakeup_rounds):
+    from django.core.cache import cache
+
+    from sessions_app.tasks import _DRAIN_SCHEDULED
+
+    cache.delete(_DRAIN_SCHEDULED)
+    messages = queue(alice, session, 5)
+    assert session_sender_run(session_id=session["id"]) == "idle"
+    # One claim, one round: the event consumer's wake-up held once, not once per message.
+    assert wakeup_rounds == [[_DRAIN_SCHEDULED]]
+    assert cache.get(_DRAIN_SCHEDULED) == 1  # and sent: the consumer was woken
+    assert [Message.objects.get(pk=m.pk).status for m in messages] == ["sent"] * 5
+
+
+def test_paced_sends_wake_the_consumer_after_each_message(alice, session, settings,
+                                                          wakeup_rounds):
+    from sessions_app.tasks import _DRAIN_SCHEDULED
+
+    settings.SEND_MIN_INTERVAL_SECONDS = 0.01  # slept through in the run, a claim per send
+    queue(alice, session, 3)
+    assert session_sender_run(session_id=session["id"]) == "idle"
+    assert wakeup_rounds == [[_DRAIN_SCHEDULED]] * 3
+
+
 def test_an_unavailable_engine_is_retried_with_backoff_then_fails(alice, session, settings):
     settings.SEND_MAX_ATTEMPTS = 2
     (message,) = queue(alice, session)
