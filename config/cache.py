@@ -40,3 +40,16 @@ class ReusedClientRedisCache(RedisCache):
         for key, timeout in keys:
             pipeline.set(self.make_and_validate_key(key), 1, ex=timeout, nx=True)
         return [bool(done) for done in pipeline.execute()]
+
+    def count_and_get_many(self, counter: str, timeout: int, keys: list[str]
+                           ) -> tuple[int, dict[str, Any]]:
+        """`incr(counter)` (made at 1 if absent, then kept `timeout` seconds) and
+        `get_many(keys)`, in one round trip: the new count, and the keys that were found."""
+        counter_key = self.make_and_validate_key(counter)
+        pipeline = self._cache.get_client(write=True).pipeline(transaction=False)
+        pipeline.incr(counter_key)
+        pipeline.expire(counter_key, timeout)
+        pipeline.mget([self.make_and_validate_key(key) for key in keys])
+        count, _expiry_set, values = pipeline.execute()
+        return count, {key: self.decode(value) for key, value in zip(keys, values, strict=True)
+                       if value is not None}
