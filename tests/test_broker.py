@@ -45,7 +45,7 @@ def test_a_channel_whose_pools_were_dropped_publishes_through_a_client_of_the_ne
         channel = connection.default_channel
         first = channel._create_client()
         assert channel._create_client() is first
-        channel._disconnect_pools()  # as kombu does after a fork or a connection error
+        channel._disconnect_pools()  # as kombu does after a fork
         second = channel._create_client()
         assert second is not first and second.connection_pool is channel.pool
         assert channel._create_client(asynchronous=True) is not second
