@@ -1,3 +1,7 @@
+import uuid
+
+from django.core.cache import cache
+from django.db import connection
 from django.urls import path
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,5 +19,22 @@ class BareApi(APIView):
         return Response({"success": True, "data": {"echo": len(request.data)}}, status=201)
 
 
-# Under /v1, so that it passes through the same middlewares as the API's requests.
-urlpatterns = [path("v1/bench/bare", BareApi.as_view()), *service_urlpatterns]
+class DurableFloorApi(BareApi):
+    """The floor under any endpoint that keeps what it accepts and holds a per-key rate and
+    concurrency limit: the bare view plus the I/O the send endpoint cannot do without, one
+    committed INSERT of the body and two Redis round trips (take a slot; give it back). No
+    authentication, validation, quota or rendering beyond the bare view's."""
+
+    def post(self, request):
+        client = cache._cache.get_client(write=True)  # the Redis client the service uses
+        client.incr("bench:floor:slots")
+        with connection.cursor() as cursor:  # autocommit: one statement, one commit
+            cursor.execute("INSERT INTO bench_accepted (id, account, body) VALUES (%s, %s, %s)",
+                           [uuid.uuid4().hex, "bench", request.body.decode()])
+        client.decr("bench:floor:slots")
+        return Response({"success": True, "data": {"echo": len(request.data)}}, status=201)
+
+
+# Under /v1, so that they pass through the same middlewares as the API's requests.
+urlpatterns = [path("v1/bench/bare", BareApi.as_view()),
+               path("v1/bench/floor", DurableFloorApi.as_view()), *service_urlpatterns]
