@@ -80,6 +80,7 @@ def recipient_on_whatsapp(*, session: Session, number: str) -> bool:
         return True
     ttl = settings.RECIPIENT_CHECK_CACHE_SECONDS if on_whatsapp else 60
     cache.set(cache_key, on_whatsapp, ttl)
+    _recipients.set(cache_key, on_whatsapp)  # or this process's next send reads it back
     return on_whatsapp
 
 
