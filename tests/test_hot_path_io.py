@@ -1,0 +1,99 @@
+"""The hot paths' I/O budgets (../shared/spec/performance.md: every extra round trip on them
+shows up in the throughput). A change that adds a round trip per message fails here, not only
+in a benchmark run.
+
+- Accept: once a key, its session and the number are known to the web process,
+  `POST /v1/messages/text` makes one database statement (the quota taken and the message
+  inserted) and two Redis round trips (the key's record read as its slot is taken; the slot
+  given back with the sender's wake-up), the I/O of the benchmarks' durable floor
+  (`bench/accept.py`).
+- Send: a sender run makes one statement per message (its `sent`, with history, event and
+  deliveries) and three Redis round trips per message with the sandbox (read its state and
+  count the attempt; publish the receipts; mark it delivered), plus a few per claim and per
+  run."""
+
+import types
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from redis.connection import Connection
+
+from config import local_cache
+from messaging.models import Message
+from messaging.sender import CLAIM_BATCH, session_sender_run
+from tests.conftest import connected_session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch) -> list[bytes]:
+    """The commands this process sends to Redis, one entry per round trip (a pipeline or a
+    script call is one)."""
+    sent: list[bytes] = []
+    send = Connection.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        return send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    return sent
+
+
+@pytest.fixture
+def frozen_local_caches(monkeypatch):
+    """The per-process caches (the session's row lives 1 s) kept from expiring between two
+    requests of a slow run."""
+    monkeypatch.setattr(local_cache, "time", types.SimpleNamespace(monotonic=lambda: 1000.0))
+
+
+def test_a_send_of_a_known_key_makes_one_statement_and_two_redis_round_trips(
+        alice, frozen_local_caches, redis_round_trips):
+    session = connected_session(alice)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {alice.raw_key}")
+
+    def send(text: str):
+        return client.post("/v1/messages/text", {"sessionId": session["id"],
+                                                  "to": "14155550123", "text": text},
+                           content_type="application/json")
+
+    assert send("first: the key, the session and the number become known").status_code == 201
+    redis_round_trips.clear()
+    with CaptureQueriesContext(connection) as statements:
+        response = send("counted")
+    assert response.status_code == 201, response.content
+    assert [query["sql"][:15] for query in statements] == ["WITH quota AS ("]
+    assert len(redis_round_trips) == 2, [command[:100] for command in redis_round_trips]
+    assert [b"EVALSHA" in command for command in redis_round_trips] == [True, True]
+    assert Message.objects.filter(text="counted", status="queued").count() == 1
+
+
+def test_a_sender_run_makes_one_statement_and_three_redis_round_trips_per_message(
+        alice, settings, redis_round_trips):
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    session = connected_session(alice)
+    n = 2 * CLAIM_BATCH + 5  # three claims, the last one short
+    Message.objects.bulk_create([
+        Message(account=alice.account, session_id=session["id"], direction="outbound",
+                type="text", to_number="14155550123", text=f"m{i}", status="queued")
+        for i in range(n)])
+    redis_round_trips.clear()
+    with CaptureQueriesContext(connection) as captured:
+        assert session_sender_run(session_id=session["id"]) == "idle"
+    assert Message.objects.filter(status="queued").count() == 0
+    statements = [query["sql"] for query in captured]
+    sent = [sql for sql in statements if sql.startswith("WITH hooks AS")]
+    claims = [sql for sql in statements if sql.lstrip().startswith("WITH head AS")]
+    assert len(sent) == n
+    assert len(claims) == 4  # 20, 20, 5, then the one that finds the queue empty
+    # The run's own: the lease taken and let go, why the last claim found nothing (the
+    # session, the head of the queue), one look at the queue once the lease is free, and the
+    # account's webhooks, read once by this process.
+    assert len(statements) - len(sent) - len(claims) <= 6, statements
+    # The sandbox's three per message, and per claim one round of wake-ups (the event
+    # consumer's, the webhooks').
+    assert 3 * n <= len(redis_round_trips) <= 3 * n + len(claims) + 2, [
+        command[:60] for command in redis_round_trips]
