@@ -10,7 +10,9 @@ in a benchmark run.
 - Send: a sender run makes one statement per message (its `sent`, with history, event and
   deliveries) and three Redis round trips per message with the sandbox (read its state and
   count the attempt; publish the receipts; mark it delivered), plus a few per claim and per
-  run."""
+  run.
+- Receipts and webhook posts: per batch, not per message (the consumer's bulk writes, a
+  delivery run's batches of posts)."""
 
 import types
 
@@ -97,3 +99,40 @@ def test_a_sender_run_makes_one_statement_and_three_redis_round_trips_per_messag
     # consumer's, the webhooks').
     assert 3 * n <= len(redis_round_trips) <= 3 * n + len(claims) + 2, [
         command[:60] for command in redis_round_trips]
+
+
+def test_receipts_and_webhook_posts_cost_statements_per_batch_not_per_message(
+        alice, settings, receiver, redis_round_trips):
+    """The event consumer applies a batch of receipts, and a delivery run posts a batch of
+    deliveries, in as many statements and round trips for 30 events as for 90. (The bulk
+    inserts are COPYs, which Django's query log does not see: one per table per batch,
+    `config/sql.py` `objects_insert`; not counted here.)"""
+    from sessions_app.event_consumer import engine_events_drain
+    from webhooks.delivery import webhook_deliver_due
+
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    session = connected_session(alice)
+    webhook = alice.http.post("/v1/webhooks", json={
+        "url": receiver.url("/hook"), "events": ["message.status"]}).json()["data"]
+    engine_events_drain()  # the session's own events
+
+    def round_of(n: int) -> tuple[int, int, int, int]:
+        Message.objects.bulk_create([
+            Message(account=alice.account, session_id=session["id"], direction="outbound",
+                    type="text", to_number="14155550123", text=f"m{i}", status="queued")
+            for i in range(n)])
+        assert session_sender_run(session_id=session["id"]) == "idle"
+        receiver.hits.clear()
+        redis_round_trips.clear()
+        with CaptureQueriesContext(connection) as receipts:
+            assert engine_events_drain() == 3 * n  # sent, delivered, read
+        receipts_redis = len(redis_round_trips)
+        redis_round_trips.clear()
+        with CaptureQueriesContext(connection) as posts:
+            assert webhook_deliver_due(webhook_id=webhook["id"]) == "idle"
+        assert len(receiver.hits_for("/hook")) == 3 * n
+        assert Message.objects.exclude(status="read").count() == 0
+        return len(receipts), receipts_redis, len(posts), len(redis_round_trips)
+
+    round_of(3)  # what a process reads once
+    assert round_of(10) == round_of(30)
