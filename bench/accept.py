@@ -93,7 +93,7 @@ def main() -> None:
         f"Send / bare throughput: **{ratio:.2f}** (target at least 0.5: {verdict(ratio >= 0.5)}).",
         f"Floor / bare: {floor['rps'] / bare['rps']:.2f}; send / floor: "
         f"{send['rps'] / floor['rps']:.2f}. The floor is what the send endpoint's own I/O "
-        f"leaves of the bare ceiling before any of its Python runs.",
+        "leaves of the bare ceiling before any of its Python runs.",
         f"Accepted messages/s: **{send['rps']:.0f}** (target at least 1,000: "
         f"{verdict(send['rps'] >= 1000)}); p99 {send['p99']:.1f} ms (target under 50 ms: "
         f"{verdict(send['p99'] < 50)}).",

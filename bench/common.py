@@ -21,7 +21,7 @@ RESULTS = ROOT / "bench" / "results"
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
-# The table the floor endpoint writes to; accept.py creates it before the server starts.
+# The table the floor endpoint writes to; accept.py and cost_steps.py create it.
 FLOOR_TABLE_SQL = (
     "CREATE TABLE IF NOT EXISTS bench_accepted (id text PRIMARY KEY, account text NOT NULL, "
     "body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"

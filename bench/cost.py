@@ -6,6 +6,8 @@ from several runs of each version.
 
 Counts the service's own Python process only (not PostgreSQL, Redis or a server in front):
 - `bare`: a bare DRF POST endpoint through the WSGI application (the accept path's ceiling),
+- `floor`: the durable floor (`bench/urls.py`): the bare endpoint plus one committed INSERT and
+  two Redis round trips, the I/O a send cannot do without,
 - `send`: `POST /v1/messages/text` through the WSGI application (key, limits, quota, insert,
   answer, the sender's wake-up),
 - `pipeline`: what the Celery tasks do for one accepted message (the sender's run with the
@@ -17,9 +19,9 @@ Counts the service's own Python process only (not PostgreSQL, Redis or a server 
 
 Each scenario runs twice, with a small and a large count (`bench/cost_steps.py`), and the
 figure is the difference divided by the difference in count: start-up and imports cancel out.
-Writes bench/results/cost.md. Takes about eight minutes.
+Writes bench/results/cost.md. Takes about ten minutes (half an hour on a slow day).
 
-    .venv/bin/python bench/cost.py [--scenarios bare,send,pipeline,paced]
+    .venv/bin/python bench/cost.py [--scenarios bare,floor,send,pipeline,paced]
 """
 
 import argparse
@@ -37,7 +39,8 @@ from bench.cost_steps import PHASES
 from bench.e2e import Receiver
 
 SMALL, LARGE = 100, 400  # requests or messages per counted run
-UNIT = {"bare": "request", "send": "request", "pipeline": "message", "paced": "message"}
+UNIT = {"bare": "request", "floor": "request", "send": "request", "pipeline": "message",
+        "paced": "message"}
 
 
 def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
@@ -64,7 +67,7 @@ def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenarios", default="bare,send,pipeline,paced")
+    parser.add_argument("--scenarios", default="bare,floor,send,pipeline,paced")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
@@ -79,6 +82,8 @@ def main() -> None:
         if scenario == "pipeline":
             figures["pipeline"] = sum(figures[phase] for phase in PHASES)
     rows = [("bare", "a bare DRF POST endpoint (the ceiling)", "request"),
+            ("floor", "the durable floor: the bare endpoint plus one committed INSERT and two "
+                      "Redis round trips", "request"),
             ("send", "`POST /v1/messages/text`", "request"),
             ("sender", "pipeline: the sender's run (claim, sandbox send, `sent`)", "message"),
             ("receipts", "pipeline: the receipts `delivered` and `read` consumed", "message"),
@@ -100,6 +105,9 @@ def main() -> None:
     if "bare" in figures and "send" in figures:
         lines += ["", f"send / bare: **{figures['send'] / figures['bare']:.2f}** times the "
                       "instructions of the bare endpoint."]
+    if "floor" in figures and "send" in figures:
+        lines += ["", f"send - floor: **{(figures['send'] - figures['floor']) / 1e6:.2f} M**: "
+                      "what a send's Python costs above the I/O it cannot do without."]
     path = write_report("cost", "CPU cost in instructions", lines)
     print(path.read_text())
 

@@ -6,11 +6,11 @@ engine event consumer, webhook delivery runs), as the Celery tasks would call th
     python bench/cost_steps.py run <state.json> [phase]   (under callgrind)
 
 `prepare` makes what the step needs (untraced): an account, ten connected sandbox sessions, a
-webhook and, for the pipeline, n accepted messages. `run` repeats the step n times (the
-accept scenarios), runs one phase of the pipeline (`sender`, then `receipts`, then
-`webhooks`) until it has done all its work, and checks that it did, or sends the n messages
-paced (`paced`: one send per sender run, as with the real engine). Never two in one
-process, so setup costs are not counted and each phase is counted apart.
+webhook, the durable floor's table (`floor`) and, for the pipeline, n accepted messages. `run`
+repeats the step n times (the accept scenarios), runs one phase of the pipeline (`sender`,
+then `receipts`, then `webhooks`) until it has done all its work, and checks that it did, or
+sends the n messages paced (`paced`: one send per sender run, as with the real engine).
+Never two in one process, so setup costs are not counted and each phase is counted apart.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import env_for, fresh_database, manage
+from bench.common import FLOOR_TABLE_SQL, env_for, fresh_database, manage
 
 DATABASE = "whatsapp_bench_cost"
 SESSIONS = 10
@@ -74,6 +74,9 @@ def prepare(scenario: str, n: int, state_path: str, receiver_url: str = "") -> N
                   ALLOW_PRIVATE_URLS="true",
                   WEBHOOK_REQUIRE_HTTPS="false", CELERY_QUEUE=namespace)
     fresh_database(env, DATABASE)
+    if scenario == "floor":
+        manage(env, "shell", "-c", f"from django.db import connection; "
+                                   f"connection.cursor().execute({FLOOR_TABLE_SQL!r})")
     manage(env, "create_plan", "bench", "--max-sessions", "100000", "--daily-messages",
            "100000000", "--rate-per-minute", "100000000", "--max-concurrent", "100000")
     key = manage(env, "create_api_key", "--account", namespace,
@@ -129,7 +132,8 @@ def run(state_path: str, phase: str = "") -> None:
         _run_paced(state, n)
         return
     client = WsgiClient(state["key"])
-    path = {"bare": "/v1/bench/bare", "send": "/v1/messages/text"}[scenario]
+    path = {"bare": "/v1/bench/bare", "floor": "/v1/bench/floor",
+            "send": "/v1/messages/text"}[scenario]
     for i in range(n):
         code, answer = client.call("POST", path, _send_body(state["sessions"], i))
         if code != 201:
