@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import FLOOR_TABLE_SQL, env_for, fresh_database, manage
 
-# (another name, BENCH_COST_DATABASE, for a run beside a benchmark: the test suite's)
+# Dropped and made again by `prepare`: the test suite names another (tests/test_bench_scripts.py).
 DATABASE = os.environ.get("BENCH_COST_DATABASE", "whatsapp_bench_cost")
 SESSIONS = 10
 # callgrind runs the code about 50 times slower than it runs: the per-process caches that

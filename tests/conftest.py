@@ -216,3 +216,20 @@ def operator():
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch) -> list[bytes]:
+    """The commands this process sends to Redis, one entry per round trip (a pipeline or a
+    script call is one)."""
+    from redis.connection import Connection
+
+    sent: list[bytes] = []
+    send = Connection.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        return send(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counting)
+    return sent

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.common import PG
 from tests.support.http_server import LocalServer, Route
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,5 @@ def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_and_paced_sends(t
                         if b'"event":"message.status"' in hit.body]
         assert len(statuses) == 3 * 5  # the pipeline's: sent, delivered, read for each
     finally:
-        subprocess.run(["psql", os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-                        + "/postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {database}"],
-                       capture_output=True, check=False)
+        subprocess.run(["psql", PG + "/postgres", "-q", "-c",
+                        f"DROP DATABASE IF EXISTS {database}"], capture_output=True, check=False)
