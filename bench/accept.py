@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
+    DATABASE,
     FLOOR_TABLE_SQL,
     account_with_session,
     cpu_split,
@@ -50,8 +51,8 @@ def main() -> None:
                         help="the report's name (default: accept, or accept-N-workers)")
     args = parser.parse_args()
 
-    env = env_for("whatsapp_bench", f"bench-{uuid.uuid4().hex[:6]}")
-    fresh_database(env, "whatsapp_bench")
+    env = env_for(DATABASE, f"bench-{uuid.uuid4().hex[:6]}")
+    fresh_database(env, DATABASE)
     manage(env, "shell", "-c", f"from django.db import connection; "
                                f"connection.cursor().execute({FLOOR_TABLE_SQL!r})")
     with gunicorn(env, args.port, workers=args.workers, threads=args.threads) as base, \

@@ -17,7 +17,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+# Elsewhere for the test suite's runs (tests/test_bench_scripts.py): their own database (made
+# anew by each script, dropped after) and reports that do not overwrite the committed ones.
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR", ROOT / "bench" / "results"))
+DATABASE = os.environ.get("BENCH_DATABASE", "whatsapp_bench")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 

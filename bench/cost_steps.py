@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import DATABASE as BENCH_DATABASE
 from bench.common import FLOOR_TABLE_SQL, env_for, fresh_database, manage
 
-# Dropped and made again by `prepare`: the test suite names another (tests/test_bench_scripts.py).
-DATABASE = os.environ.get("BENCH_COST_DATABASE", "whatsapp_bench_cost")
+DATABASE = f"{BENCH_DATABASE}_cost"  # dropped and made again by `prepare`
 SESSIONS = 10
 # callgrind runs the code about 50 times slower than it runs: the per-process caches that
 # expire by the clock (config/local_cache.py; the session looked up for a send lives 1 s)

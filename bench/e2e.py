@@ -26,6 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
+    DATABASE,
     ROOT,
     account_with_session,
     cpu_split,
@@ -128,13 +129,13 @@ def main() -> None:
 
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     queue = f"bench-{uuid.uuid4().hex[:6]}"
-    env = env_for("whatsapp_bench", namespace, SANDBOX_STATUS_DELAY_SECONDS="0",
+    env = env_for(DATABASE, namespace, SANDBOX_STATUS_DELAY_SECONDS="0",
                   SEND_MIN_INTERVAL_SECONDS=str(args.send_interval),
                   ALLOW_PRIVATE_URLS="true",
                   WEBHOOK_REQUIRE_HTTPS="false", CELERY_QUEUE=queue,
                   SWEEP_INTERVAL_SECONDS="2",
                   **({"CELERY_WEBHOOK_QUEUE": f"{queue}-hooks"} if args.webhook_worker else {}))
-    fresh_database(env, "whatsapp_bench")
+    fresh_database(env, DATABASE)
     receiver = Receiver(args.receiver_latency_ms / 1000)
     slow_receivers = [Receiver(args.slow_latency_ms / 1000) for _ in range(args.slow_endpoints)]
     worker_names: list[str] = []
@@ -210,6 +211,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        for schedule in (ROOT / "var").glob(f"beat-{queue}*"):  # the worker's beat schedule
+            schedule.unlink()
 
     latencies = sorted((receiver.sent_at[m] - t) * 1000 for m, t in accepted.items()
                        if m in receiver.sent_at)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import env_for, fresh_database, write_report
+from bench.common import DATABASE, env_for, fresh_database, write_report
 
 SIZES = [(1_000, 1), (10_000, 10), (100_000, 100)]
 
@@ -60,8 +60,8 @@ def fill(account, sessions, total: int) -> str:
 
 
 def main() -> None:
-    env = env_for("whatsapp_bench", f"bench-{uuid.uuid4().hex[:6]}")
-    fresh_database(env, "whatsapp_bench")
+    env = env_for(DATABASE, f"bench-{uuid.uuid4().hex[:6]}")
+    fresh_database(env, DATABASE)
     os.environ.update(env)
     import django
 

@@ -1,13 +1,16 @@
-"""The benchmarks' steps still run (`bench/cost_steps.py`, which `bench/cost.py` counts): their
-setup and each step at a tiny size, so that a change to the API or the pipeline that breaks a
-benchmark fails here, not on the next day someone measures. No figure is asserted: speed is
-measured by the benchmarks, never by tests. (`accept.py` needs wrk and `e2e.py` a worker of
-its own; they are not run here.)"""
+"""The benchmarks still run: each script's setup and its steps at a tiny size, so that a change
+to the API or the pipeline that breaks a benchmark fails here, not on the next day someone
+measures. No figure is asserted: speed is measured by the benchmarks, never by tests. The runs
+get a database of their own (`BENCH_DATABASE`, dropped after) and write their reports to a
+temporary folder (`BENCH_RESULTS_DIR`). (`accept.py` needs wrk: not run here.)"""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from bench.common import PG
 from tests.support.http_server import LocalServer, Route
@@ -15,30 +18,54 @@ from tests.support.http_server import LocalServer, Route
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _steps(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "bench/cost_steps.py", *args], cwd=ROOT, env=env,
+@pytest.fixture
+def bench_env(tmp_path):
+    database = f"whatsapp_bench_smoke_{os.getpid()}"
+    yield {**os.environ, "BENCH_DATABASE": database, "BENCH_RESULTS_DIR": str(tmp_path)}
+    for name in (database, f"{database}_cost"):
+        subprocess.run(["psql", PG + "/postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {name}"],
+                       capture_output=True, check=False)
+
+
+def _run(script: str, *args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, f"bench/{script}", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
-def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_and_paced_sends(tmp_path):
-    database = f"whatsapp_bench_smoke_{os.getpid()}"
-    env = {**os.environ, "BENCH_COST_DATABASE": database}
-    try:
-        with LocalServer() as receiver:
-            receiver.routes["/hook"] = Route(status=200, body=b"ok")
-            for scenario, phases in (("floor", [""]), ("paced", [""]),
-                                     ("pipeline", ["sender", "receipts", "webhooks"])):
-                state = str(tmp_path / f"{scenario}.json")
-                done = _steps("prepare", scenario, "5", state, receiver.url("/hook"), env=env)
-                assert done.returncode == 0, done.stderr[-3000:]
-                for phase in phases:
-                    # Each step checks its own work (every message sent, read, posted) and
-                    # exits non-zero if it is not done.
-                    done = _steps("run", state, *filter(None, [phase]), env=env)
-                    assert done.returncode == 0, (scenario, phase, done.stderr[-3000:])
-            statuses = [hit for hit in receiver.hits_for("/hook")
-                        if b'"event":"message.status"' in hit.body]
-        assert len(statuses) == 3 * 5  # the pipeline's: sent, delivered, read for each
-    finally:
-        subprocess.run(["psql", PG + "/postgres", "-q", "-c",
-                        f"DROP DATABASE IF EXISTS {database}"], capture_output=True, check=False)
+def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_and_paced_sends(
+        tmp_path, bench_env):
+    with LocalServer() as receiver:
+        receiver.routes["/hook"] = Route(status=200, body=b"ok")
+        for scenario, phases in (("floor", [""]), ("paced", [""]),
+                                 ("pipeline", ["sender", "receipts", "webhooks"])):
+            state = str(tmp_path / f"{scenario}.json")
+            done = _run("cost_steps.py", "prepare", scenario, "5", state,
+                        receiver.url("/hook"), env=bench_env)
+            assert done.returncode == 0, done.stderr[-3000:]
+            for phase in phases:
+                # Each step checks its own work (every message sent, read, posted) and exits
+                # non-zero if it is not done.
+                done = _run("cost_steps.py", "run", state, *filter(None, [phase]), env=bench_env)
+                assert done.returncode == 0, (scenario, phase, done.stderr[-3000:])
+        statuses = [hit for hit in receiver.hits_for("/hook")
+                    if b'"event":"message.status"' in hit.body]
+    assert len(statuses) == 3 * 5  # the pipeline's: sent, delivered, read for each
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_end_to_end_benchmark_runs_its_servers_and_sees_every_message_through(
+        tmp_path, bench_env):
+    committed = (ROOT / "bench" / "results" / "e2e.md").read_text()
+    done = _run("e2e.py", "--messages", "32", "--sessions", "2", "--port", str(_free_port()),
+                env=bench_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "e2e.md").read_text()
+    assert "| accepted | 32 in " in report
+    assert "| `sent` webhooks received | 32 |" in report
+    assert "| finished | yes in " in report
+    assert (ROOT / "bench" / "results" / "e2e.md").read_text() == committed  # not overwritten
