@@ -5,7 +5,6 @@ get a database of their own (`BENCH_DATABASE`, dropped after) and write their re
 temporary folder (`BENCH_RESULTS_DIR`). (`accept.py` needs wrk: not run here.)"""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from bench.common import PG
 from tests.support.http_server import LocalServer, Route
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,16 +52,10 @@ def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_and_paced_sends(
     assert len(statuses) == 3 * 5  # the pipeline's: sent, delivered, read for each
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_end_to_end_benchmark_runs_its_servers_and_sees_every_message_through(
         tmp_path, bench_env):
     committed = (ROOT / "bench" / "results" / "e2e.md").read_text()
-    done = _run("e2e.py", "--messages", "32", "--sessions", "2", "--port", str(_free_port()),
+    done = _run("e2e.py", "--messages", "32", "--sessions", "2", "--port", str(free_port()),
                 env=bench_env)
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "e2e.md").read_text()
