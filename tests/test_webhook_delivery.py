@@ -279,6 +279,41 @@ def test_different_sessions_events_are_posted_together(alice, receiver, settings
     assert len({hit.client_port for hit in hits}) == 4  # four kept-alive connections
 
 
+def test_an_endpoint_disabled_between_two_batches_gets_no_more(alice, receiver,
+                                                              monkeypatch):
+    from webhooks import delivery
+
+    hook = register(alice, receiver)
+    monkeypatch.setattr(delivery, "BATCH", 3)
+    record_for_sessions(alice.account, [f"ses_{n}" for n in range(7)])
+    post_batch = delivery._post_batch
+
+    def then_support_disables_it(*args):
+        outcome = post_batch(*args)
+        Webhook.objects.filter(pk=hook["id"]).update(is_active=False)
+        return outcome
+
+    monkeypatch.setattr(delivery, "_post_batch", then_support_disables_it)
+    assert webhook_deliver_due(webhook_id=hook["id"]) == "inactive"
+    assert len(receiver.hits_for("/hook")) == 3  # the first batch only
+    assert Delivery.objects.filter(status="pending").count() == 4
+
+
+def test_a_run_of_one_batch_renews_and_rereads_nothing(alice, receiver):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    hook = register(alice, receiver)
+    record_for_sessions(alice.account, [f"ses_{n}" for n in range(3)])
+    with CaptureQueriesContext(connection) as queries:
+        assert webhook_deliver_due(webhook_id=hook["id"]) == "idle"
+    on_webhooks = [q["sql"].split()[0] for q in queries.captured_queries
+                   if '"webhooks_webhook"' in q["sql"].split(" WHERE ")[0]]
+    # Its lease taken and let go, the endpoint read once: no renewal, no second read.
+    assert on_webhooks == ["UPDATE", "SELECT", "UPDATE"]
+    assert len(receiver.hits_for("/hook")) == 3
+
+
 def test_one_messages_events_and_one_sessions_statuses_go_one_at_a_time_in_order(
         alice, receiver, settings):
     settings.WEBHOOK_MAX_IN_FLIGHT = 4

@@ -102,8 +102,14 @@ def _run(webhook_id, owner, clock, jitter) -> str:
             batch = list(_due(webhook_id, now).select_related("event").order_by("id")[:BATCH])
             if not batch:
                 return "idle"
-            _lease(webhook_id, owner, now)
-            if pool is None:
+            if pool is not None:  # a batch after the first (the lease was just taken for it)
+                # Renewed, and the endpoint looked at again (disabled meanwhile, by a 410 or
+                # by support) before anything more is posted to it.
+                _lease(webhook_id, owner, now)
+                webhook.refresh_from_db(fields=["is_active", "failing_since"])
+                if not webhook.is_active:
+                    return "inactive"
+            else:
                 try:
                     pool = EndpointPool(webhook.url, timeout=TIMEOUT_SECONDS,
                                         size=settings.WEBHOOK_MAX_IN_FLIGHT)
@@ -113,9 +119,6 @@ def _run(webhook_id, owner, clock, jitter) -> str:
             outcome = _post_batch(webhook, pool, batch, now, jitter, started)
             if outcome is not None:
                 return outcome
-            webhook.refresh_from_db(fields=["is_active", "failing_since"])
-            if not webhook.is_active:
-                return "inactive"
     finally:
         if pool is not None:
             pool.close()
