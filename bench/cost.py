@@ -15,13 +15,16 @@ Counts the service's own Python process only (not PostgreSQL, Redis or a server 
   webhook posts to a local receiver), the task functions called directly, each of the three
   phases counted in its own process,
 - `paced`: the sender's runs when sends are paced (SEND_MIN_INTERVAL_SECONDS, as with the real
-  engine): one message per run, which then schedules its continuation.
+  engine): one message per run, which then schedules its continuation,
+- `trickle`: a light load, one message at a time through every stage (the send request, the
+  sender's run, the receipts, the webhook run) in one process: what each stage's run costs
+  beyond its messages, which a batch spreads over up to a hundred.
 
 Each scenario runs twice, with a small and a large count (`bench/cost_steps.py`), and the
 figure is the difference divided by the difference in count: start-up and imports cancel out.
-Writes bench/results/cost.md. Takes about ten minutes (half an hour on a slow day).
+Writes bench/results/cost.md. Takes about twenty minutes (more on a slow day).
 
-    .venv/bin/python bench/cost.py [--scenarios bare,floor,send,pipeline,paced]
+    .venv/bin/python bench/cost.py [--scenarios bare,floor,send,pipeline,paced,trickle]
 """
 
 import argparse
@@ -39,8 +42,10 @@ from bench.cost_steps import PHASES
 from bench.e2e import Receiver
 
 SMALL, LARGE = 100, 400  # requests or messages per counted run
+# A trickled message costs ten times a batched one: fewer of them count as well.
+COUNTS = {"trickle": (20, 80)}
 UNIT = {"bare": "request", "floor": "request", "send": "request", "pipeline": "message",
-        "paced": "message"}
+        "paced": "message", "trickle": "message"}
 
 
 def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
@@ -67,16 +72,17 @@ def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenarios", default="bare,floor,send,pipeline,paced")
+    parser.add_argument("--scenarios", default="bare,floor,send,pipeline,paced,trickle")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
     receiver = Receiver()
     figures: dict[str, float] = {}  # scenario or pipeline phase: instructions per unit
     for scenario in args.scenarios.split(","):
-        low, high = (instructions(scenario, n, receiver.url) for n in (SMALL, LARGE))
+        small, large = COUNTS.get(scenario, (SMALL, LARGE))
+        low, high = (instructions(scenario, n, receiver.url) for n in (small, large))
         for part in high:
-            figures[part] = (high[part] - low[part]) / (LARGE - SMALL)
+            figures[part] = (high[part] - low[part]) / (large - small)
             print(f"{part}: {figures[part] / 1e6:.3f} M instructions per "
                   f"{UNIT[scenario]}", flush=True)
         if scenario == "pipeline":
@@ -90,12 +96,16 @@ def main() -> None:
             ("webhooks", "pipeline: three `message.status` webhook posts", "message"),
             ("pipeline", "pipeline, all three phases", "message"),
             ("paced", "a paced send: a sender run for one message, its continuation "
-                      "scheduled (SEND_MIN_INTERVAL_SECONDS)", "message")]
+                      "scheduled (SEND_MIN_INTERVAL_SECONDS)", "message"),
+            ("trickle", "a message at light load: accepted, sent, its receipts consumed and "
+                        "its webhooks posted before the next is accepted (every stage's run "
+                        "for one message)", "message")]
     lines = [
         "Instructions executed by the service's Python process (valgrind callgrind), per "
-        f"request or message: the difference between runs of {SMALL} and {LARGE}, so "
-        "start-up cancels out. Each pipeline phase runs in its own process, after the one "
-        "before it. PostgreSQL, Redis and the HTTP server are not counted.",
+        f"request or message: the difference between runs of {SMALL} and {LARGE} (the trickle: "
+        f"{COUNTS['trickle'][0]} and {COUNTS['trickle'][1]}), so start-up cancels out. Each "
+        "pipeline phase runs in its own process, after the one before it. PostgreSQL, Redis "
+        "and the HTTP server are not counted.",
         "",
         "| what | M instructions | per |",
         "| --- | ---: | --- |",

@@ -132,6 +132,9 @@ def run(state_path: str, phase: str = "") -> None:
     if scenario == "paced":
         _run_paced(state, n)
         return
+    if scenario == "trickle":
+        _run_trickle(state, n)
+        return
     client = WsgiClient(state["key"])
     path = {"bare": "/v1/bench/bare", "floor": "/v1/bench/floor",
             "send": "/v1/messages/text"}[scenario]
@@ -167,6 +170,30 @@ def _run_phase(state: dict, n: int, phase: str) -> None:
         if left == 0:
             return
     raise SystemExit(f"the {phase} phase did not finish: {left} of {n} messages left")
+
+
+def _run_trickle(state: dict, n: int) -> None:
+    """Messages one at a time through every stage, as a service that keeps up with a light
+    load sees them: accepted, sent, its receipts consumed, its webhooks posted, before the
+    next is accepted. Each stage's batch is one message: what a batch costs beyond its
+    messages is all counted."""
+    from messaging.sender import session_sender_run
+    from sessions_app.event_consumer import engine_events_drain
+    from webhooks.delivery import webhook_deliver_due
+    from webhooks.models import Delivery
+
+    client = WsgiClient(state["key"])
+    for i in range(n):
+        session = state["sessions"][i % len(state["sessions"])]
+        code, answer = client.call("POST", "/v1/messages/text", _send_body(state["sessions"], i))
+        if code != 201:
+            raise SystemExit(f"send: {code} {answer!r}")
+        session_sender_run(session_id=session)
+        engine_events_drain()
+        webhook_deliver_due(webhook_id=state["webhook"])
+    posted = Delivery.objects.filter(status="succeeded").count()
+    if posted != 3 * n:
+        raise SystemExit(f"the trickle posted {posted} of {3 * n} webhooks")
 
 
 def _run_paced(state: dict, n: int) -> None:

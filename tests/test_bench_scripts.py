@@ -32,11 +32,11 @@ def _run(script: str, *args: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_and_paced_sends(
+def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_paced_sends_and_a_trickle(
         tmp_path, bench_env):
     with LocalServer() as receiver:
         receiver.routes["/hook"] = Route(status=200, body=b"ok")
-        for scenario, phases in (("floor", [""]), ("paced", [""]),
+        for scenario, phases in (("floor", [""]), ("paced", [""]), ("trickle", [""]),
                                  ("pipeline", ["sender", "receipts", "webhooks"])):
             state = str(tmp_path / f"{scenario}.json")
             done = _run("cost_steps.py", "prepare", scenario, "5", state,
@@ -49,7 +49,8 @@ def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_and_paced_sends(
                 assert done.returncode == 0, (scenario, phase, done.stderr[-3000:])
         statuses = [hit for hit in receiver.hits_for("/hook")
                     if b'"event":"message.status"' in hit.body]
-    assert len(statuses) == 3 * 5  # the pipeline's: sent, delivered, read for each
+    # The pipeline's and the trickle's: sent, delivered, read for each of their five.
+    assert len(statuses) == 2 * 3 * 5
 
 
 def test_the_end_to_end_benchmark_runs_its_servers_and_sees_every_message_through(
