@@ -76,8 +76,8 @@ def test_a_sender_run_makes_one_statement_and_three_redis_round_trips_per_messag
     assert len(sent) == n
     assert len(claims) == 4  # 20, 20, 5, then the one that finds the queue empty
     # The run's own: the lease taken and let go, why the last claim found nothing (the
-    # session, the head of the queue), one look at the queue once the lease is free, and the
-    # account's webhooks, read once by this process.
+    # session and the head of the queue, one statement), one look at the queue once the lease
+    # is free, and the account's webhooks, read once by this process.
     assert len(statements) - len(sent) - len(claims) <= 6, statements
     # The sandbox's three per message; per claim, one round of wake-ups (the event consumer's,
     # the webhooks'); the run's wake-up marker let go; at most one wake-up task published.
