@@ -86,6 +86,28 @@ def account_with_session(env: dict, base: str, sessions: int = 1) -> tuple[str, 
     return key, ids
 
 
+def pg_counters(database: str) -> dict[str, int]:
+    """PostgreSQL's own count of the work done so far: WAL records written (the whole server:
+    nothing else may run against it meanwhile), and the database's commits and rows inserted
+    and updated. Read once the database has no session left, since a backend reports what it
+    did by the time it exits. Mostly the same whatever the machine's speed, as instructions
+    are: a row or an index entry written is a WAL record."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as connection:
+        for _ in range(200):
+            if not connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                      [database]).fetchone()[0]:
+                break
+            time.sleep(0.05)
+        wal = connection.execute("SELECT wal_records FROM pg_stat_wal").fetchone()[0]
+        commits, inserted, updated = connection.execute(
+            "SELECT xact_commit, tup_inserted, tup_updated FROM pg_stat_database "
+            "WHERE datname = %s", [database]).fetchone()
+    return {"wal records": wal, "commits": commits, "rows inserted": inserted,
+            "rows updated": updated}
+
+
 def wrk(url: str, *, duration: int, connections: int, threads: int = 2,
         script: Path | None = None, env: dict | None = None) -> dict:
     if shutil.which("wrk") is None:

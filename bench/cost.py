@@ -20,6 +20,10 @@ Counts the service's own Python process only (not PostgreSQL, Redis or a server 
   sender's run, the receipts, the webhook run) in one process: what each stage's run costs
   beyond its messages, which a batch spreads over up to a hundred.
 
+Beside each count, PostgreSQL's own counts of the same runs (WAL records, rows inserted and
+updated, commits): the deterministic part of the database's work, which the instructions
+leave out. They count the whole server's WAL: run nothing else against it meanwhile.
+
 Each scenario runs twice, with a small and a large count (`bench/cost_steps.py`), and the
 figure is the difference divided by the difference in count: start-up and imports cancel out.
 Writes bench/results/cost.md. Takes about twenty minutes (more on a slow day).
@@ -37,8 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, write_report
-from bench.cost_steps import PHASES
+from bench.common import ROOT, pg_counters, write_report
+from bench.cost_steps import DATABASE, PHASES
 from bench.e2e import Receiver
 
 SMALL, LARGE = 100, 400  # requests or messages per counted run
@@ -48,16 +52,20 @@ UNIT = {"bare": "request", "floor": "request", "send": "request", "pipeline": "m
         "paced": "message", "trickle": "message"}
 
 
-def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
+def instructions(scenario: str, n: int, receiver_url: str
+                 ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Instructions counted for n requests or messages: {scenario: count}, or for the
-    pipeline {phase: count}, each phase in its own process."""
+    pipeline {phase: count}, each phase in its own process; and PostgreSQL's counts of the
+    same runs (`pg_counters`), {phase: {counter: count}}."""
     steps = str(ROOT / "bench" / "cost_steps.py")
     counted: dict[str, int] = {}
+    database_work: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory() as folder:
         state = str(Path(folder) / "state.json")
         subprocess.run([sys.executable, steps, "prepare", scenario, str(n), state,
                         receiver_url], cwd=ROOT, check=True)
         for phase in PHASES if scenario == "pipeline" else ("",):
+            before = pg_counters(DATABASE)
             done = subprocess.run(
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
                  sys.executable, steps, "run", state, *filter(None, [phase])],
@@ -67,7 +75,10 @@ def instructions(scenario: str, n: int, receiver_url: str) -> dict[str, int]:
                                  f"{done.stderr[-3000:]}")
             counted[phase or scenario] = int(
                 re.search(r"Collected : (\d+)", done.stderr).group(1))
-    return counted
+            after = pg_counters(DATABASE)
+            database_work[phase or scenario] = {name: after[name] - before[name]
+                                                for name in after}
+    return counted, database_work
 
 
 def main() -> None:
@@ -78,15 +89,22 @@ def main() -> None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
     receiver = Receiver()
     figures: dict[str, float] = {}  # scenario or pipeline phase: instructions per unit
+    database: dict[str, dict[str, float]] = {}  # the same: PostgreSQL's counts per unit
     for scenario in args.scenarios.split(","):
         small, large = COUNTS.get(scenario, (SMALL, LARGE))
-        low, high = (instructions(scenario, n, receiver.url) for n in (small, large))
+        (low, low_db), (high, high_db) = (instructions(scenario, n, receiver.url)
+                                          for n in (small, large))
         for part in high:
             figures[part] = (high[part] - low[part]) / (large - small)
-            print(f"{part}: {figures[part] / 1e6:.3f} M instructions per "
-                  f"{UNIT[scenario]}", flush=True)
+            database[part] = {name: (high_db[part][name] - low_db[part][name]) / (large - small)
+                              for name in high_db[part]}
+            print(f"{part}: {figures[part] / 1e6:.3f} M instructions, "
+                  + ", ".join(f"{value:.2f} {name}" for name, value in database[part].items())
+                  + f" per {UNIT[scenario]}", flush=True)
         if scenario == "pipeline":
             figures["pipeline"] = sum(figures[phase] for phase in PHASES)
+            database["pipeline"] = {name: sum(database[phase][name] for phase in PHASES)
+                                    for name in database[PHASES[0]]}
     rows = [("bare", "a bare DRF POST endpoint (the ceiling)", "request"),
             ("floor", "the durable floor: the bare endpoint plus one committed INSERT and two "
                       "Redis round trips", "request"),
@@ -111,6 +129,20 @@ def main() -> None:
         "| --- | ---: | --- |",
         *[f"| {label} | {figures[name] / 1e6:.2f} | {unit} |"
           for name, label, unit in rows if name in figures],
+    ]
+    columns = ("wal records", "rows inserted", "rows updated", "commits")
+    lines += [
+        "",
+        "PostgreSQL's work for the same runs, counted by PostgreSQL (`pg_stat_wal`, "
+        "`pg_stat_database`), per request or message, the same difference: WAL records (one "
+        "for each row and each index entry written, so an index that a change must update "
+        "shows here), rows inserted and updated, and commits. Its CPU is not counted; "
+        "these counts are the part of it that the schema and the statements decide.",
+        "",
+        "| what | " + " | ".join(columns) + " | per |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " | --- |",
+        *[f"| {label} | " + " | ".join(f"{database[name][column]:.2f}" for column in columns)
+          + f" | {unit} |" for name, label, unit in rows if name in database],
     ]
     if "bare" in figures and "send" in figures:
         lines += ["", f"send / bare: **{figures['send'] / figures['bare']:.2f}** times the "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import PG
+from bench.common import PG, pg_counters
 from tests.support.http_server import LocalServer, Route
 from tests.support.servers import free_port
 
@@ -43,10 +43,17 @@ def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_paced_sends_and_a
                         receiver.url("/hook"), env=bench_env)
             assert done.returncode == 0, done.stderr[-3000:]
             for phase in phases:
+                before = pg_counters(f"{bench_env['BENCH_DATABASE']}_cost")
                 # Each step checks its own work (every message sent, read, posted) and exits
                 # non-zero if it is not done.
                 done = _run("cost_steps.py", "run", state, *filter(None, [phase]), env=bench_env)
                 assert done.returncode == 0, (scenario, phase, done.stderr[-3000:])
+                if phase == "sender":  # what bench/cost.py reads of PostgreSQL's own counts
+                    work = pg_counters(f"{bench_env['BENCH_DATABASE']}_cost")
+                    assert work["rows updated"] - before["rows updated"] >= 2 * 5  # sending, sent
+                    assert work["rows inserted"] - before["rows inserted"] >= 3 * 5
+                    assert work["commits"] > before["commits"]
+                    assert work["wal records"] > before["wal records"]
         statuses = [hit for hit in receiver.hits_for("/hook")
                     if b'"event":"message.status"' in hit.body]
     # The pipeline's and the trickle's: sent, delivered, read for each of their five.
