@@ -68,6 +68,9 @@ class Message(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [
+            # SQLite only: PostgreSQL reads an account's messages newest first from its twin
+            # on `id COLLATE "C"` (migration 0004, config/pagination.py) and has no other
+            # (migration 0007 drops this one there: one index fewer to write per change).
             models.Index(fields=["account", "-id"], name="message_account_id"),
             # Lists of a session's messages by status, and the sweeper's scans.
             models.Index(fields=["session", "status", "id"], name="message_session_queue"),
@@ -83,7 +86,9 @@ class Message(models.Model):
         ]
         constraints = [
             # A retried send with the same Idempotency-Key can never make a second message.
+            # Partial: messages sent without a key have no entry to rewrite at every change.
             models.UniqueConstraint(fields=["account", "idempotency_key"],
+                                    condition=models.Q(idempotency_key__isnull=False),
                                     name="message_idempotency_key"),
             # An inbound message the engine reports twice is stored once.
             models.UniqueConstraint(fields=["session", "whatsapp_id"],

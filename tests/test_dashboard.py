@@ -473,6 +473,35 @@ def test_message_search_filters_and_detail(world, alice, alice_owner):
     assert body.count("<li><time>") == failed.history.count() >= 1
 
 
+def test_lists_show_the_newest_first(alice, alice_owner, receiver, settings):
+    """Messages, and a webhook's deliveries with and without a status filter, newest first:
+    the order the (scope, id) indexes hold on both databases."""
+    settings.ALLOW_PRIVATE_URLS, settings.WEBHOOK_REQUIRE_HTTPS = True, False
+    session = connected_session(alice)
+    sent = [alice.http.post("/v1/messages/text", json={
+        "sessionId": session["id"], "to": "14155550001", "text": f"m{i}"}).json()["data"]["id"]
+        for i in range(3)]
+    listing = alice_owner.get(reverse("dashboard:messages")).content.decode()
+    assert sorted(sent, key=listing.index) == sent[::-1]
+
+    hook = Webhook.objects.get(pk=alice.http.post("/v1/webhooks", json={
+        "url": receiver.url("/hook"), "events": ["message.status"]}).json()["data"]["id"])
+    for _ in range(3):
+        alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]))
+    receiver.routes["/hook"] = Route(status=500)
+    for _ in range(2):
+        alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]))
+    Delivery.objects.filter(webhook=hook, status="pending").update(status="failed")
+    deliveries = list(Delivery.objects.filter(webhook=hook).order_by("created_at")
+                      .values_list("id", "status"))
+    assert [status for _, status in deliveries] == ["succeeded"] * 3 + ["failed"] * 2
+    for status in ("", "succeeded", "failed"):
+        page = alice_owner.get(reverse("dashboard:webhook", args=[hook.id]),
+                               {"status": status} if status else {}).content.decode()
+        expected = [pk for pk, shown in deliveries if status in ("", shown)][::-1]
+        assert sorted((pk for pk, _ in deliveries if pk in page), key=page.index) == expected
+
+
 def test_bad_message_filters_are_a_400_not_a_500(alice, alice_owner):
     assert_catalogue_error(alice_owner.get(reverse("dashboard:messages"), {"status": "bogus"}),
                            "invalid_request")

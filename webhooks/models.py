@@ -68,7 +68,7 @@ class Delivery(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=new_delivery_id,
                           editable=False)
-    # Indexed by `delivery_due` and `delivery_webhook_id`, which lead with it.
+    # Indexed by the indexes below, which lead with it.
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries",
                                 db_index=False)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
@@ -85,15 +85,23 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "deliveries"
+        # Each delivery is written twice (made pending, then posted), and each of the two
+        # writes adds an entry to every index whose condition it meets: the indexes that
+        # find work hold pending deliveries only, and failed ones (few) have their own.
         indexes = [
-            models.Index(fields=["webhook", "status", "next_attempt_at"], name="delivery_due"),
             # A delivery run's batch: the endpoint's pending deliveries in order. Partial, so
             # that the first hundred are read in order however large the backlog (an endpoint
             # back after an outage), not all sorted.
             models.Index(fields=["webhook", "id"], name="delivery_pending",
                          condition=models.Q(status=DeliveryStatus.PENDING)),
+            # When the endpoint's next retry is due, and the sweeper's due deliveries.
+            models.Index(fields=["webhook", "next_attempt_at"], name="delivery_pending_due",
+                         condition=models.Q(status=DeliveryStatus.PENDING)),
+            # The failed deliveries support and customers look for.
+            models.Index(fields=["webhook", "id"], name="delivery_failed",
+                         condition=models.Q(status=DeliveryStatus.FAILED)),
+            # SQLite only, as `message_account_id` (messaging migration 0007).
             models.Index(fields=["webhook", "-id"], name="delivery_webhook_id"),
-            models.Index(fields=["status", "next_attempt_at"], name="delivery_status_due"),
         ]
 
     def __str__(self) -> str:

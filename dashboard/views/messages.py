@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from config.errors import CATALOGUE, E
+from config.pagination import newest_first
 from dashboard.access import form_error_context, member_view, render_error
 from dashboard.forms import MessageFilterForm
 from messaging.models import Message, MessageStatus
@@ -38,7 +39,7 @@ def message_list(request: HttpRequest) -> HttpResponse:
             messages = messages.filter(direction=data["direction"])
         if data["session"]:
             messages = messages.filter(session_id=data["session"])
-    page = Paginator(messages.order_by("-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(newest_first(messages), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "dashboard/messages.html", {

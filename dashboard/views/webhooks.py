@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from config.errors import ApiError, E
+from config.pagination import newest_first
 from dashboard.access import allow_methods, error_context, member_view, render_error
 from dashboard.forms import WebhookCreateForm
 from sessions_app.selectors import session_get, sessions_visible
@@ -62,8 +63,8 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
     hook = _webhook(request, webhook_id)
     status = request.GET.get("status", "")
-    deliveries = (Delivery.objects.filter(webhook=hook).select_related("event")
-                  .prefetch_related("attempt_log").order_by("-created_at"))
+    deliveries = newest_first(Delivery.objects.filter(webhook=hook).select_related("event")
+                              .prefetch_related("attempt_log"))
     if status in DeliveryStatus.values:
         deliveries = deliveries.filter(status=status)
     return render(request, "dashboard/webhook.html", {
