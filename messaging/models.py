@@ -69,8 +69,8 @@ class Message(models.Model):
         ordering = ["-id"]
         indexes = [
             # SQLite only: PostgreSQL reads an account's messages newest first from its twin
-            # on `id COLLATE "C"` (migration 0004, config/pagination.py) and has no other
-            # (migration 0007 drops this one there: one index fewer to write per change).
+            # on (account, id COLLATE "C") (migration 0004, config/pagination.py); migration
+            # 0007 drops this one there, one index fewer to write at every change.
             models.Index(fields=["account", "-id"], name="message_account_id"),
             # Lists of a session's messages by status, and the sweeper's scans.
             models.Index(fields=["session", "status", "id"], name="message_session_queue"),

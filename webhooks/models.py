@@ -85,9 +85,9 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "deliveries"
-        # Each delivery is written twice (made pending, then posted), and each of the two
-        # writes adds an entry to every index whose condition it meets: the indexes that
-        # find work hold pending deliveries only, and failed ones (few) have their own.
+        # A delivery is written at least twice (made pending, then posted), and each write
+        # adds an entry to every index whose condition it meets: the indexes that find work
+        # hold pending deliveries only, and failed ones (few) have their own.
         indexes = [
             # A delivery run's batch: the endpoint's pending deliveries in order. Partial, so
             # that the first hundred are read in order however large the backlog (an endpoint
