@@ -129,9 +129,15 @@ def wrk(url: str, *, duration: int, connections: int, threads: int = 2,
             "errors": int(non_2xx.group(1)) if non_2xx else 0, "raw": output}
 
 
+# What the reports call a process, by what its command line names: the pipeline's worker is
+# Celery's, or the end-to-end floor's in its place (`bench/e2e.py --floor`).
+PROGRAMS = {"gunicorn": "gunicorn", "celery": "worker", "pipeline_floor": "worker",
+            "postgres": "postgres", "redis": "redis"}
+
+
 def cpu_ticks_by_program() -> dict[str, int]:
     """CPU ticks (user + system) of every process on the machine, summed per program
-    (gunicorn, celery, postgres, redis, other), read from /proc, with those of its children
+    (gunicorn, worker, postgres, redis, other), read from /proc, with those of its children
     that have exited: a PostgreSQL backend that lived for one Celery task, say, is counted
     in its postmaster (missed before, it hid most of what the worker's statements cost)."""
     totals: dict[str, int] = {}
@@ -145,7 +151,7 @@ def cpu_ticks_by_program() -> dict[str, int]:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
-        program = next((known for known in ("gunicorn", "celery", "postgres", "redis")
+        program = next((program for known, program in PROGRAMS.items()
                         if known in command or name.startswith(known)), "other")
         own, exited_children = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
         totals[program] = totals.get(program, 0) + own + exited_children

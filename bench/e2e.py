@@ -7,6 +7,7 @@ process. Writes bench/results/e2e.md.
 """
 
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -35,6 +36,7 @@ from bench.common import (
     gunicorn,
     write_report,
 )
+from bench.pipeline_floor import create_tables as create_floor_tables
 
 
 class Receiver:
@@ -49,6 +51,7 @@ class Receiver:
     def __init__(self, latency: float = 0.0) -> None:
         self.latency = latency
         self.sent_at: dict[str, float] = {}
+        self.posts: list[None] = []  # one item per post received (list.append is atomic)
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -66,6 +69,7 @@ class Receiver:
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
                 body = stream.read(length)
+                self.posts.append(None)
                 if b'"status":"sent"' in body:
                     event = json.loads(body)
                     if event["event"] == "message.status" and event["data"]["status"] == "sent":
@@ -125,6 +129,10 @@ def main() -> None:
                         help="deliveries on CELERY_WEBHOOK_QUEUE, taken by a second worker "
                              "of --webhook-threads threads")
     parser.add_argument("--webhook-threads", type=int, default=8)
+    parser.add_argument("--floor", action="store_true",
+                        help="the end-to-end floor in the service's place: the accept path's "
+                             "durable floor and --concurrency processes of "
+                             "bench/pipeline_floor.py instead of the Celery worker")
     args = parser.parse_args()
 
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
@@ -136,6 +144,8 @@ def main() -> None:
                   SWEEP_INTERVAL_SECONDS="2",
                   **({"CELERY_WEBHOOK_QUEUE": f"{queue}-hooks"} if args.webhook_worker else {}))
     fresh_database(env, DATABASE)
+    if args.floor:
+        create_floor_tables(env["DATABASE_URL"])
     receiver = Receiver(args.receiver_latency_ms / 1000)
     slow_receivers = [Receiver(args.slow_latency_ms / 1000) for _ in range(args.slow_endpoints)]
     worker_names: list[str] = []
@@ -149,8 +159,13 @@ def main() -> None:
             cwd=ROOT, env=env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    worker = celery_worker(queue, "--pool", "prefork", "--concurrency", str(args.concurrency),
-                           "--beat", "--schedule", str(ROOT / "var" / f"beat-{queue}"))
+    floor_workers = [subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "pipeline_floor.py"), env["DATABASE_URL"],
+         env["REDIS_URL"], namespace, receiver.url], cwd=ROOT, env=env, start_new_session=True)
+        for _ in range(args.concurrency)] if args.floor else []
+    worker = None if args.floor else celery_worker(
+        queue, "--pool", "prefork", "--concurrency", str(args.concurrency),
+        "--beat", "--schedule", str(ROOT / "var" / f"beat-{queue}"))
     webhook_worker = celery_worker(
         f"{queue}-hooks", "--pool", "threads", "--concurrency", str(args.webhook_threads)
     ) if args.webhook_worker else None
@@ -159,9 +174,10 @@ def main() -> None:
             key, sessions = account_with_session(env, base, sessions=args.sessions)
             client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"},
                                   trust_env=False, timeout=30)
-            for endpoint in (receiver, *slow_receivers):
+            for endpoint in () if args.floor else (receiver, *slow_receivers):
                 client.post("/v1/webhooks", json={"url": endpoint.url,
                                                   "events": ["message.status"]})
+            send_path = "/v1/bench/floor-queue" if args.floor else "/v1/messages/text"
             accepted: dict[str, float] = {}
             lock = threading.Lock()
 
@@ -175,7 +191,7 @@ def main() -> None:
                 for i in range(n, args.messages, 16):
                     body = {"sessionId": sessions[i % len(sessions)], "to": "14155550123",
                             "text": f"m{i}"}
-                    connection.request("POST", "/v1/messages/text", body=json.dumps(body),
+                    connection.request("POST", send_path, body=json.dumps(body),
                                        headers=headers)
                     response = connection.getresponse()
                     answer = response.read()
@@ -195,14 +211,21 @@ def main() -> None:
                 while len(receiver.sent_at) < len(accepted) and time.time() < deadline:
                     time.sleep(0.2)
                 done = time.time()
+                posts_by_then = len(receiver.posts)
+            # Outside the measured window: the `delivered` and `read` posts still on their way,
+            # so that the run is seen through to its last post (and a test can count them).
+            while len(receiver.posts) < 3 * len(accepted) and time.time() < deadline:
+                time.sleep(0.2)
+            all_posted = time.time() if len(receiver.posts) >= 3 * len(accepted) else None
             memory = {"gunicorn worker": [rss_mb(p) for p in children(
                 int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{args.port}", "-o"],
                                    capture_output=True, text=True).stdout.split()[0]))],
-                      "celery process": [rss_mb(worker.pid)] + [rss_mb(p)
-                                                              for p in children(worker.pid)]}
-            tasks = tasks_run(env, worker_names)
+                      "celery process": [rss_mb(p.pid) for p in floor_workers] if args.floor else
+                      [rss_mb(worker.pid)] + [rss_mb(p) for p in children(worker.pid)]}
+            tasks = {} if args.floor else tasks_run(env, worker_names)
     finally:
-        workers = [process for process in (worker, webhook_worker) if process is not None]
+        workers = [process for process in (worker, webhook_worker, *floor_workers)
+                   if process is not None]
         for process in workers:
             os.killpg(process.pid, signal.SIGTERM)
         for process in workers:
@@ -223,9 +246,13 @@ def main() -> None:
         return latencies[min(len(latencies) - 1, int(len(latencies) * p))] if latencies else 0
 
     lines = [
-        f"{args.messages} text messages over {args.sessions} sandbox sessions, 16 concurrent "
-        f"clients; gunicorn 2 workers; one Celery worker (prefork {args.concurrency}, beat); "
-        "PostgreSQL, Redis; webhook receiver on loopback"
+        f"{datetime.date.today()}; {args.messages} text messages over {args.sessions} sandbox "
+        "sessions, 16 concurrent "
+        f"clients; gunicorn 2 workers; "
+        + (f"the end-to-end floor in the service's place (`bench/pipeline_floor.py`: the "
+           f"accept path's durable floor, {args.concurrency} floor worker processes)"
+           if args.floor else f"one Celery worker (prefork {args.concurrency}, beat)")
+        + "; PostgreSQL, Redis; webhook receiver on loopback"
         + (f", answering each post {args.receiver_latency_ms:g} ms late (as a customer's "
            f"server across a network would; WEBHOOK_MAX_IN_FLIGHT "
            f"{env.get('WEBHOOK_MAX_IN_FLIGHT', '10')})" if args.receiver_latency_ms else "")
@@ -243,34 +270,45 @@ def main() -> None:
         f"| accepted | {len(accepted)} in {accept_seconds:.1f} s "
         f"({len(accepted) / accept_seconds:.0f}/s) |",
         f"| `sent` webhooks received | {delivered} |",
+        f"| webhook posts received by then (`sent`, `delivered`, `read`: 3 a message) | "
+        f"{posts_by_then} |",
+        "| every post received | "
+        + (f"yes, {all_posted - done:.1f} s after the last `sent` |" if all_posted else "NO |"),
         f"| end to end (accept to `sent` webhook) | **{end_to_end:.0f} msgs/s** "
         f"(target 500: {'met' if end_to_end >= 500 else 'NOT met'}) |",
         f"| accept -> `sent` webhook p50 | {pct(0.5):.0f} ms |",
         f"| accept -> `sent` webhook p99 | {pct(0.99):.0f} ms |",
         f"| median RSS, gunicorn worker | {statistics.median(memory['gunicorn worker']):.0f} MB |",
-        f"| median RSS, Celery process | {statistics.median(memory['celery process']):.0f} MB |",
+        f"| median RSS, {'floor worker' if args.floor else 'Celery'} process | "
+        f"{statistics.median(memory['celery process']):.0f} MB |",
         f"| finished | {'yes' if delivered == len(accepted) else 'NO'} in "
         f"{done - started:.0f} s |",
         "",
         "CPU per message over the whole run (ms), by program, from /proc (\"bench\" is this "
         "script: its 16 client threads and the webhook receiver):",
         "",
-        "| gunicorn | celery | postgres | redis | bench | other |",
+        f"| gunicorn | {'floor worker' if args.floor else 'celery'} | postgres | redis | bench "
+        "| other |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
         "| " + " | ".join(f"{cpu.get(name, 0) * 1000 / max(len(accepted), 1):.2f}"
-                         for name in ("gunicorn", "celery", "postgres", "redis", "bench",
+                         for name in ("gunicorn", "worker", "postgres", "redis", "bench",
                                       "other")) + " |",
-        "",
-        "Celery tasks run per message, by task (`celery inspect stats`, the whole run):",
-        "",
-        "| task | per message | total |",
-        "| --- | ---: | ---: |",
-        *(f"| `{task}` | {count / max(len(accepted), 1):.2f} | {count} |"
-          for task, count in sorted(tasks.items(), key=lambda item: -item[1])),
-        f"| all | {sum(tasks.values()) / max(len(accepted), 1):.2f} | {sum(tasks.values())} |"
-        if tasks else "| (the workers did not answer) | | |",
     ]
-    name = "e2e" if args.concurrency == 2 else f"e2e-{args.concurrency}-processes"
+    if not args.floor:
+        lines += [
+            "",
+            "Celery tasks run per message, by task (`celery inspect stats`, the whole run):",
+            "",
+            "| task | per message | total |",
+            "| --- | ---: | ---: |",
+            *(f"| `{task}` | {count / max(len(accepted), 1):.2f} | {count} |"
+              for task, count in sorted(tasks.items(), key=lambda item: -item[1])),
+            f"| all | {sum(tasks.values()) / max(len(accepted), 1):.2f} | "
+            f"{sum(tasks.values())} |" if tasks else "| (the workers did not answer) | | |",
+        ]
+    name = "e2e-floor" if args.floor else "e2e"
+    if args.concurrency != 2:
+        name += f"-{args.concurrency}-processes"
     if args.receiver_latency_ms:
         name += f"-latency-{args.receiver_latency_ms:g}-ms"
     if args.send_interval:

@@ -6,6 +6,7 @@ from django.urls import path
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bench.pipeline_floor import floor_id
 from config.urls import urlpatterns as service_urlpatterns
 
 
@@ -28,13 +29,30 @@ class DurableFloorApi(BareApi):
     def post(self, request):
         client = cache._cache.get_client(write=True)  # the Redis client the service uses
         client.incr("bench:floor:slots")
+        data = self.keep(request)
+        client.decr("bench:floor:slots")
+        return Response({"success": True, "data": data}, status=201)
+
+    def keep(self, request) -> dict:
         with connection.cursor() as cursor:  # autocommit: one statement, one commit
             cursor.execute("INSERT INTO bench_accepted (id, account, body) VALUES (%s, %s, %s)",
                            [uuid.uuid4().hex, "bench", request.body.decode()])
-        client.decr("bench:floor:slots")
-        return Response({"success": True, "data": {"echo": len(request.data)}}, status=201)
+        return {"echo": len(request.data)}
+
+
+class QueueFloorApi(DurableFloorApi):
+    """The durable floor keeping the body in the end-to-end floor's queue
+    (`bench/pipeline_floor.py`), and answering the new message's id as a send does."""
+
+    def keep(self, request) -> dict:
+        message_id = floor_id("m")
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO floor_message (id, body) VALUES (%s, %s)",
+                           [message_id, request.body.decode()])
+        return {"id": message_id}
 
 
 # Under /v1, so that they pass through the same middlewares as the API's requests.
 urlpatterns = [path("v1/bench/bare", BareApi.as_view()),
-               path("v1/bench/floor", DurableFloorApi.as_view()), *service_urlpatterns]
+               path("v1/bench/floor", DurableFloorApi.as_view()),
+               path("v1/bench/floor-queue", QueueFloorApi.as_view()), *service_urlpatterns]

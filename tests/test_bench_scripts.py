@@ -70,4 +70,29 @@ def test_the_end_to_end_benchmark_runs_its_servers_and_sees_every_message_throug
     assert "| accepted | 32 in " in report
     assert "| `sent` webhooks received | 32 |" in report
     assert "| finished | yes in " in report
+    assert "| every post received | yes, " in report
     assert (ROOT / "bench" / "results" / "e2e.md").read_text() == committed  # not overwritten
+
+
+def test_the_end_to_end_floor_sees_every_message_through_and_posts_each_of_its_steps(
+        tmp_path, bench_env):
+    done = _run("e2e.py", "--floor", "--messages", "32", "--sessions", "2", "--port",
+                str(free_port()), env=bench_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "e2e-floor.md").read_text()
+    assert "the end-to-end floor in the service's place" in report
+    assert "| accepted | 32 in " in report
+    assert "| `sent` webhooks received | 32 |" in report
+    assert "| finished | yes in " in report
+    assert "| every post received | yes, " in report
+    # What the floor keeps, as the service keeps it: each message read, three events and three
+    # posted deliveries, each with its attempt.
+    database = f"{PG}/{bench_env['BENCH_DATABASE']}"
+    counts = subprocess.run(
+        ["psql", database, "-Atc",
+         "SELECT (SELECT count(*) FROM floor_message WHERE status = 'read'), "
+         "(SELECT count(*) FROM floor_event), "
+         "(SELECT count(*) FROM floor_delivery WHERE status = 'succeeded'), "
+         "(SELECT count(DISTINCT delivery_id) FROM floor_attempt)"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert counts == "32|96|96|96"
