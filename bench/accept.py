@@ -26,6 +26,7 @@ from bench.common import (
     env_for,
     fresh_database,
     gunicorn,
+    machine_speed,
     manage,
     write_report,
     wrk,
@@ -51,6 +52,7 @@ def main() -> None:
                         help="the report's name (default: accept, or accept-N-workers)")
     args = parser.parse_args()
 
+    speed = machine_speed()
     env = env_for(DATABASE, f"bench-{uuid.uuid4().hex[:6]}")
     fresh_database(env, DATABASE)
     manage(env, "shell", "-c", f"from django.db import connection; "
@@ -81,6 +83,8 @@ def main() -> None:
         f"{datetime.date.today()}; gunicorn {args.workers} sync workers, PostgreSQL, Redis; "
         f"wrk 2 threads, {args.connections} connections, {args.duration} s per "
         "endpoint, same run, load generator on the same box.",
+        "",
+        speed,
         "",
         "| endpoint | requests/s | p50 ms | p99 ms | non-2xx |",
         "| --- | ---: | ---: | ---: | ---: |",

@@ -179,6 +179,37 @@ def cpu_split():
     result["bench"] = (mine.ru_utime - own.ru_utime) + (mine.ru_stime - own.ru_stime)
 
 
+def machine_speed() -> str:
+    """How fast this machine is now, in two figures, for reading a report beside one from
+    another day (this machine's speed drifts by up to half between days): a pure-Python loop
+    of ten million additions, and the CPU one Redis round trip over loopback costs its client
+    and the server together (10,000 PINGs, one at a time). The second is the price of a
+    process going to sleep on a socket and being woken, paid at every round trip between the
+    service's processes; here it is several times what the same round trip costs on bare
+    metal. Run before the benchmark starts its load."""
+    import resource
+
+    import redis
+
+    started, total = time.perf_counter(), 0
+    for number in range(10_000_000):
+        total += number
+    loop_seconds = time.perf_counter() - started
+    client = redis.Redis.from_url(REDIS)
+    client.ping()
+    before, server_before = resource.getrusage(resource.RUSAGE_SELF), cpu_ticks_by_program()
+    for _ in range(10_000):
+        client.ping()
+    after, server_after = resource.getrusage(resource.RUSAGE_SELF), cpu_ticks_by_program()
+    client.close()
+    own = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    server = (server_after.get("redis", 0) - server_before.get("redis", 0)) / os.sysconf(
+        "SC_CLK_TCK")
+    return (f"This machine at the start of the run: a Python loop of ten million additions in "
+            f"{loop_seconds:.2f} s; one Redis round trip over loopback (PING, not pipelined) "
+            f"{(own + server) * 100:.0f} us of CPU, client and server together.")
+
+
 def write_report(name: str, title: str, lines: list[str]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"

@@ -34,6 +34,7 @@ from bench.common import (
     env_for,
     fresh_database,
     gunicorn,
+    machine_speed,
     write_report,
 )
 from bench.pipeline_floor import create_tables as create_floor_tables
@@ -143,6 +144,7 @@ def main() -> None:
                   WEBHOOK_REQUIRE_HTTPS="false", CELERY_QUEUE=queue,
                   SWEEP_INTERVAL_SECONDS="2",
                   **({"CELERY_WEBHOOK_QUEUE": f"{queue}-hooks"} if args.webhook_worker else {}))
+    speed = machine_speed()
     fresh_database(env, DATABASE)
     if args.floor:
         create_floor_tables(env["DATABASE_URL"])
@@ -264,6 +266,8 @@ def main() -> None:
            f"SECONDS): at most {args.sessions / args.send_interval:.0f} msgs/s"
            if args.send_interval else "")
         + "; all on this 2-core machine.",
+        "",
+        speed,
         "",
         "| figure | value |",
         "| --- | ---: |",

@@ -71,6 +71,7 @@ def test_the_end_to_end_benchmark_runs_its_servers_and_sees_every_message_throug
     assert "| `sent` webhooks received | 32 |" in report
     assert "| finished | yes in " in report
     assert "| every post received | yes, " in report
+    assert "This machine at the start of the run: a Python loop of ten million" in report
     assert (ROOT / "bench" / "results" / "e2e.md").read_text() == committed  # not overwritten
 
 
