@@ -109,7 +109,7 @@ def objects_insert(objs: list[Model]) -> None:
     them). On PostgreSQL through COPY, whose rows psycopg formats in C: `bulk_create` spent
     20-40 us of CPU per row preparing fields and quoting parameters (its UNNEST arrays are
     quoted element by element in Python), COPY 6-20; the receipts' batches and the webhook
-    runs took 16 % fewer instructions per message (README, Performance). Elsewhere
+    runs took 16 % fewer instructions per message (bench/HISTORY.md). Elsewhere
     `bulk_create`."""
     if not objs:
         return
@@ -149,7 +149,7 @@ def prepared_cursor() -> Iterator:
     """A cursor for the hot paths' hand-built statements, prepared on PostgreSQL (when
     DATABASE_PREPARED_STATEMENTS is on). Django's cursors bind parameters client-side, so
     PostgreSQL parses, analyses and plans every statement anew; for these statements (WITH
-    clauses of several writes) that was a large part of its CPU (README, Performance). Wrapped
+    clauses of several writes) that was a large part of its CPU (bench/HISTORY.md). Wrapped
     as Django wraps its own cursors: the same error classes, and the statement in
     `connection.queries` under DEBUG or a test's query capture. Elsewhere, or with the
     setting off, Django's own cursor."""
