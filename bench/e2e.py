@@ -135,6 +135,8 @@ def main() -> None:
                              "durable floor and --concurrency processes of "
                              "bench/pipeline_floor.py instead of the Celery worker")
     args = parser.parse_args()
+    if args.floor and (args.send_interval or args.slow_endpoints or args.webhook_worker):
+        parser.error("--floor has no pacing, no more endpoints and no webhook worker")
 
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     queue = f"bench-{uuid.uuid4().hex[:6]}"
@@ -222,7 +224,7 @@ def main() -> None:
             memory = {"gunicorn worker": [rss_mb(p) for p in children(
                 int(subprocess.run(["pgrep", "-f", f"127.0.0.1:{args.port}", "-o"],
                                    capture_output=True, text=True).stdout.split()[0]))],
-                      "celery process": [rss_mb(p.pid) for p in floor_workers] if args.floor else
+                      "worker process": [rss_mb(p.pid) for p in floor_workers] if args.floor else
                       [rss_mb(worker.pid)] + [rss_mb(p) for p in children(worker.pid)]}
             tasks = {} if args.floor else tasks_run(env, worker_names)
     finally:
@@ -249,8 +251,7 @@ def main() -> None:
 
     lines = [
         f"{datetime.date.today()}; {args.messages} text messages over {args.sessions} sandbox "
-        "sessions, 16 concurrent "
-        f"clients; gunicorn 2 workers; "
+        "sessions, 16 concurrent clients; gunicorn 2 workers; "
         + (f"the end-to-end floor in the service's place (`bench/pipeline_floor.py`: the "
            f"accept path's durable floor, {args.concurrency} floor worker processes)"
            if args.floor else f"one Celery worker (prefork {args.concurrency}, beat)")
@@ -284,7 +285,7 @@ def main() -> None:
         f"| accept -> `sent` webhook p99 | {pct(0.99):.0f} ms |",
         f"| median RSS, gunicorn worker | {statistics.median(memory['gunicorn worker']):.0f} MB |",
         f"| median RSS, {'floor worker' if args.floor else 'Celery'} process | "
-        f"{statistics.median(memory['celery process']):.0f} MB |",
+        f"{statistics.median(memory['worker process']):.0f} MB |",
         f"| finished | {'yes' if delivered == len(accepted) else 'NO'} in "
         f"{done - started:.0f} s |",
         "",
