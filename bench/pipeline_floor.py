@@ -15,7 +15,8 @@ A message costs, at the least:
   then acknowledged: whichever of the sender and the receipts records `sent` first writes
   its event, as in the service;
 - three signed webhook posts over kept-alive connections, ten in flight, their outcomes
-  (delivery and attempt rows) recorded in one statement a batch.
+  (delivery and attempt rows) recorded in one statement a batch; the payload carries the
+  message's id and status only, where the service's carries the whole message.
 
 None of the service's checks, rendering, leases, wake-ups, history or Celery: what is left is
 PostgreSQL, Redis, the HTTP hops and the Python that drives them. Workers are plain processes
@@ -164,7 +165,11 @@ class Poster:
             while waiting and in_flight < IN_FLIGHT:
                 delivery_id, body = waiting.pop()
                 connection = self._connection()
-                connection.sendall(self._request(body, delivery_id))
+                try:
+                    connection.sendall(self._request(body, delivery_id))
+                except OSError:  # a kept-alive connection the receiver closed: left pending
+                    connection.close()
+                    continue
                 self.selector.register(connection, selectors.EVENT_READ, [delivery_id, b""])
                 in_flight += 1
             for key, _ in self.selector.select():
