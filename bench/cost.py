@@ -14,6 +14,9 @@ Counts the service's own Python process only (not PostgreSQL, Redis or a server 
   sandbox engine, the receipts `delivered` and `read` consumed, three `message.status`
   webhook posts to a local receiver), the task functions called directly, each of the three
   phases counted in its own process,
+- `floor-pipeline`: the same three phases done by the end-to-end floor
+  (`bench/pipeline_floor.py`: the I/O the service's promises need, with little Python), so
+  that the pipeline's rows can be read against what that I/O costs in instructions,
 - `paced`: the sender's runs when sends are paced (SEND_MIN_INTERVAL_SECONDS, as with the real
   engine): one message per run, which then schedules its continuation,
 - `trickle`: a light load, one message at a time through every stage (the send request, the
@@ -49,7 +52,9 @@ SMALL, LARGE = 100, 400  # requests or messages per counted run
 # A trickled message costs ten times a batched one: fewer of them count as well.
 COUNTS = {"trickle": (20, 80)}
 UNIT = {"bare": "request", "floor": "request", "send": "request", "pipeline": "message",
-        "paced": "message", "trickle": "message"}
+        "floor-pipeline": "message", "paced": "message", "trickle": "message"}
+# Scenarios counted phase by phase, each phase in its own process, and the prefix of their rows.
+PHASED = {"pipeline": "", "floor-pipeline": "floor-"}
 
 
 def instructions(scenario: str, n: int, receiver_url: str
@@ -64,7 +69,7 @@ def instructions(scenario: str, n: int, receiver_url: str
         state = str(Path(folder) / "state.json")
         subprocess.run([sys.executable, steps, "prepare", scenario, str(n), state,
                         receiver_url], cwd=ROOT, check=True)
-        for phase in PHASES if scenario == "pipeline" else ("",):
+        for phase in PHASES if scenario in PHASED else ("",):
             before = pg_counters(DATABASE)
             done = subprocess.run(
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
@@ -73,17 +78,17 @@ def instructions(scenario: str, n: int, receiver_url: str
             if done.returncode != 0:
                 raise SystemExit(f"{scenario} {phase} failed:\n{done.stdout}\n"
                                  f"{done.stderr[-3000:]}")
-            counted[phase or scenario] = int(
-                re.search(r"Collected : (\d+)", done.stderr).group(1))
+            part = PHASED[scenario] + phase if phase else scenario
+            counted[part] = int(re.search(r"Collected : (\d+)", done.stderr).group(1))
             after = pg_counters(DATABASE)
-            database_work[phase or scenario] = {name: after[name] - before[name]
-                                                for name in after}
+            database_work[part] = {name: after[name] - before[name] for name in after}
     return counted, database_work
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenarios", default="bare,floor,send,pipeline,paced,trickle")
+    parser.add_argument("--scenarios",
+                        default="bare,floor,send,pipeline,floor-pipeline,paced,trickle")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is missing: apt-get install valgrind")
@@ -101,10 +106,11 @@ def main() -> None:
             print(f"{part}: {figures[part] / 1e6:.3f} M instructions, "
                   + ", ".join(f"{value:.2f} {name}" for name, value in database[part].items())
                   + f" per {UNIT[scenario]}", flush=True)
-        if scenario == "pipeline":
-            figures["pipeline"] = sum(figures[phase] for phase in PHASES)
-            database["pipeline"] = {name: sum(database[phase][name] for phase in PHASES)
-                                    for name in database[PHASES[0]]}
+        if scenario in PHASED:
+            parts = [PHASED[scenario] + phase for phase in PHASES]
+            figures[scenario] = sum(figures[part] for part in parts)
+            database[scenario] = {name: sum(database[part][name] for part in parts)
+                                  for name in database[parts[0]]}
     rows = [("bare", "a bare DRF POST endpoint (the ceiling)", "request"),
             ("floor", "the durable floor: the bare endpoint plus one committed INSERT and two "
                       "Redis round trips", "request"),
@@ -113,6 +119,10 @@ def main() -> None:
             ("receipts", "pipeline: the receipts `delivered` and `read` consumed", "message"),
             ("webhooks", "pipeline: three `message.status` webhook posts", "message"),
             ("pipeline", "pipeline, all three phases", "message"),
+            ("floor-sender", "the end-to-end floor (`pipeline_floor.py`): its sender", "message"),
+            ("floor-receipts", "the end-to-end floor: its receipts", "message"),
+            ("floor-webhooks", "the end-to-end floor: its three webhook posts", "message"),
+            ("floor-pipeline", "the end-to-end floor, all three phases", "message"),
             ("paced", "a paced send: a sender run for one message, its continuation "
                       "scheduled (SEND_MIN_INTERVAL_SECONDS)", "message"),
             ("trickle", "a message at light load: accepted, sent, its receipts consumed and "
@@ -147,6 +157,12 @@ def main() -> None:
     if "bare" in figures and "send" in figures:
         lines += ["", f"send / bare: **{figures['send'] / figures['bare']:.2f}** times the "
                       "instructions of the bare endpoint."]
+    if "floor-pipeline" in figures and "pipeline" in figures:
+        lines += ["", "pipeline / end-to-end floor: **"
+                  f"{figures['pipeline'] / figures['floor-pipeline']:.2f}** times the floor's "
+                  "instructions per message (" + ", ".join(
+                      f"{phase} {figures[phase] / figures['floor-' + phase]:.2f}"
+                      for phase in PHASES) + ")."]
     if "floor" in figures and "send" in figures:
         lines += ["", f"send - floor: **{(figures['send'] - figures['floor']) / 1e6:.2f} M**: "
                       "what a send's Python costs above the I/O it cannot do without."]

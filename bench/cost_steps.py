@@ -100,6 +100,12 @@ def prepare(scenario: str, n: int, state_path: str, receiver_url: str = "") -> N
     if scenario in ("pipeline", "paced"):
         for i in range(n):
             client.data("POST", "/v1/messages/text", _send_body(sessions, i))
+    if scenario == "floor-pipeline":  # n messages in the end-to-end floor's queue
+        from bench.pipeline_floor import create_tables
+
+        create_tables(env["DATABASE_URL"])
+        for i in range(n):
+            client.data("POST", "/v1/bench/floor-queue", _send_body(sessions, i))
     from django.db import connection
 
     with connection.cursor() as cursor:  # no vacuum's WAL among what `bench/cost.py` counts
@@ -108,6 +114,7 @@ def prepare(scenario: str, n: int, state_path: str, receiver_url: str = "") -> N
                            "SET (autovacuum_enabled = false)")
     Path(state_path).write_text(json.dumps(
         {"scenario": scenario, "n": n, "env": env, "key": key, "sessions": sessions,
+         "receiver": receiver_url,
          "webhook": webhook}))
 
 
@@ -134,6 +141,9 @@ def run(state_path: str, phase: str = "") -> None:
     n, scenario = state["n"], state["scenario"]
     if scenario == "pipeline":
         _run_phase(state, n, phase)
+        return
+    if scenario == "floor-pipeline":
+        _run_floor_phase(state, n, phase)
         return
     if scenario == "paced":
         _run_paced(state, n)
@@ -176,6 +186,25 @@ def _run_phase(state: dict, n: int, phase: str) -> None:
         if left == 0:
             return
     raise SystemExit(f"the {phase} phase did not finish: {left} of {n} messages left")
+
+
+def _run_floor_phase(state: dict, n: int, phase: str) -> None:
+    """One phase of the end-to-end floor (`bench/pipeline_floor.py`), as `_run_phase` runs the
+    service's: its worker's step repeated until it has nothing left to do."""
+    from bench.pipeline_floor import FloorWorker
+
+    worker = FloorWorker(state["env"]["DATABASE_URL"], state["env"]["REDIS_URL"],
+                         state["env"]["REDIS_NAMESPACE"], state["receiver"])
+    step = {"sender": worker.send_some, "receipts": worker.apply_receipts,
+            "webhooks": worker.post_webhooks}[phase]
+    while step():
+        pass
+    done = {"sender": "SELECT count(*) FROM floor_message WHERE status = 'sent'",
+            "receipts": "SELECT count(*) FROM floor_message WHERE status = 'read'",
+            "webhooks": "SELECT count(*) / 3 FROM floor_delivery WHERE status = 'succeeded'"}
+    count = worker.db.execute(done[phase]).fetchone()[0]
+    if count != n:
+        raise SystemExit(f"the floor's {phase} phase did not finish: {count} of {n} messages")
 
 
 def _run_trickle(state: dict, n: int) -> None:

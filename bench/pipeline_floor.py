@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import selectors
 import signal
 import socket
@@ -129,6 +130,19 @@ def create_tables(database_url: str) -> None:
         connection.execute(TABLES_SQL)
 
 
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+def _answered(received: bytes) -> bool:
+    """Whether `received` holds a whole answer: its head, and as much body as it announces."""
+    head_end = received.find(b"\r\n\r\n")
+    if head_end < 0:
+        return False
+    match = _CONTENT_LENGTH.search(received, 0, head_end)
+    return len(received) >= head_end + 4 + (int(match.group(1)) if match else 0)
+
+
+
 class Poster:
     """Signed POSTs to one endpoint over up to IN_FLIGHT kept-alive connections."""
 
@@ -175,11 +189,11 @@ class Poster:
             for key, _ in self.selector.select():
                 state, chunk = key.data, key.fileobj.recv(4096)
                 state[1] += chunk
-                if chunk and b"\r\n\r\n" not in state[1]:
+                if chunk and not _answered(state[1]):
                     continue
                 self.selector.unregister(key.fileobj)
                 in_flight -= 1
-                if chunk:  # the receiver answers 204: no body follows
+                if chunk:
                     self.idle.append(key.fileobj)
                     outcomes.append((state[0], int(state[1][9:12])))
                 else:  # closed: not posted, left pending for the next batch

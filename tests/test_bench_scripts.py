@@ -32,12 +32,13 @@ def _run(script: str, *args: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_paced_sends_and_a_trickle(
+def test_the_cost_steps_prepare_and_run_the_floors_the_pipeline_paced_sends_and_a_trickle(
         tmp_path, bench_env):
     with LocalServer() as receiver:
         receiver.routes["/hook"] = Route(status=200, body=b"ok")
         for scenario, phases in (("floor", [""]), ("paced", [""]), ("trickle", [""]),
-                                 ("pipeline", ["sender", "receipts", "webhooks"])):
+                                 ("pipeline", ["sender", "receipts", "webhooks"]),
+                                 ("floor-pipeline", ["sender", "receipts", "webhooks"])):
             state = str(tmp_path / f"{scenario}.json")
             done = _run("cost_steps.py", "prepare", scenario, "5", state,
                         receiver.url("/hook"), env=bench_env)
@@ -51,13 +52,16 @@ def test_the_cost_steps_prepare_and_run_the_floor_the_pipeline_paced_sends_and_a
                 if phase == "sender":  # what bench/cost.py reads of PostgreSQL's own counts
                     work = pg_counters(f"{bench_env['BENCH_DATABASE']}_cost")
                     assert work["rows updated"] - before["rows updated"] >= 2 * 5  # sending, sent
-                    assert work["rows inserted"] - before["rows inserted"] >= 3 * 5
+                    # history (not in the floor), event, delivery
+                    inserted = 2 if scenario == "floor-pipeline" else 3
+                    assert work["rows inserted"] - before["rows inserted"] >= inserted * 5
                     assert work["commits"] > before["commits"]
                     assert work["wal records"] > before["wal records"]
         statuses = [hit for hit in receiver.hits_for("/hook")
                     if b'"event":"message.status"' in hit.body]
-    # The pipeline's and the trickle's: sent, delivered, read for each of their five.
-    assert len(statuses) == 2 * 3 * 5
+    # The pipeline's, the trickle's and the end-to-end floor's: sent, delivered, read for each
+    # of their five.
+    assert len(statuses) == 3 * 3 * 5
 
 
 def _e2e_run_of_32(tmp_path, bench_env, *args: str) -> str:
