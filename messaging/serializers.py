@@ -40,33 +40,39 @@ class MessageOutput(serializers.Serializer):
     failedAt = serializers.DateTimeField(allow_null=True)
 
     def to_representation(self, m: Message) -> dict:
-        # Written out by hand: this runs on the hot accept path and for every webhook event.
-        media = None
-        if m.type != "text":
-            url = m.media_url or None
-            if m.direction == "inbound":
-                url = f"/v1/messages/{m.id}/media" if m.media_file else None
-            media = {"url": url, "mimeType": m.media_mime_type or None,
-                     "size": m.media_size, "filename": m.media_filename or None,
-                     "caption": m.caption or None}
-        return {
-            "id": m.id,
-            "sessionId": m.session_id,
-            "direction": m.direction,
-            "from": m.from_number or None,
-            "to": m.to_number or None,
-            "type": m.type,
-            "text": m.text if m.type == "text" else None,
-            "media": media,
-            "status": "queued" if m.status == MessageStatus.SENDING else m.status,
-            "error": {"code": m.error_code, "message": m.error_message} if m.error_code else None,
-            "whatsappId": m.whatsapp_id or None,
-            "createdAt": _iso(m.created_at),
-            "sentAt": _iso(m.sent_at),
-            "deliveredAt": _iso(m.delivered_at),
-            "readAt": _iso(m.read_at),
-            "failedAt": _iso(m.failed_at),
-        }
+        return message_data(m)
 
 
 MessageOutput._declared_fields["from"] = serializers.CharField(allow_null=True)
+
+
+def message_data(m: Message) -> dict:
+    """The message as the API and the webhooks show it (`MessageOutput` documents the shape).
+    Written out by hand and called without a serializer: it runs on the accept path and for
+    every webhook event, and building a serializer cost more than this."""
+    media = None
+    if m.type != "text":
+        url = m.media_url or None
+        if m.direction == "inbound":
+            url = f"/v1/messages/{m.id}/media" if m.media_file else None
+        media = {"url": url, "mimeType": m.media_mime_type or None,
+                 "size": m.media_size, "filename": m.media_filename or None,
+                 "caption": m.caption or None}
+    return {
+        "id": m.id,
+        "sessionId": m.session_id,
+        "direction": m.direction,
+        "from": m.from_number or None,
+        "to": m.to_number or None,
+        "type": m.type,
+        "text": m.text if m.type == "text" else None,
+        "media": media,
+        "status": "queued" if m.status == MessageStatus.SENDING else m.status,
+        "error": {"code": m.error_code, "message": m.error_message} if m.error_code else None,
+        "whatsappId": m.whatsapp_id or None,
+        "createdAt": _iso(m.created_at),
+        "sentAt": _iso(m.sent_at),
+        "deliveredAt": _iso(m.delivered_at),
+        "readAt": _iso(m.read_at),
+        "failedAt": _iso(m.failed_at),
+    }

@@ -18,7 +18,7 @@ from config.local_cache import LocalTTLCache
 from config.metrics import MESSAGE_STATUS
 from config.sql import insert_from_sql, objects_insert, objects_update, prepared_cursor
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
-from messaging.serializers import MessageOutput
+from messaging.serializers import message_data
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
 from sessions_app.models import Session
@@ -181,7 +181,7 @@ def session_sender_woken(session_id: str) -> None:
 
 
 def message_event_data(message: Message) -> dict:
-    return MessageOutput(message).data
+    return message_data(message)
 
 
 @dataclass(frozen=True)

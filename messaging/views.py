@@ -8,7 +8,7 @@ from config.phones import normalize_phone_number
 from config.schema import envelope, list_parameters
 from messaging.media import KINDS, MediaError, filename_from_url, media_probe
 from messaging.models import Message
-from messaging.serializers import MessageOutput
+from messaging.serializers import MessageOutput, message_data
 from messaging.services import (
     CAPTION_MAX_CHARACTERS,
     TEXT_MAX_CHARACTERS,
@@ -72,7 +72,7 @@ class MessageTextSendApi(ApiView):
         data = self.validated(TextSendInput, request.data)
         message = message_send(session_id=data["sessionId"], to=data["to"], type="text",
                                text=data["text"], **_send_kwargs(request))
-        return ok(MessageOutput(message).data, status=201)
+        return ok(message_data(message), status=201)
 
 
 class MessageMediaSendApi(ApiView):
@@ -98,7 +98,7 @@ class MessageMediaSendApi(ApiView):
                           caption=data.get("caption", ""))
         message = message_send(session_id=data["sessionId"], to=data["to"], type=self.kind,
                                media=media, **_send_kwargs(request))
-        return ok(MessageOutput(message).data, status=201)
+        return ok(message_data(message), status=201)
 
 
 MEDIA_VIEWS = {kind: type(f"Message{kind.title()}SendApi", (MessageMediaSendApi,),
@@ -154,7 +154,7 @@ class MessageDetailApi(ApiView):
                                          pk=message_id).first()
         if message is None:
             raise ApiError(E.message_not_found)
-        return ok(MessageOutput(message).data)
+        return ok(message_data(message))
 
 
 class MessageMediaDownloadApi(ApiView):

@@ -9,7 +9,7 @@ from config.api import ApiView, InputSerializer, StrictCharField, ok
 from config.errors import ApiError, E
 from config.phones import normalize_phone_number
 from config.schema import envelope
-from messaging.serializers import MessageOutput
+from messaging.serializers import MessageOutput, message_data
 from sessions_app.engines import get_engine
 from sessions_app.models import SessionStatus
 from sessions_app.selectors import session_get
@@ -99,4 +99,4 @@ class SandboxInboundApi(ApiView):
         if message is None:
             raise ApiError(E.service_unavailable, reason="The message was not stored in time.",
                            headers={"Retry-After": "1"})
-        return ok(MessageOutput(message).data, status=201)
+        return ok(message_data(message), status=201)
