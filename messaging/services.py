@@ -180,10 +180,6 @@ def session_sender_woken(session_id: str) -> None:
     sender_woken(session_id)
 
 
-def message_event_data(message: Message) -> dict:
-    return message_data(message)
-
-
 @dataclass(frozen=True)
 class StatusUpdate:
     """A status an outbound message reached (a receipt, or the sender's own `sent`)."""
@@ -266,7 +262,7 @@ def message_statuses_apply(updates: list[StatusUpdate]) -> int:
             if update.status != MessageStatus.SENDING:
                 # The message as it is at this step: a later update in the batch moves it on.
                 events.append(EventSpec(message.account_id, "message.status",
-                                        message.session_id, message_event_data(message)))
+                                        message.session_id, message_data(message)))
         if not history:
             return 0
         by_fields: dict[frozenset[str], list[Message]] = {}
@@ -317,7 +313,7 @@ def message_sent_record(*, message: Message, whatsapp_id: str = "") -> bool:
     if whatsapp_id and not message.whatsapp_id:
         message.whatsapp_id = whatsapp_id
     spec = EventSpec(message.account_id, "message.status", message.session_id,
-                     message_event_data(message))
+                     message_data(message))
     history = MessageStatusChange(message=message, status=MessageStatus.SENT, detail="")
     for _try in range(_SENT_RECORD_TRIES):
         webhooks = account_webhooks_seen(message.account_id)
@@ -390,7 +386,7 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
             MessageStatusChange.objects.create(message=message, status=MessageStatus.RECEIVED)
             MESSAGE_STATUS.labels("received").inc()
             event_record(account_id=session.account_id, type="message.received",
-                         session_id=session.id, data=message_event_data(message))
+                         session_id=session.id, data=message_data(message))
     except IntegrityError:
         return Message.objects.filter(session=session, direction="inbound",
                                       whatsapp_id=whatsapp_id).first()
