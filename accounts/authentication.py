@@ -1,4 +1,4 @@
-"""Bearer API key authentication.
+"""API keys: how a request's key is found and checked.
 
 Keys look like `wak_<12 chars>_<32 chars>`. The first part is the public prefix that finds the
 row; only an HMAC (keyed by SECRET_KEY) of the whole key is stored and compared in constant
@@ -15,10 +15,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
-from rest_framework.authentication import BaseAuthentication
 
-from config.errors import ApiError, E
-from config.local_cache import LocalTTLCache
+from accounts.models import ApiKey
+from api.errors import ApiError, E
+from infra.local_cache import LocalTTLCache
 
 KEY_PATTERN = re.compile(r"^(wak_[a-z0-9]{12})_[A-Za-z0-9]{32}$")
 _LAST_USED_RESOLUTION_SECONDS = 60
@@ -54,8 +54,6 @@ def api_key_cache_key(prefix: str) -> str:
 
 
 def _load_key_record(prefix: str) -> AuthenticatedKey | None:
-    from accounts.models import ApiKey
-
     key = ApiKey.objects.select_related("account__plan").filter(prefix=prefix).first()
     if key is None:
         return None
@@ -125,42 +123,8 @@ _recently_touched = LocalTTLCache(ttl=_LAST_USED_RESOLUTION_SECONDS)
 def _touch_last_used(key_id: str) -> None:
     """Record use at most once a minute per key: a write per request would cost the hot path
     (this process remembers its own touches; Redis dedupes across processes)."""
-    from accounts.models import ApiKey
-
     if _recently_touched.get(key_id):
         return
     _recently_touched.set(key_id, True)
     if cache.add(f"apikey-used:{key_id}", 1, _LAST_USED_RESOLUTION_SECONDS):
         ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
-
-
-class ApiKeyAuthentication(BaseAuthentication):
-    def authenticate(self, request) -> tuple[AuthenticatedKey, AuthenticatedKey]:
-        header = request.META.get("HTTP_AUTHORIZATION", "").strip()
-        if not header:
-            raise ApiError(E.missing_api_key)
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            raise ApiError(E.invalid_api_key, reason="Use the Bearer scheme.")
-        token = token.strip()
-        if not token:
-            raise ApiError(E.missing_api_key)
-        from accounts.limits import api_key_admit
-        from config.api import ApiView
-
-        if isinstance(request.parser_context.get("view"), ApiView):
-            # The request's slot (rate and concurrency limits) is taken in the same round
-            # trip as the key is checked; ApiView applies the decision and releases the slot.
-            key, request._request.limit_decision = api_key_admit(token)
-        else:
-            key = api_key_authenticate(token)
-        # The Django request too, so the error log can say whose request failed; and the
-        # log lines of this request name the account.
-        request._request.api_key = key
-        from config.middleware import current_account_id
-
-        current_account_id.set(key.account_id)
-        return key, key
-
-    def authenticate_header(self, request) -> str:
-        return 'Bearer realm="api"'

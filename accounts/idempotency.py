@@ -18,7 +18,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import IdempotencyRecord
-from config.errors import ApiError, E
+from api.errors import ApiError, E
+from api.views import IdempotentReplay
 
 HEADER = "Idempotency-Key"
 TTL = timedelta(hours=24)
@@ -26,13 +27,6 @@ IN_PROGRESS_WAIT_SECONDS = 10.0
 # A reservation this old whose request never finished (its process died) may be taken over.
 STALE_RESERVATION = timedelta(minutes=2)
 _SANE_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-class IdempotentReplay(Exception):
-    def __init__(self, status: int, body) -> None:
-        super().__init__("replay")
-        self.status = status
-        self.body = body
 
 
 def _request_hash(request) -> str:
@@ -89,3 +83,13 @@ def idempotency_finish(record: IdempotencyRecord, status: int, body) -> None:
 def idempotency_records_purge() -> int:
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - TTL).delete()
     return deleted
+
+
+class IdempotencyKeys:
+    """The API's base view's idempotency (`API_IDEMPOTENCY`)."""
+
+    def begin(self, request) -> IdempotencyRecord | None:
+        return idempotency_begin(request)
+
+    def finish(self, reservation: IdempotencyRecord, status: int, body) -> None:
+        idempotency_finish(reservation, status, body)

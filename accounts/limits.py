@@ -1,7 +1,7 @@
 """Per-key rate limit (requests per minute, fixed window) and concurrency limit (requests in
 flight), checked together in one round trip; for a key this process has seen, the same round
-trip also reads the key's cached record (`api_key_admit`). The slot's release carries the
-request's wake-ups (config.wakeups). An API request thus makes two Redis round trips.
+trip also reads the key's cached record (accounts/admission.py). The slot's release carries the
+request's wake-ups (infra.wakeups). An API request thus makes two Redis round trips.
 
 With Redis both live in one Lua script, so they hold across any number of web processes. An
 in-flight slot is a member of a sorted set scored by its start time: it is released when the
@@ -13,7 +13,6 @@ remaining allowance for the RateLimit headers in the same call.
 """
 
 import contextlib
-import hmac
 import math
 import secrets
 import threading
@@ -25,18 +24,11 @@ import redis
 from django.conf import settings
 from django.core.cache import caches
 
-from accounts.authentication import (
-    AuthenticatedKey,
-    api_key_cache_key,
-    api_key_prefix,
-    api_key_record,
-    api_key_verify,
-    hash_api_key,
-)
-from config.cache import ReusedClientRedisCache
-from config.errors import ApiError, E
-from config.local_cache import LocalTTLCache
-from config.wakeups import Wakeup, wakeup_markers, wakeups_send_claimed
+from accounts.authentication import AuthenticatedKey
+from api.errors import ApiError, E
+from infra.cache import ReusedClientRedisCache
+from infra.redis import redis_client
+from infra.wakeups import Wakeup, wakeup_markers, wakeups_send_claimed
 
 WINDOW_SECONDS = 60
 
@@ -65,16 +57,17 @@ class LimitDecision:
         }
 
     def raise_if_denied(self) -> None:
+        """The catalogue's error for a request over the limits, with the limits' headers."""
         if self.outcome == RATE_LIMITED:
             raise ApiError(
                 E.rate_limit_exceeded,
                 reason=f"{self.limit} requests per minute allowed for this key.",
-                headers={"Retry-After": str(self.reset_seconds)},
+                headers={**self.headers(), "Retry-After": str(self.reset_seconds)},
             )
         if self.outcome == TOO_MANY_IN_FLIGHT:
             raise ApiError(
                 E.concurrent_request_limit_exceeded,
-                headers={"Retry-After": "1"},
+                headers={**self.headers(), "Retry-After": "1"},
             )
 
 
@@ -104,15 +97,6 @@ for i = 2, #KEYS do
 end
 return claimed
 """
-
-
-@lru_cache(maxsize=4)
-def _redis_client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-
-
-def redis_client() -> redis.Redis:
-    return _redis_client_for(settings.REDIS_URL)
 
 
 class RedisLimiter:
@@ -153,7 +137,7 @@ class RedisLimiter:
     def release(self, key_id: str, token: str, wakeups: list[Wakeup] | None = None) -> None:
         """Free the slot; and when the cache lives on this Redis, send the request's held
         wake-ups in the same call (the request's last Redis call)."""
-        if not wakeups or _redis_cache_of(self) is None:
+        if not wakeups or redis_cache_of(self) is None:
             self.client.zrem(self._key("inflight", key_id), token)
             return
         markers = wakeup_markers(wakeups)
@@ -210,7 +194,7 @@ _memory_limiter = MemoryLimiter()
 
 @lru_cache(maxsize=4)
 def _redis_limiter_for(url: str) -> RedisLimiter:
-    return RedisLimiter(_redis_client_for(url), url)
+    return RedisLimiter(redis_client(), url)
 
 
 def get_limiter() -> RedisLimiter | MemoryLimiter:
@@ -224,10 +208,10 @@ def acquire_request_slot(key: AuthenticatedKey) -> LimitDecision:
     outcome, count, token = get_limiter().acquire(
         key.key_id, key.rate_limit_per_minute, key.max_concurrent_requests, now
     )
-    return _decision(key, now, outcome, count, token)
+    return decision_for(key, now, outcome, count, token)
 
 
-def _decision(key: AuthenticatedKey, now: float, outcome: int, count: int,
+def decision_for(key: AuthenticatedKey, now: float, outcome: int, count: int,
               token: str) -> LimitDecision:
     reset = max(1, math.ceil((int(now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS - now))
     return LimitDecision(
@@ -250,64 +234,7 @@ def release_request_slot(decision: LimitDecision, wakeups: list[Wakeup] | None =
         get_limiter().release(decision.key_id, decision.slot_token, wakeups)
 
 
-# The key records this process has seen, by prefix, with the bytes the cache held for them.
-# The record itself stays in Redis (where a revocation drops it at once); this copy only lets
-# a request send the record's GET together with the limiter script, in one round trip, and
-# learn from the answer whether the copy is still the current record.
-_seen_records = LocalTTLCache(ttl=3600, max_size=10_000)
-
-
-def _limits_of(key: AuthenticatedKey) -> tuple:
-    return key.key_id, key.rate_limit_per_minute, key.max_concurrent_requests
-
-
-def api_key_admit(raw_key: str) -> tuple[AuthenticatedKey, LimitDecision]:
-    """Authenticate an API key and take its request slot: what every API request begins with.
-
-    With Redis and a key this process has seen, one round trip: the limiter script reads the
-    cached record as it takes the slot, with the limits of the record seen before.
-    If the record changed (revoked, another plan, evicted), it is read again the usual way and
-    the key checked against it; a slot taken with stale limits is given back and taken again,
-    and a key that fails its checks gives its slot back (its rate count keeps that request,
-    as it would have for any request that was refused after the count)."""
-    prefix = api_key_prefix(raw_key)
-    limiter = get_limiter()
-    redis_cache = _redis_cache_of(limiter)
-    seen = _seen_records.get(prefix)
-    key_hash = hash_api_key(raw_key)
-    if (redis_cache is None or seen is None
-            or not hmac.compare_digest(seen[1].key_hash, key_hash)):
-        key = api_key_verify(api_key_record(prefix), raw_key, key_hash)
-        if redis_cache is not None:
-            _seen_records.set(prefix, (None, key))
-        return key, acquire_request_slot(key)
-
-    seen_bytes, seen_key = seen
-    now = clock()
-    cached, (outcome, count, token) = limiter.get_and_acquire(
-        redis_cache.make_and_validate_key(api_key_cache_key(prefix)), seen_key.key_id,
-        seen_key.rate_limit_per_minute, seen_key.max_concurrent_requests, now)
-    decision = _decision(seen_key, now, outcome, count, token)
-    try:
-        record = seen_key
-        if cached is None or cached != seen_bytes:
-            record = api_key_record(prefix) if cached is None else redis_cache.decode(cached)
-            record = record or None
-            if record is None:
-                _seen_records.delete(prefix)
-            else:
-                _seen_records.set(prefix, (cached, record))
-        key = api_key_verify(record, raw_key, key_hash)
-        if _limits_of(key) != _limits_of(seen_key):
-            release_request_slot(decision)
-            decision = acquire_request_slot(key)
-    except BaseException:
-        release_request_slot(decision)
-        raise
-    return key, decision
-
-
-def _redis_cache_of(limiter: RedisLimiter | MemoryLimiter) -> ReusedClientRedisCache | None:
+def redis_cache_of(limiter: RedisLimiter | MemoryLimiter) -> ReusedClientRedisCache | None:
     """The cache, when it lives on the limiter's Redis (so that one script call reaches both)."""
     if not isinstance(limiter, RedisLimiter):
         return None

@@ -3,7 +3,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.scopes import ALL_SCOPES
-from config.ids import new_account_id, new_api_key_id
+from infra.ids import new_account_id, new_api_key_id
 
 
 class Plan(models.Model):

@@ -1,6 +1,6 @@
 from rest_framework.permissions import BasePermission
 
-from config.errors import ApiError, E
+from api.errors import ApiError, E
 
 
 class HasRequiredScope(BasePermission):

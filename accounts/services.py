@@ -27,7 +27,7 @@ from accounts.models import (
     PlanChangeStatus,
 )
 from accounts.scopes import ALL_SCOPES
-from config.errors import ApiError
+from api.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
@@ -238,9 +238,11 @@ def plan_change_request_decide(*, request: PlanChangeRequest, approve: bool,
     return locked
 
 
-def error_log_record(*, request: HttpRequest, error: ApiError, status: int) -> None:
-    """Record an error response. Never raises: a failing log must not turn a 4xx into a 500."""
-    key = getattr(request, "api_key", None)
+def error_log_record(*, request: HttpRequest, error: ApiError, status: int,
+                     api_key=None) -> None:
+    """Record an error response (`api_key`: the request's, when it was admitted). Never
+    raises: a failing log must not turn a 4xx into a 500."""
+    key = api_key
     try:
         with transaction.atomic():
             ApiErrorLog.objects.create(

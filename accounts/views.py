@@ -4,8 +4,8 @@ from rest_framework import serializers
 from accounts.models import Account
 from accounts.scopes import ACCOUNT_READ
 from accounts.selectors import account_usage
-from config.api import ApiView, ok
-from config.schema import envelope
+from api.schema import envelope
+from api.views import ApiView, ok
 
 
 class PlanOutput(serializers.Serializer):

@@ -134,7 +134,7 @@ def run(state_path: str, phase: str = "") -> None:
     import django
 
     django.setup()
-    from config import local_cache
+    from infra import local_cache
 
     local_cache.time = types.SimpleNamespace(
         monotonic=lambda: time.monotonic() / CALLGRIND_SLOWDOWN)

@@ -26,7 +26,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
-    "config.admin_site.ServiceAdminConfig",
+    "console.apps.ServiceAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,17 +44,18 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.middleware.RequestIdMiddleware",
-    "config.middleware.ApiErrorLogMiddleware",
-    "config.middleware.RejectNulBytesMiddleware",
+    "api.middleware.RequestIdMiddleware",
+    "accounts.middleware.ApiErrorLogMiddleware",
+    "api.middleware.ApiExceptionMiddleware",
+    "api.middleware.RejectNulBytesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Django's own, passed by under /v1 (config/middleware.py `BrowserOnly`).
-    "config.middleware.SessionMiddleware",
+    # Django's own, passed by under /v1 (api/middleware.py `BrowserOnly`).
+    "api.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "config.middleware.CsrfViewMiddleware",
-    "config.middleware.AuthenticationMiddleware",
-    "config.middleware.MessageMiddleware",
+    "api.middleware.CsrfViewMiddleware",
+    "api.middleware.AuthenticationMiddleware",
+    "api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -116,7 +117,7 @@ REDIS_NAMESPACE = env_str("REDIS_NAMESPACE", "wa")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.ReusedClientRedisCache",
+            "BACKEND": "infra.cache.ReusedClientRedisCache",
             "LOCATION": REDIS_URL,
             # Some cache keys are not per object (the event consumer's wake-up marker): two
             # deployments with one prefix would hold back each other's wake-ups.
@@ -142,7 +143,7 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
     if CELERY_BROKER_URL.startswith("redis://"):
         # kombu's Redis transport, with its publishing client kept (config/broker.py).
-        CELERY_BROKER_TRANSPORT = "config.broker:Transport"
+        CELERY_BROKER_TRANSPORT = "infra.broker:Transport"
 else:
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -200,7 +201,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)  # set it when served over HTTPS
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
-CSRF_FAILURE_VIEW = "config.views.csrf_failure"
+CSRF_FAILURE_VIEW = "dashboard.errors.csrf_failure"
 SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- the customer dashboard ---------------------------------------------------------------------
@@ -226,16 +227,22 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "whatsapp-api@localhost")
 
 # --- REST framework -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
+    # API keys are checked by the base view's admission (API_ADMISSION below).
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasRequiredScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.negotiation.JsonOnlyNegotiation",
-    "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "config.schema.ApiAutoSchema",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.JsonOnlyNegotiation",
+    "EXCEPTION_HANDLER": "api.exception_handler.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
 }
+# The API's base view (api/views.py) admits every request with this: its API key checked and a
+# slot of the key's rate and concurrency limits taken, given back when the request ends.
+API_ADMISSION = "accounts.admission.admit"
+# ... and keeps the answers of POSTs with an `Idempotency-Key` with this, to replay them.
+API_IDEMPOTENCY = "accounts.idempotency.IdempotencyKeys"
 SPECTACULAR_SETTINGS = {
     "TITLE": "WhatsApp API service",
     "DESCRIPTION": (
@@ -308,7 +315,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "config.logging.JsonFormatter"},
+        "json": {"()": "infra.logging.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},

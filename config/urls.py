@@ -1,17 +1,21 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.negotiation import DefaultContentNegotiation
 
-from config import views
-from config.metrics import metrics_view
+from api.health import HealthApi
+from api.middleware import is_api_path
+from api.views import api_page_not_found, api_route_not_found, api_server_error
+from console.metrics import metrics_view
+from dashboard.errors import dashboard_page_not_found, dashboard_server_error, is_dashboard_path
 
 # Django tries patterns in order: the busiest routes (sending and reading messages) come first.
 v1 = [
     path("", include("messaging.urls")),
-    path("health", views.HealthApi.as_view(), name="health"),
+    path("health", HealthApi.as_view(), name="health"),
     # The schema and its docs page are open (no key), JSON unless ?format=yaml.
     path(
         "schema",
@@ -37,7 +41,7 @@ v1 = [
     path("", include("sessions_app.urls")),
     path("", include("webhooks.urls")),
     # Anything else under /v1 is an unknown route, answered in the error envelope.
-    re_path(r"^.*$", views.api_route_not_found),
+    re_path(r"^.*$", api_route_not_found),
 ]
 
 urlpatterns = [
@@ -47,8 +51,27 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
-    re_path(r"^v1$", views.api_route_not_found),
+    re_path(r"^v1$", api_route_not_found),
 ]
 
-handler404 = "config.views.not_found"
-handler500 = "config.views.server_error"
+
+# Django's own error pages, each part of the site in its own form: the API's envelope, the
+# dashboard's page, Django's page for the rest (the admin).
+def not_found(request, exception=None):
+    if is_api_path(request.path):
+        return api_page_not_found(request, exception)
+    if is_dashboard_path(request.path):
+        return dashboard_page_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if is_api_path(request.path):
+        return api_server_error(request)
+    if is_dashboard_path(request.path):
+        return dashboard_server_error(request)
+    return defaults.server_error(request)
+
+
+handler404 = not_found
+handler500 = server_error

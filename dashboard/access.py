@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Membership
-from config.errors import CATALOGUE, ApiError, ErrorCode
+from api.errors import CATALOGUE, ApiError, ErrorCode
 
 
 def error_context(error: ErrorCode | ApiError, reason: str | None = None) -> dict:

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Plan
 from accounts.scopes import ALL_SCOPES
-from webhooks.services import EVENT_TYPES
+from webhooks.outbox import EVENT_TYPES
 
 
 class SignInForm(AuthenticationForm):

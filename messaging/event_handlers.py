@@ -1,7 +1,5 @@
 """Engine events that change messages. Each runs inside the consumer's transaction."""
 
-from django.db import transaction
-
 from messaging.models import Message
 from messaging.services import (
     StatusUpdate,
@@ -11,6 +9,7 @@ from messaging.services import (
 )
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent
+from sessions_app.event_consumer import handler_register
 
 _RECEIPT_STATUSES = {"sent", "delivered", "read", "failed"}
 
@@ -53,17 +52,12 @@ def on_message_received(event: EngineEvent) -> None:
 
 def on_connected(event: EngineEvent) -> None:
     # Messages queued while the session was away go out now.
-    transaction.on_commit(lambda: schedule_session_sender(event.session_id))
+    schedule_session_sender(event.session_id)
 
 
-# Handlers of a run of consecutive events of one type; the consumer falls back to HANDLERS,
-# event by event, if a run fails.
-BATCH_HANDLERS = {
-    base.RECEIPT: on_receipts,
-}
-
-HANDLERS = {
-    base.RECEIPT: on_receipt,
-    base.MESSAGE_RECEIVED: on_message_received,
-    base.CONNECTED: on_connected,
-}
+def handlers_register() -> None:
+    """Called when the app starts. Receipts are applied a run at a time; the consumer falls
+    back to one by one if a run fails."""
+    handler_register(base.RECEIPT, on_receipt, batch=on_receipts)
+    handler_register(base.MESSAGE_RECEIVED, on_message_received)
+    handler_register(base.CONNECTED, on_connected)

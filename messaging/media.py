@@ -10,8 +10,8 @@ from urllib.parse import unquote, urlsplit
 import filetype
 import httpx
 
-from config.errors import ApiError
-from config.safe_http import FetchFailed, UrlRefused, safe_stream
+from api.errors import CATALOGUE, ApiError
+from infra.safe_http import FetchFailed, UrlRefused, safe_stream
 
 MB = 1024 * 1024
 PROBE_BYTES = 4096
@@ -51,8 +51,6 @@ class MediaError(Exception):
         self.reason = reason
 
     def as_api_error(self) -> ApiError:
-        from config.errors import CATALOGUE
-
         return ApiError(CATALOGUE[self.code], field="url", reason=self.reason)
 
 

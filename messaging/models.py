@@ -1,7 +1,7 @@
 from django.db import models
 
 from accounts.models import Account
-from config.ids import new_message_id
+from infra.ids import new_message_id
 from sessions_app.models import Session
 
 

@@ -28,8 +28,9 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.sql import prepared_cursor
-from config.wakeups import wakeups_held
+from infra.sql import prepared_cursor
+from infra.wakeups import wakeups_held
+from messaging.media import MediaError, media_download
 from messaging.models import Message, MessageStatus
 from messaging.services import (
     message_fail,
@@ -329,8 +330,6 @@ def _deliver(engine, session_id: str, message: Message) -> bool:
             result = engine.send_text(session_id, message_id=message.id,
                                       to=message.to_number, text=message.text)
         else:
-            from messaging.media import MediaError, media_download
-
             try:
                 data, mime_type = media_download(message)
             except MediaError as error:

@@ -39,11 +39,13 @@ class MessageOutput(serializers.Serializer):
     readAt = serializers.DateTimeField(allow_null=True)
     failedAt = serializers.DateTimeField(allow_null=True)
 
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField(allow_null=True)  # a Python keyword
+        return fields
+
     def to_representation(self, m: Message) -> dict:
         return message_data(m)
-
-
-MessageOutput._declared_fields["from"] = serializers.CharField(allow_null=True)
 
 
 def message_data(m: Message) -> dict:

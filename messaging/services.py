@@ -13,10 +13,11 @@ from django.utils import timezone
 
 from accounts.authentication import AuthenticatedKey
 from accounts.quotas import daily_quota_consume, daily_quota_consume_sql
-from config.errors import ApiError, E
-from config.local_cache import LocalTTLCache
-from config.metrics import MESSAGE_STATUS
-from config.sql import insert_from_sql, objects_insert, objects_update, prepared_cursor
+from api.errors import ApiError, E
+from infra.local_cache import LocalTTLCache
+from infra.metrics import MESSAGE_STATUS
+from infra.sql import insert_from_sql, objects_insert, objects_update, prepared_cursor
+from infra.wakeups import wake_after_commit, woken
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import message_data
 from sessions_app.engines import get_engine
@@ -24,7 +25,7 @@ from sessions_app.engines.base import EngineError
 from sessions_app.models import Session
 from sessions_app.selectors import session_get_for_send
 from sessions_app.services import session_require_sendable
-from webhooks.services import (
+from webhooks.outbox import (
     EventSpec,
     account_webhooks_forget,
     account_webhooks_seen,
@@ -167,17 +168,27 @@ def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bo
     return inserted
 
 
+# The task of a session's sender run (messaging/tasks.py).
+SENDER_TASK = "messaging.send_session_messages"
+
+
+def sender_wake_key(session_id: str) -> str:
+    return f"sender-scheduled:{session_id}"
+
+
 def schedule_session_sender(session_id: str, *, countdown: float | None = None,
                             dedupe: bool = True, owner: str | None = None) -> None:
-    from messaging.tasks import schedule_sender
-
-    schedule_sender(session_id, countdown=countdown, dedupe=dedupe, owner=owner)
+    """Wake the session's sender after commit (one pending wake-up per session). `owner`: the
+    continuation of a paused run, which holds the session's lease under that name."""
+    args = (session_id,) if owner is None else (session_id, owner)
+    wake_after_commit(SENDER_TASK, *args, key=sender_wake_key(session_id),
+                      countdown=countdown, dedupe=dedupe)
 
 
 def session_sender_woken(session_id: str) -> None:
-    from messaging.tasks import sender_woken
-
-    sender_woken(session_id)
+    """Called by a run as it lets the session's lease go, before it looks at the queue once
+    more: from now on, a message accepted wakes a new run."""
+    woken(sender_wake_key(session_id))
 
 
 @dataclass(frozen=True)

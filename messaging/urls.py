@@ -1,6 +1,7 @@
 from django.urls import path
 
 from messaging import views
+from sessions_app.engines import get_simulator
 
 urlpatterns = [
     path("messages", views.MessageListApi.as_view(), name="messages"),
@@ -11,3 +12,7 @@ urlpatterns = [
     path("messages/<str:message_id>/media", views.MessageMediaDownloadApi.as_view(),
          name="message-media"),
 ]
+
+if get_simulator() is not None:  # the sandbox's controls exist only while it runs
+    urlpatterns.append(path("sandbox/sessions/<str:session_id>/inbound",
+                            views.SandboxInboundApi.as_view(), name="sandbox-inbound"))

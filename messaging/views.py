@@ -1,11 +1,14 @@
+from django.core.files.storage import default_storage
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-from accounts.scopes import MESSAGES_READ, MESSAGES_SEND
-from config.api import ApiView, InputSerializer, StrictCharField, ok
-from config.errors import ApiError, E
-from config.pagination import paginate
-from config.phones import normalize_phone_number
-from config.schema import envelope, list_parameters
+from accounts.scopes import MESSAGES_READ, MESSAGES_SEND, SESSIONS_WRITE
+from api.errors import ApiError, E
+from api.pagination import paginate
+from api.phones import normalize_phone_number
+from api.schema import envelope, list_parameters
+from api.serializers import InputSerializer, StrictCharField
+from api.views import ApiView, ok
 from messaging.media import KINDS, MediaError, filename_from_url, media_probe
 from messaging.models import Message
 from messaging.serializers import MessageOutput, message_data
@@ -15,6 +18,9 @@ from messaging.services import (
     MediaSpec,
     message_send,
 )
+from sessions_app.engines import get_simulator
+from sessions_app.selectors import session_get
+from sessions_app.services import session_after_engine_command, session_require_sendable
 
 SEND_ERRORS = ("session_not_found", "session_not_connected", "session_disconnected",
                "invalid_phone_number", "recipient_not_on_whatsapp",
@@ -166,9 +172,6 @@ class MessageMediaDownloadApi(ApiView):
     @extend_schema(operation_id="messages_media", summary="Download an incoming media file",
                    responses={200: OpenApiResponse(description="the file itself")})
     def get(self, request, message_id: str):
-        from django.core.files.storage import default_storage
-        from django.http import FileResponse
-
         message = Message.objects.filter(account_id=request.auth.account_id,
                                          pk=message_id).first()
         if message is None:
@@ -180,3 +183,46 @@ class MessageMediaDownloadApi(ApiView):
                                 content_type=message.media_mime_type or "application/octet-stream")
         response["Cache-Control"] = "private, no-store"
         return response
+
+
+# --- the sandbox's controls: a contact writes (only while the sandbox engine runs) ----------
+
+
+class InboundInput(InputSerializer):
+    text = StrictCharField(trim_whitespace=False)
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        fields["from"] = StrictCharField(help_text="the contact writing")  # a Python keyword
+        return fields
+
+    def validate_text(self, value: str) -> str:
+        if len(value) > TEXT_MAX_CHARACTERS:
+            raise ApiError(E.message_too_long, field="text")
+        return value
+
+
+class SandboxInboundApi(ApiView):
+    """Answers with the message once it is stored, so that a test can go on at once."""
+
+    required_scopes = {"POST": SESSIONS_WRITE}
+    error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
+                   "invalid_phone_number", "message_too_long")
+
+    @extend_schema(operation_id="sandbox_inbound",
+                   summary="Sandbox: a contact sends the session a text message",
+                   request=InboundInput, responses={201: envelope(MessageOutput)})
+    def post(self, request, session_id: str):
+        data = self.validated(InboundInput, request.data)
+        sender = normalize_phone_number(data["from"], field="from")
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session_require_sendable(session=session, field=None)
+        whatsapp_id = get_simulator().inbound(session.id, from_number=sender, text=data["text"])
+        stored = Message.objects.filter(session=session, direction="inbound",
+                                        whatsapp_id=whatsapp_id)
+        session_after_engine_command(session, until=lambda s: stored.exists())
+        message = stored.first()
+        if message is None:
+            raise ApiError(E.service_unavailable, reason="The message was not stored in time.",
+                           headers={"Retry-After": "1"})
+        return ok(message_data(message), status=201)

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent
+from sessions_app.event_consumer import handler_register
 from sessions_app.models import Session, SessionStatus
 from sessions_app.services import session_transition
 
@@ -94,12 +95,12 @@ def on_failed(event: EngineEvent) -> None:
                        last_error=error)
 
 
-HANDLERS = {
-    base.QR: on_qr,
-    base.PAIRING_CODE: on_pairing_code,
-    base.PAIRED: on_paired,
-    base.CONNECTED: on_connected,
-    base.DISCONNECTED: on_disconnected,
-    base.LOGGED_OUT: on_logged_out,
-    base.FAILED: on_failed,
-}
+def handlers_register() -> None:
+    """Called when the app starts (before messaging's: a session connects before its sends)."""
+    handler_register(base.QR, on_qr)
+    handler_register(base.PAIRING_CODE, on_pairing_code)
+    handler_register(base.PAIRED, on_paired)
+    handler_register(base.CONNECTED, on_connected)
+    handler_register(base.DISCONNECTED, on_disconnected)
+    handler_register(base.LOGGED_OUT, on_logged_out)
+    handler_register(base.FAILED, on_failed)

@@ -2,8 +2,8 @@
 
 from django.db.models import QuerySet
 
-from config.errors import ApiError, E
-from config.local_cache import LocalTTLCache
+from api.errors import ApiError, E
+from infra.local_cache import LocalTTLCache
 from sessions_app.models import Session, SessionStatus
 
 # Connected sessions as the send path reads them, per process, up to a second old. Only
@@ -24,7 +24,11 @@ def session_get(*, account_id: str, session_id: str, field: str | None = None) -
     return session
 
 
-def session_count_live(*, account_id: str) -> int:
+def session_is_visible(account_id: str, session_id: str) -> bool:
+    return sessions_visible(account_id=account_id).filter(pk=session_id).exists()
+
+
+def session_count_live(account_id: str) -> int:
     """Sessions that count against the plan's `maxSessions`: not deleted, not logged out."""
     return sessions_visible(account_id=account_id).exclude(status=SessionStatus.LOGGED_OUT).count()
 

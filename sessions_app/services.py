@@ -2,6 +2,7 @@
 drive. Every status change is recorded in the session's history and emits `session.status`."""
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -9,12 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
-from config.errors import ApiError, E
+from api.errors import ApiError, E
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
+from sessions_app.event_consumer import engine_events_drain
 from sessions_app.models import Session, SessionStatus, SessionStatusChange
 from sessions_app.selectors import session_cache_forget, session_count_live
-from webhooks.services import event_record
+from webhooks.outbox import event_record
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +152,6 @@ def session_after_engine_command(session: Session, *, until=None,
     until `until(session)` holds and the answer shows the effect. A real engine's events come
     later; its session is answered as it is (`starting`, a `session.status` webhook follows).
     """
-    import time
-
-    from sessions_app.event_consumer import engine_events_drain
-
     engine_events_drain()
     session.refresh_from_db()
     if until is None or not get_engine().reports_synchronously:

@@ -1,11 +1,18 @@
 from django.urls import path
 
 from sessions_app import views
-from sessions_app.engines import engine_urlpatterns
+from sessions_app.engines import get_simulator
 
 urlpatterns = [
     path("sessions", views.SessionListCreateApi.as_view(), name="sessions"),
     path("sessions/<str:session_id>", views.SessionDetailApi.as_view(), name="session"),
     path("sessions/<str:session_id>/qr", views.SessionQrApi.as_view(), name="session-qr"),
-    *engine_urlpatterns(),
 ]
+
+if get_simulator() is not None:  # the sandbox's controls exist only while it runs
+    urlpatterns += [
+        path("sandbox/sessions/<str:session_id>/scan", views.SandboxScanApi.as_view(),
+             name="sandbox-scan"),
+        path("sandbox/sessions/<str:session_id>/disconnect",
+             views.SandboxDisconnectApi.as_view(), name="sandbox-disconnect"),
+    ]

@@ -3,18 +3,22 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from accounts.scopes import SESSIONS_READ, SESSIONS_WRITE
-from config.api import ApiView, InputSerializer, StrictCharField, ok
-from config.errors import ApiError, E
-from config.pagination import choice_filter, paginate
-from config.phones import normalize_phone_number
-from config.schema import envelope, list_parameters
+from api.errors import ApiError, E
+from api.pagination import choice_filter, paginate
+from api.phones import normalize_phone_number
+from api.schema import envelope, list_parameters
+from api.serializers import InputSerializer, StrictCharField
+from api.views import ApiView, ok
+from sessions_app.engines import get_simulator
 from sessions_app.models import SessionStatus
 from sessions_app.qr import qr_png
 from sessions_app.selectors import session_get, sessions_visible
 from sessions_app.serializers import QrOutput, SessionOutput, qr_payload
 from sessions_app.services import (
+    session_after_engine_command,
     session_create,
     session_delete,
+    session_require_sendable,
     session_scannable_qr,
     sessions_expire_overdue,
 )
@@ -107,3 +111,47 @@ class SessionQrApi(ApiView):
         return ok(qr_payload(session))
 
 
+# --- the sandbox's controls: the simulated phone (only while the sandbox engine runs) -------
+
+
+class ScanInput(InputSerializer):
+    phoneNumber = StrictCharField(help_text="the number of the simulated phone that scans")
+
+    def validate_phoneNumber(self, value: str) -> str:
+        return normalize_phone_number(value, field="phoneNumber")
+
+
+class SandboxScanApi(ApiView):
+    """Answers once the effect is applied, so that a test can go on at once."""
+
+    required_scopes = {"POST": SESSIONS_WRITE}
+    error_codes = ("session_not_found", "qr_code_expired", "session_starting",
+                   "qr_code_unavailable", "invalid_phone_number")
+
+    @extend_schema(operation_id="sandbox_scan", summary="Sandbox: scan the session's QR code",
+                   request=ScanInput, responses=envelope(SessionOutput))
+    def post(self, request, session_id: str):
+        data = self.validated(ScanInput, request.data)
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session_scannable_qr(session=session)
+        get_simulator().scan(session.id, phone_number=data["phoneNumber"])
+        applied = session_after_engine_command(
+            session, until=lambda s: s.status == SessionStatus.CONNECTED)
+        return ok(SessionOutput(applied).data)
+
+
+class SandboxDisconnectApi(ApiView):
+    required_scopes = {"POST": SESSIONS_WRITE}
+    error_codes = ("session_not_found", "session_not_connected", "session_disconnected")
+
+    @extend_schema(operation_id="sandbox_disconnect",
+                   summary="Sandbox: the phone loses its connection",
+                   request=None, responses=envelope(SessionOutput))
+    def post(self, request, session_id: str):
+        self.validated(InputSerializer, request.data or {})
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session_require_sendable(session=session, field=None)
+        get_simulator().disconnect(session.id)
+        applied = session_after_engine_command(
+            session, until=lambda s: s.status == SessionStatus.DISCONNECTED)
+        return ok(SessionOutput(applied).data)

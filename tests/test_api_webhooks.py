@@ -6,7 +6,7 @@ import json
 import pytest
 from standardwebhooks.webhooks import Webhook as ReferenceVerifier
 
-from config import safe_http
+from infra import safe_http
 from tests.conftest import assert_error
 from tests.support.http_server import Route
 from tests.support.servers import free_port

@@ -8,8 +8,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from config.broker import Transport
 from config.celery import app
+from infra.broker import Transport
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey, Invitation, MemberRole, PlanChangeRequest
 from accounts.services import invitation_create, member_create
-from config.errors import CATALOGUE
+from api.errors import CATALOGUE
 from messaging.models import Message
 from sessions_app.models import Session
 from tests.conftest import connected_session
@@ -442,7 +442,7 @@ def test_state_and_actions_refuse_get_or_post_as_appropriate(alice, alice_owner)
 
 
 def test_unknown_dashboard_pages_and_server_errors_use_the_catalogue(alice_owner, rf):
-    from config.views import server_error
+    from config.urls import server_error
 
     assert_catalogue_error(alice_owner.get("/dashboard/no-such-page/"), "resource_not_found")
     assert_catalogue_error(_client().get("/dashboard/sessions/x/y/z/"), "resource_not_found")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from config.ids import new_id
+from infra.ids import new_id
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent, EngineUnavailable, SendRejected
 from sessions_app.engines.sandbox.engine import SandboxEngine

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config.errors import CATALOGUE, SEED_CODES
+from api.errors import CATALOGUE, SEED_CODES
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_35ff34de79aa9868.txt"
 ROW = re.compile(r"^([a-z_]+) (\d{3}) (.+)$")

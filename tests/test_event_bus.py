@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from accounts.limits import redis_client
+from infra.redis import redis_client
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent
 from sessions_app.engines.bus import DatabaseBus, RedisStreamBus

@@ -56,16 +56,29 @@ def test_events_for_unknown_sessions_are_acknowledged_and_dropped(db):
 
 
 def test_a_failing_handler_does_not_block_the_events_behind_it(session, monkeypatch):
-    from sessions_app import event_handlers
+    from sessions_app import event_consumer
 
     def broken(event):
         raise KeyError("bug")
 
-    monkeypatch.setitem(event_handlers.HANDLERS, base.FAILED, broken)
+    monkeypatch.setitem(event_consumer._handlers, base.FAILED, [broken])
     publish_event(EngineEvent(base.FAILED, session.id, {"error": "x"}))
     publish_event(connected_event(session))
     assert engine_events_drain() == 2
     assert Session.objects.get(pk=session.id).status == "connected"
+
+
+def test_each_app_registers_its_handlers_sessions_first():
+    """The consumer imports no handler: the apps register theirs when they start, the
+    sessions app's first, so a session is `connected` before messaging wakes its sender."""
+    from messaging import event_handlers as message_handlers
+    from sessions_app import event_consumer
+    from sessions_app import event_handlers as session_handlers
+
+    assert event_consumer._handlers[base.CONNECTED] == [session_handlers.on_connected,
+                                                        message_handlers.on_connected]
+    assert event_consumer._handlers[base.RECEIPT] == [message_handlers.on_receipt]
+    assert event_consumer._batch_handler_of(base.RECEIPT) is message_handlers.on_receipts
 
 
 def test_a_failed_engine_shows_on_the_session(alice, session):

@@ -22,7 +22,7 @@ from tests.support.worker import celery_worker as start_worker
 from tests.support.worker import wait_until
 from webhooks.delivery import RETRY_DELAYS, webhook_deliver_due
 from webhooks.models import Delivery, DeliveryAttempt
-from webhooks.services import event_record
+from webhooks.outbox import event_record
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 

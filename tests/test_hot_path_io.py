@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from config import local_cache
+from infra import local_cache
 from messaging.models import Message
 from messaging.sender import CLAIM_BATCH, session_sender_run
 from tests.conftest import connected_session

@@ -2,7 +2,7 @@
 
 import os
 
-from config import ids
+from infra import ids
 
 
 def test_ids_made_in_one_process_sort_in_creation_order(monkeypatch):

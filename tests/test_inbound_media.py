@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 from neonize import events as neonize_events
 
-from accounts.limits import redis_client
-from messaging.inbound_media import inbound_media_purge, inbound_media_save
+from infra.redis import redis_client
+from messaging.inbound_media import inbound_media_purge
 from messaging.models import Message
+from sessions_app.engines.media import inbound_media_save
 from sessions_app.engines.whatsmeow.runner import SessionRunner
 from sessions_app.engines.whatsmeow.supervisor import EngineSupervisor
 from sessions_app.event_consumer import engine_events_drain

@@ -5,8 +5,9 @@ everything else it steps aside so that full validation gives its exact errors.""
 import pytest
 from rest_framework import serializers
 
-from config.api import ApiView, InputSerializer, StrictCharField
-from config.errors import ApiError
+from api.errors import ApiError
+from api.serializers import InputSerializer, StrictCharField
+from api.views import ApiView
 from messaging.views import MediaSendInput, TextSendInput
 
 

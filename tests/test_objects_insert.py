@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from django.forms.models import model_to_dict
 
-from config.sql import objects_insert
+from infra.sql import objects_insert
 from messaging.models import Message, MessageStatusChange
 from sessions_app.models import Session
 from webhooks.models import Delivery, DeliveryAttempt, Event, Webhook

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from config.sql import objects_update
+from infra.sql import objects_update
 from messaging.models import Message
 from sessions_app.models import Session
 

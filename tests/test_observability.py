@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from config.logging import JsonFormatter
+from infra.logging import JsonFormatter
 from tests.conftest import connected_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,7 +42,7 @@ def test_metrics_count_requests_messages_and_state(anon, alice):
 def test_metrics_answer_while_the_database_is_down(anon, monkeypatch):
     from django.db import OperationalError
 
-    from config.metrics import StateCollector
+    from console.metrics import StateCollector
 
     def down(self):
         raise OperationalError("connection refused")
@@ -62,10 +62,12 @@ def test_metrics_can_require_a_token(anon, settings):
 
 
 def test_json_log_lines_carry_request_account_and_message_ids():
-    from config.middleware import current_account_id, current_request_id
+    from types import SimpleNamespace
+
+    from infra.logging import current_api_key, current_request_id
 
     request_token = current_request_id.set("req-42")
-    account_token = current_account_id.set("acc_1")
+    key_token = current_api_key.set(SimpleNamespace(account_id="acc_1", prefix="wak_x"))
     try:
         record = logging.LogRecord("messaging", logging.WARNING, __file__, 1, "send %s failed",
                                    ("msg_9",), None)
@@ -73,7 +75,7 @@ def test_json_log_lines_carry_request_account_and_message_ids():
         line = json.loads(JsonFormatter().format(record))
     finally:
         current_request_id.reset(request_token)
-        current_account_id.reset(account_token)
+        current_api_key.reset(key_token)
     assert line["request_id"] == "req-42" and line["account_id"] == "acc_1"
     assert line["message_id"] == "msg_9" and line["message"] == "send msg_9 failed"
     assert line["level"] == "WARNING"

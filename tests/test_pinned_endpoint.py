@@ -10,8 +10,8 @@ import time
 import pytest
 import trustme
 
-from config import safe_http
-from config.safe_http import Answer, EndpointPool, FetchFailed, PinnedEndpoint, Post
+from infra import safe_http
+from infra.safe_http import Answer, EndpointPool, FetchFailed, PinnedEndpoint, Post
 from tests.support.http_server import Gate, Overlaps, Route
 
 HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_1", "User-Agent": "test/1"}

@@ -7,7 +7,7 @@ from django.db import DatabaseError, ProgrammingError, connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.authentication import api_key_authenticate
-from config.sql import prepared_cursor
+from infra.sql import prepared_cursor
 from messaging.models import Message
 from messaging.sender import session_sender_run
 from messaging.services import message_send

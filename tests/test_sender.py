@@ -39,7 +39,7 @@ def test_a_run_sends_everything_queued_in_order(alice, session):
 @pytest.fixture
 def wakeup_rounds(monkeypatch) -> list[list[str]]:
     """The keys of each round of held wake-ups the sender sends (they are still sent)."""
-    from config import wakeups
+    from infra import wakeups
 
     rounds, send = [], wakeups.wakeups_send
 
@@ -56,7 +56,7 @@ def test_the_wake_ups_of_a_claim_go_out_together_once_its_messages_are_sent(
         alice, session, wakeup_rounds):
     from django.core.cache import cache
 
-    from sessions_app.tasks import _DRAIN_SCHEDULED
+    from sessions_app.engines import CONSUMER_WAKEUP_KEY as _DRAIN_SCHEDULED
 
     cache.delete(_DRAIN_SCHEDULED)
     messages = queue(alice, session, 5)
@@ -69,7 +69,7 @@ def test_the_wake_ups_of_a_claim_go_out_together_once_its_messages_are_sent(
 
 def test_paced_sends_wake_the_consumer_after_each_message(alice, session, settings,
                                                           wakeup_rounds):
-    from sessions_app.tasks import _DRAIN_SCHEDULED
+    from sessions_app.engines import CONSUMER_WAKEUP_KEY as _DRAIN_SCHEDULED
 
     settings.SEND_MIN_INTERVAL_SECONDS = 0.01  # slept through in the run, a claim per send
     queue(alice, session, 3)
@@ -322,12 +322,19 @@ def test_the_sweeper_wakes_no_session_whose_sender_holds_its_lease(alice, sessio
 def sender_wakeups(session, monkeypatch) -> list[tuple]:
     """The sender's tasks enqueued (args, countdown), caught instead of sent; the wake-up
     markers are real (Redis)."""
-    from messaging.tasks import send_session_messages, sender_woken
+    from infra import wakeups
+    from messaging.services import SENDER_TASK, session_sender_woken
 
-    sender_woken(session["id"])  # the marker its connection set (its queue was empty)
+    session_sender_woken(session["id"])  # the marker its connection set (its queue was empty)
     caught = []
-    monkeypatch.setattr(send_session_messages, "apply_async",
-                        lambda args, countdown=None, **kwargs: caught.append((args, countdown)))
+    enqueue = wakeups.enqueue
+
+    def catch(task, args, countdown=None):
+        if task != SENDER_TASK:
+            return enqueue(task, args, countdown)
+        caught.append((list(args), countdown))
+
+    monkeypatch.setattr(wakeups, "enqueue", catch)
     return caught
 
 
@@ -346,7 +353,7 @@ def accept(alice, session) -> Message:
 def marker(session) -> object:
     from django.core.cache import cache
 
-    from messaging.tasks import _scheduled_key
+    from messaging.services import sender_wake_key as _scheduled_key
 
     return cache.get(_scheduled_key(session["id"]))
 

@@ -11,7 +11,7 @@ from messaging.serializers import MessageOutput
 from messaging.services import message_sent_record, message_status_apply
 from sessions_app.models import Session
 from tests.conftest import connected_session
-from webhooks import services as webhook_services
+from webhooks import outbox as webhook_services
 from webhooks.models import Delivery, Event, Webhook
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,8 +5,8 @@ import ipaddress
 
 import pytest
 
-from config import safe_http
-from config.safe_http import UrlRefused, address_refusal, check_url
+from infra import safe_http
+from infra.safe_http import UrlRefused, address_refusal, check_url
 from tests.conftest import assert_error, connected_session
 from tests.support.http_server import PNG, LocalServer, Route
 
@@ -129,7 +129,7 @@ def test_a_redirect_to_loopback_is_refused(alice, settings, monkeypatch):
 @pytest.mark.parametrize("url", ["http://example.com/a", "http://8.8.8.8/a", "http://10.0.0.1/a"])
 def test_loopback_only_mode_resolves_no_name_and_reaches_no_other_address(url, settings,
                                                                           monkeypatch):
-    from config.safe_http import FetchFailed
+    from infra.safe_http import FetchFailed
 
     settings.OUTBOUND_LOOPBACK_ONLY = True
     settings.ALLOW_PRIVATE_URLS = True

@@ -1,4 +1,4 @@
-"""Database connections around Celery tasks (config/celery.py): kept from one task to the
+"""Database connections around Celery tasks (infra/db.py): kept from one task to the
 next as Django keeps them between requests, and replaced when they died while idle."""
 
 import time
@@ -90,11 +90,11 @@ def test_a_connection_that_rested_a_moment_is_not_asked_whether_it_is_alive(aske
 
 
 def test_a_connection_that_rested_long_is_asked_whether_it_is_alive(asked):
-    from config import celery
+    from infra import db
 
     first = a_task()
     asked.clear()
-    connection.task_rest_started -= celery.ASK_AFTER_REST_SECONDS + 1  # a long rest
+    connection.task_rest_started -= db.ASK_AFTER_REST_SECONDS + 1  # a long rest
     assert a_task() == first and asked == [1]
 
 

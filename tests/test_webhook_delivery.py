@@ -15,7 +15,7 @@ from tests.support.http_server import Gate, Overlaps, Route
 from tests.support.worker import wait_until
 from webhooks.delivery import MAX_ATTEMPTS, RETRY_DELAYS, webhook_deliver_due
 from webhooks.models import Delivery, Event, Webhook
-from webhooks.services import EventSpec, event_record, events_record
+from webhooks.outbox import EventSpec, event_record, events_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -462,8 +462,8 @@ def test_deliveries_go_to_their_own_queue_for_a_worker_of_threads(alice, receive
     # CELERY_WEBHOOK_QUEUE: a worker that sends messages never waits on customers' servers.
     import uuid
 
-    from accounts.limits import redis_client
     from config.celery import app
+    from infra.redis import redis_client
     from messaging.models import Message
     from tests.support.worker import celery_worker as start_worker
 
@@ -495,11 +495,18 @@ def test_deliveries_go_to_their_own_queue_for_a_worker_of_threads(alice, receive
 @pytest.fixture
 def wakeups(monkeypatch) -> list[tuple]:
     """The delivery runs' tasks enqueued, caught instead of sent."""
-    from webhooks.tasks import deliver_webhook
+    from infra import wakeups
+    from webhooks.outbox import DELIVERY_TASK
 
     caught = []
-    monkeypatch.setattr(deliver_webhook, "apply_async",
-                        lambda args, countdown=None, **kwargs: caught.append((args, countdown)))
+    enqueue = wakeups.enqueue
+
+    def catch(task, args, countdown=None):
+        if task != DELIVERY_TASK:
+            return enqueue(task, args, countdown)
+        caught.append((list(args), countdown))
+
+    monkeypatch.setattr(wakeups, "enqueue", catch)
     return caught
 
 
@@ -508,7 +515,8 @@ def test_a_run_that_finds_the_endpoint_busy_leaves_the_wake_up_pending(alice, re
     from django.core.cache import cache
 
     from webhooks.delivery import _lease
-    from webhooks.tasks import _scheduled_key, deliver_webhook
+    from webhooks.outbox import delivery_wake_key as _scheduled_key
+    from webhooks.tasks import deliver_webhook
 
     hook = register(alice, receiver)
     record(alice.account)  # its wake-up: the marker set, a task enqueued
@@ -525,8 +533,9 @@ def test_a_run_that_ends_lets_the_wake_up_go_and_wakes_what_came_meanwhile(
         alice, receiver, wakeups, monkeypatch):
     from django.core.cache import cache
 
-    from webhooks import delivery
-    from webhooks.tasks import _scheduled_key, deliver_webhook
+    from webhooks import tasks
+    from webhooks.outbox import delivery_wake_key as _scheduled_key
+    from webhooks.tasks import deliver_webhook
 
     hook = register(alice, receiver)
     record(alice.account)
@@ -535,7 +544,7 @@ def test_a_run_that_ends_lets_the_wake_up_go_and_wakes_what_came_meanwhile(
     assert Delivery.objects.get().status == "succeeded"
     # A delivery committed after the run's last look, its wake-up dropped by the marker the
     # run still held: the run's end wakes a new run for it.
-    real_run = delivery.webhook_deliver_due
+    real_run = tasks.webhook_deliver_due
 
     def run_then_a_delivery_arrives(**kwargs):
         outcome = real_run(**kwargs)
@@ -543,7 +552,7 @@ def test_a_run_that_ends_lets_the_wake_up_go_and_wakes_what_came_meanwhile(
         record(alice.account)  # its wake-up is dropped
         return outcome
 
-    monkeypatch.setattr(delivery, "webhook_deliver_due", run_then_a_delivery_arrives)
+    monkeypatch.setattr(tasks, "webhook_deliver_due", run_then_a_delivery_arrives)
     wakeups.clear()
     assert deliver_webhook(hook["id"]) == "idle"
     assert wakeups == [([hook["id"]], None)]

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from accounts.limits import redis_client
+from infra.redis import redis_client
 from sessions_app.engines.whatsmeow import protocol
 from sessions_app.engines.whatsmeow.child import ChildConfig, child_main
 from sessions_app.engines.whatsmeow.supervisor import EngineSupervisor

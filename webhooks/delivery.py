@@ -21,11 +21,13 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from config.metrics import WEBHOOK_ATTEMPTS
-from config.safe_http import Answer, EndpointPool, FetchFailed, Post, UrlRefused
-from config.sql import objects_insert
+from infra.metrics import WEBHOOK_ATTEMPTS
+from infra.safe_http import Answer, EndpointPool, FetchFailed, Post, UrlRefused
+from infra.sql import objects_insert
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
-from webhooks.services import event_body, signed_headers, webhook_disable
+from webhooks.outbox import delivery_wake, event_body
+from webhooks.services import webhook_disable
+from webhooks.signing import signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -241,8 +243,6 @@ def _record_failure(webhook: Webhook, delivery: Delivery, now: datetime, jitter,
 def deliveries_sweep(now: datetime | None = None) -> int:
     """Wake the delivery run of every active webhook with due deliveries (a lost wake-up or a
     dead worker). Returns how many were woken."""
-    from webhooks.tasks import schedule_delivery
-
     now = now or timezone.now()
     webhook_ids = set(
         Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now,
@@ -250,5 +250,5 @@ def deliveries_sweep(now: datetime | None = None) -> int:
         .values_list("webhook_id", flat=True).distinct()[:10_000]
     )
     for webhook_id in webhook_ids:
-        schedule_delivery(webhook_id, dedupe=False)
+        delivery_wake(webhook_id, dedupe=False)
     return len(webhook_ids)

@@ -1,7 +1,7 @@
 from django.db import models
 
 from accounts.models import Account
-from config.ids import new_delivery_id, new_event_id, new_webhook_id
+from infra.ids import new_delivery_id, new_event_id, new_webhook_id
 
 
 class Event(models.Model):

@@ -1,9 +1,11 @@
 """Reads for webhooks. Another account's webhook or delivery is indistinguishable from a
 missing one."""
 
+from collections.abc import Callable
+
 from django.db.models import QuerySet
 
-from config.errors import ApiError, E
+from api.errors import ApiError, E
 from webhooks.models import Delivery, Webhook
 
 
@@ -26,3 +28,24 @@ def delivery_get(*, account_id: str, webhook_id: str, delivery_id: str) -> Deliv
         raise ApiError(E.resource_not_found, reason="No such delivery.")
     delivery.webhook = hook
     return delivery
+
+
+# Whether a session id names one of an account's sessions (a webhook may be limited to one):
+# the sessions app registers its check when it starts, since webhooks import no app above
+# accounts (the sessions app makes events, and so depends on webhooks).
+SessionCheck = Callable[[str, str], bool]
+_session_checks: list[SessionCheck] = []
+
+
+def session_check_register(check: SessionCheck) -> None:
+    """`check(account_id, session_id)`: True when the session is one of the account's."""
+    if check not in _session_checks:
+        _session_checks.append(check)
+
+
+def session_of_account(*, account_id: str, session_id: str, field: str) -> str:
+    """`session_id`, if it names one of the account's sessions; `session_not_found` else."""
+    if not _session_checks or not all(check(account_id, session_id)
+                                      for check in _session_checks):
+        raise ApiError(E.session_not_found, field=field)
+    return session_id

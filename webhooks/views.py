@@ -2,15 +2,20 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
 from accounts.scopes import WEBHOOKS_READ, WEBHOOKS_WRITE
-from config.api import ApiView, InputSerializer, StrictBooleanField, StrictCharField, ok
-from config.errors import ApiError, E
-from config.pagination import choice_filter, paginate
-from config.schema import envelope, list_parameters
-from sessions_app.selectors import session_get
+from api.errors import ApiError, E
+from api.pagination import choice_filter, paginate
+from api.schema import envelope, list_parameters
+from api.serializers import InputSerializer, StrictBooleanField, StrictCharField
+from api.views import ApiView, ok
 from webhooks.models import Delivery, DeliveryStatus, Webhook
-from webhooks.selectors import delivery_get, webhook_get, webhooks_visible
+from webhooks.outbox import EVENT_TYPES
+from webhooks.selectors import (
+    delivery_get,
+    session_of_account,
+    webhook_get,
+    webhooks_visible,
+)
 from webhooks.services import (
-    EVENT_TYPES,
     TEST_EVENT,
     UNCHANGED,
     delivery_retry,
@@ -131,8 +136,8 @@ def _session_id(request, data: dict) -> str | None:
     session_id = data.get("sessionId")
     if session_id is None:
         return None
-    return session_get(account_id=request.auth.account_id, session_id=session_id,
-                       field="sessionId").id
+    return session_of_account(account_id=request.auth.account_id, session_id=session_id,
+                              field="sessionId")
 
 
 WEBHOOK_WRITE_ERRORS = ("invalid_webhook_url", "invalid_webhook_event", "webhook_url_unreachable",

@@ -13,7 +13,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django_ratelimit.core import is_ratelimited
 
 from accounts.services import MemberError, invitation_accept, invitation_find
-from config.errors import CATALOGUE
+from api.errors import CATALOGUE
 from dashboard.access import error_context, form_error_context
 from dashboard.forms import SignInForm
 

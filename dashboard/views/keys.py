@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke, api_key_roll
-from config.errors import ApiError, E
+from api.errors import ApiError, E
 from dashboard.access import allow_methods, form_error_context, member_view, render_error
 from dashboard.forms import OLD_KEY_GRACE, ApiKeyCreateForm, ApiKeyRollForm
 

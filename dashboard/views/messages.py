@@ -5,8 +5,8 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from config.errors import CATALOGUE, E
-from config.pagination import newest_first
+from api.errors import CATALOGUE, E
+from api.pagination import newest_first
 from dashboard.access import form_error_context, member_view, render_error
 from dashboard.forms import MessageFilterForm
 from messaging.models import Message, MessageStatus

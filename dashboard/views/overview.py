@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.selectors import account_usage
-from config.errors import CATALOGUE
+from api.errors import CATALOGUE
 from dashboard.access import member_view
 from messaging.models import Message, MessageStatus
 from sessions_app.selectors import sessions_visible

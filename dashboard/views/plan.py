@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from accounts.models import Plan, PlanChangeRequest
 from accounts.selectors import account_usage
 from accounts.services import MemberError, plan_change_request_create
-from config.errors import CATALOGUE
+from api.errors import CATALOGUE
 from dashboard.access import error_context, form_error_context, member_view
 from dashboard.forms import PlanChangeForm
 

@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
-from config.errors import ApiError, E
-from config.phones import normalize_phone_number
+from api.errors import ApiError, E
+from api.phones import normalize_phone_number
 from dashboard.access import (
     allow_methods,
     error_context,

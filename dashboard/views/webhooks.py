@@ -8,16 +8,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
-from config.errors import ApiError, E
-from config.pagination import newest_first
+from api.errors import ApiError, E
+from api.pagination import newest_first
 from dashboard.access import allow_methods, error_context, member_view, render_error
 from dashboard.forms import WebhookCreateForm
 from sessions_app.selectors import session_get, sessions_visible
 from webhooks.models import Delivery, DeliveryStatus, Webhook
+from webhooks.outbox import event_body
 from webhooks.selectors import delivery_get, webhook_get, webhooks_visible
 from webhooks.services import (
     delivery_retry,
-    event_body,
     webhook_create,
     webhook_delete,
     webhook_test,

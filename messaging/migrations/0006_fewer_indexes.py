@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from config.migration_ops import drop_pattern_indexes
+from infra.migration_ops import drop_pattern_indexes
 
 
 class Migration(migrations.Migration):

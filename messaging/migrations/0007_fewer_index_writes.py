@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from config.migration_ops import drop_plain_page_indexes
+from infra.migration_ops import drop_plain_page_indexes
 
 
 class Migration(migrations.Migration):

@@ -1,20 +1,29 @@
-"""Which engine runs (`WHATSAPP_ENGINE`) is known here and nowhere else."""
+"""Which engine runs (`WHATSAPP_ENGINE`) is known here and nowhere else.
+
+Engines report what they observe as events on the bus (`bus.py`); publishing wakes the event
+consumer, a Celery task of the sessions app (`CONSUMER_TASK`), which turns them into database
+changes. Nothing in this package imports the apps above it: the engine's child processes
+import it without Django being set up.
+"""
 
 from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from sessions_app.engines.base import Engine, EngineEvent
+from infra.wakeups import wake_after_commit
+from sessions_app.engines.base import Engine, EngineEvent, Simulator
 from sessions_app.engines.bus import get_event_bus
+
+# The consumer's task (sessions_app/tasks.py), and its one pending wake-up.
+CONSUMER_TASK = "sessions.drain_engine_events"
+CONSUMER_WAKEUP_KEY = "engine-events:drain-scheduled"
 
 
 def publish_event(*events: EngineEvent) -> None:
     """Put engine events on the bus (all or none) and wake the consumer."""
     get_event_bus().publish(*events)
-    from sessions_app.tasks import schedule_event_drain
-
-    schedule_event_drain()
+    wake_after_commit(CONSUMER_TASK, key=CONSUMER_WAKEUP_KEY, timeout=30)
 
 
 @lru_cache(maxsize=2)
@@ -34,10 +43,8 @@ def get_engine() -> Engine:
     return _engine_for(settings.WHATSAPP_ENGINE)
 
 
-def engine_urlpatterns() -> list:
-    """Routes that exist only for one engine (the sandbox's controls)."""
-    if settings.WHATSAPP_ENGINE == "sandbox":
-        from sessions_app.engines.sandbox.urls import urlpatterns
-
-        return urlpatterns
-    return []
+def get_simulator() -> Simulator | None:
+    """The running engine's controls of a simulated phone and WhatsApp (the sandbox's), or
+    None for an engine that reaches the real WhatsApp."""
+    engine = get_engine()
+    return engine if isinstance(engine, Simulator) else None

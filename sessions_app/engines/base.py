@@ -142,3 +142,20 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
         """Send read receipts for received messages."""
+
+
+class Simulator(abc.ABC):
+    """An engine that plays the phone and WhatsApp too (the sandbox): the `/v1/sandbox` routes
+    act through these. Their events follow on the bus like any other."""
+
+    @abc.abstractmethod
+    def scan(self, session_id: str, *, phone_number: str) -> None:
+        """The phone scans the session's QR code: the session connects."""
+
+    @abc.abstractmethod
+    def disconnect(self, session_id: str) -> None:
+        """The phone loses its connection."""
+
+    @abc.abstractmethod
+    def inbound(self, session_id: str, *, from_number: str, text: str) -> str:
+        """A contact sends the session a text message; returns its WhatsApp id."""

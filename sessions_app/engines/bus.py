@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from infra.redis import redis_client
 from sessions_app.engines.base import EngineEvent
 
 
@@ -112,7 +113,9 @@ class RedisStreamBus:
 
 
 class DatabaseBus:
-    """Embedded mode: rows of `EngineEventRecord`, claimed by a conditional UPDATE."""
+    """Embedded mode: rows of `EngineEventRecord`, claimed by a conditional UPDATE. (The model
+    is imported in the methods: the real engine's child processes import this module without
+    Django being set up, and never use this bus.)"""
 
     def publish(self, *events: EngineEvent) -> None:
         from sessions_app.models import EngineEventRecord
@@ -166,7 +169,5 @@ class DatabaseBus:
 
 def get_event_bus() -> EventBus:
     if settings.REDIS_URL:
-        from accounts.limits import redis_client
-
         return RedisStreamBus(redis_client(), stream=f"{settings.REDIS_NAMESPACE}:engine-events")
     return DatabaseBus()

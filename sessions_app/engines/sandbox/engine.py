@@ -16,9 +16,16 @@ from base64 import b64encode
 from django.conf import settings
 from django.core.cache import cache, caches
 
-from config.cache import ReusedClientRedisCache
+from infra.cache import ReusedClientRedisCache
+from infra.wakeups import enqueue
 from sessions_app.engines import base
-from sessions_app.engines.base import EngineEvent, EngineUnavailable, SendRejected, SentMessage
+from sessions_app.engines.base import (
+    EngineEvent,
+    EngineUnavailable,
+    SendRejected,
+    SentMessage,
+    Simulator,
+)
 
 _STATE_TTL_SECONDS = 60 * 60 * 24 * 30
 # What the sandbox remembers per message (attempts, delivered): a resend comes within minutes
@@ -27,13 +34,15 @@ _STATE_TTL_SECONDS = 60 * 60 * 24 * 30
 _MESSAGE_TTL_SECONDS = 60 * 60 * 24
 NOT_ON_WHATSAPP_SUFFIX = "0000"
 REJECTED_SUFFIX = "0001"
+# The task that publishes a receipt when it is due (sandbox/tasks.py).
+PUBLISH_TASK = "sandbox.publish_event"
 
 
 def _fake_key() -> str:
     return b64encode(secrets.token_bytes(32)).decode()
 
 
-class SandboxEngine(base.Engine):
+class SandboxEngine(base.Engine, Simulator):
     name = "sandbox"
     reports_synchronously = True
 
@@ -101,11 +110,8 @@ class SandboxEngine(base.Engine):
         else:
             # The recipient's phone answers whatever happens to us: its receipts are scheduled
             # before `sent` is announced, so a crash right after cannot lose them.
-            from sessions_app.engines.sandbox.tasks import sandbox_publish_event
-
             for step, receipt in enumerate(receipts[1:], start=1):
-                sandbox_publish_event.apply_async(args=[receipt.to_dict()],
-                                                  countdown=delay * step)
+                enqueue(PUBLISH_TASK, (receipt.to_dict(),), countdown=delay * step)
             self.publish(receipts[0])
         cache.set(delivered_key, 1, _MESSAGE_TTL_SECONDS)
         return SentMessage(whatsapp_id=whatsapp_id)

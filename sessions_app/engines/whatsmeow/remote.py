@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 
+from infra.redis import redis_client
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineUnavailable, SendRejected, SentMessage
 from sessions_app.engines.whatsmeow import protocol
@@ -21,8 +22,6 @@ class RemoteEngine(base.Engine):
     def _redis(self):
         if not settings.REDIS_URL:
             raise EngineUnavailable("the real engine needs REDIS_URL")
-        from accounts.limits import redis_client
-
         return redis_client()
 
     def _ns(self) -> str:

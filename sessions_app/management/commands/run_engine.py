@@ -7,10 +7,13 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from infra.redis import redis_client
+from sessions_app.engines.media import inbound_media_save
+from sessions_app.engines.whatsmeow.supervisor import EngineSupervisor
+from sessions_app.models import Session, SessionStatus
+
 
 def resumable_sessions():
-    from sessions_app.models import Session, SessionStatus
-
     return list(Session.objects.filter(
         engine="whatsmeow", deleted_at__isnull=True,
         status__in=[SessionStatus.CONNECTED, SessionStatus.DISCONNECTED],
@@ -35,10 +38,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not settings.REDIS_URL:
             raise CommandError("run_engine needs REDIS_URL (commands and events go over Redis)")
-        from accounts.limits import redis_client
-        from messaging.inbound_media import inbound_media_save
-        from sessions_app.engines.whatsmeow.supervisor import EngineSupervisor
-
         supervisor = EngineSupervisor(
             redis_client=redis_client(), namespace=settings.REDIS_NAMESPACE,
             stream=f"{settings.REDIS_NAMESPACE}:engine-events", redis_url=settings.REDIS_URL,

@@ -1,14 +1,15 @@
 """Waking a Celery task after the current transaction commits, at most one pending wake-up per
-key: a burst of work makes one task, not one per row. The task clears its key when it starts
-(the event consumer) or when its run ends and before it looks for work once more (a
-session's sender and a webhook's delivery run, whose keys a run that finds the lease taken
-leaves set), so work arriving after that wakes it again; a periodic sweeper covers a wake-up
-that was lost (the broker was down).
+key: a burst of work makes one task, not one per row. Tasks are named, not imported: the
+services that wake a task are the ones the task calls.
 
-Inside an API request the wake-ups are held until the request ends, so their Redis calls can
-ride on the request's last one (the release of its concurrency slot): one round trip, not two.
-The sender holds the wake-ups of the messages it claimed together the same way (one per key)
-and sets their markers together when it has sent them.
+The task clears its key when it starts (the event consumer) or when its run ends and before it
+looks for work once more (a session's sender and a webhook's delivery run, whose keys a run
+that finds the lease taken leaves set), so work arriving after that wakes it again; a periodic
+sweeper covers a wake-up that was lost (the broker was down).
+
+A block of work may hold its wake-ups until it ends (`wakeups_held`), each key once: an API
+request (so that their Redis calls can ride on its last one, the release of its concurrency
+slot), a claim of messages being sent, a batch of engine events being applied.
 """
 
 import contextlib
@@ -16,21 +17,26 @@ import contextvars
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
+from celery import current_app
 from django.core.cache import cache, caches
-from django.db import connection, transaction
+from django.db import transaction
 
-from config.cache import ReusedClientRedisCache
+from infra.cache import ReusedClientRedisCache
 
 logger = logging.getLogger(__name__)
+
+
+def enqueue(task: str, args: tuple, countdown: float | None = None) -> None:
+    """Send the named task to its queue (the task routes of the settings apply)."""
+    current_app.send_task(task, args=list(args), countdown=countdown)
 
 
 @dataclass(frozen=True)
 class Wakeup:
     """A deduplicated wake-up that has committed and waits to be sent."""
 
-    task: Any
+    task: str
     args: tuple
     key: str
     timeout: int
@@ -43,62 +49,47 @@ class Wakeup:
             if claimed is None:
                 claimed = cache.add(self.key, 1, timeout=self.timeout)
             if claimed:
-                self.task.apply_async(args=list(self.args))
+                enqueue(self.task, self.args)
         except Exception:
-            logger.warning("could not wake %s for %s", self.task.name, self.key,
-                           exc_info=True)
+            logger.warning("could not wake %s for %s", self.task, self.key, exc_info=True)
 
 
-# The wake-ups held by the block being run (`wakeups_held`: an API request, a message being
-# sent), None outside one.
+# The wake-ups held by the block being run (`wakeups_held`), None outside one.
 _held: contextvars.ContextVar[list[Wakeup] | None] = contextvars.ContextVar(
     "held_wakeups", default=None)
 
 
-def wake_after_commit(task, *args, key: str, countdown: float | None = None,
+def wake_after_commit(task: str, *args, key: str, countdown: float | None = None,
                       dedupe: bool = True, timeout: int = 60) -> None:
-    """Enqueue `task(*args)` after commit; deduplicated on `key` unless a delay is asked for
-    or `dedupe` is off."""
+    """Enqueue the task named `task` with `args` after commit; deduplicated on `key` unless a
+    delay is asked for or `dedupe` is off."""
 
-    deduplicated = countdown is None and dedupe
-    if deduplicated and _already_pending(key):
-        return
-
-    def enqueue() -> None:
-        if deduplicated:
+    def wake() -> None:
+        if countdown is None and dedupe:
             wakeup = Wakeup(task, args, key, timeout)
             held = _held.get()
-            if held is not None:
-                # One per key: a batch of sends holds the consumer's wake-up once.
-                if all(other.key != key for other in held):
-                    held.append(wakeup)
-            else:
+            if held is None:
                 wakeup.send()
+            elif all(other.key != key for other in held):
+                held.append(wakeup)
             return
         try:
-            task.apply_async(args=list(args), countdown=countdown)
+            enqueue(task, args, countdown)
         except Exception:  # the broker is down: the sweeper picks the work up later
-            logger.warning("could not wake %s for %s", task.name, key, exc_info=True)
+            logger.warning("could not wake %s for %s", task, key, exc_info=True)
 
-    enqueue.wake_key = key if deduplicated else None
-    transaction.on_commit(enqueue)
-
-
-def _already_pending(key: str) -> bool:
-    """Whether this transaction already holds a deduplicated wake-up for `key`: a batch of
-    100 events for one webhook then makes one wake-up, not 100 cache calls. Safe with
-    savepoints: a hook dropped by a savepoint rollback can only be one registered inside that
-    savepoint, which also undoes the work of any call that skipped because of it."""
-    if not connection.in_atomic_block:
-        return False
-    return any(getattr(hook, "wake_key", None) == key
-               for _sids, hook, _robust in connection.run_on_commit)
+    transaction.on_commit(wake)
 
 
 @contextlib.contextmanager
 def wakeups_held() -> Iterator[list[Wakeup]]:
-    """Hold the wake-ups committed inside the block. The caller may send them itself
-    (`wakeup_markers`, `wakeups_send_claimed`); what is left is sent the usual way on exit."""
+    """Hold the wake-ups committed inside the block, each key once. The caller may send them
+    itself (`wakeup_markers`, `wakeups_send_claimed`); what is left is sent on exit. Inside
+    another such block, the wake-ups join the outer block's."""
+    outer = _held.get()
+    if outer is not None:
+        yield outer
+        return
     held: list[Wakeup] = []
     token = _held.set(held)
     try:
@@ -110,8 +101,7 @@ def wakeups_held() -> Iterator[list[Wakeup]]:
 
 def wakeups_send(held: list[Wakeup]) -> None:
     """Send held wake-ups and empty `held`: their markers set in one round trip when the
-    cache is Redis (the sender holds two per claim: the event consumer's and the webhook's
-    delivery run's)."""
+    cache is Redis."""
     backend = caches["default"]
     if len(held) > 1 and isinstance(backend, ReusedClientRedisCache):
         try:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import ApiErrorLog, DailyUsage, PlanChangeRequest, PlanChangeStatus
 from accounts.quotas import utc_today
 from messaging.models import Message, MessageStatus
+from sessions_app.engines.bus import get_event_bus
 from sessions_app.models import Session, SessionStatus
 from webhooks.models import Delivery, DeliveryStatus
 
@@ -94,8 +95,6 @@ def dashboard_context() -> dict:
 
 
 def _engine_events_pending() -> int | None:
-    from sessions_app.engines.bus import get_event_bus
-
     try:
         return get_event_bus().pending_count()
     except Exception:  # a dashboard must render even when Redis is down

@@ -1,7 +1,8 @@
-"""The admin site: Django's, with an operator dashboard on its index page."""
+"""The admin site: Django's, with the operators' dashboard on its index page."""
 
 from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
+
+from console.dashboard import dashboard_context
 
 
 class ServiceAdminSite(admin.AdminSite):
@@ -10,11 +11,6 @@ class ServiceAdminSite(admin.AdminSite):
     index_title = "Dashboard"
 
     def index(self, request, extra_context=None):
-        from config.dashboard import dashboard_context
-
         context = {**(extra_context or {}), "dashboard": dashboard_context()}
         return super().index(request, extra_context=context)
 
-
-class ServiceAdminConfig(AdminConfig):
-    default_site = "config.admin_site.ServiceAdminSite"

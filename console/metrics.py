@@ -1,10 +1,6 @@
-"""Prometheus metrics at /metrics.
-
-Counters are incremented where things happen (requests, message statuses, webhook attempts);
-with several processes (gunicorn workers, Celery) set PROMETHEUS_MULTIPROC_DIR to one shared
-empty folder and prometheus-client adds them up. Gauges that describe the state (queues,
-sessions by status) are read from the database when scraped: one indexed query each.
-"""
+"""`/metrics` for Prometheus: the counters (infra/metrics.py) and, read from the database when
+scraped, gauges of the state: queued messages, pending deliveries, sessions by status (one
+indexed query each)."""
 
 import os
 
@@ -13,21 +9,16 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
-    Counter,
-    Histogram,
     generate_latest,
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 
-API_REQUESTS = Counter("wa_api_requests_total", "API responses",
-                       ["method", "status", "code"])
-API_LATENCY = Histogram("wa_api_request_seconds", "API response time",
-                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-MESSAGE_STATUS = Counter("wa_message_status_total", "Messages reaching a status", ["status"])
-WEBHOOK_ATTEMPTS = Counter("wa_webhook_attempts_total", "Webhook delivery attempts",
-                           ["outcome"])
+from messaging.models import Message
+from sessions_app.models import Session
+from webhooks.models import Delivery
 
 
 class StateCollector:
@@ -46,10 +37,6 @@ class StateCollector:
         yield from families
 
     def _collect(self):
-        from messaging.models import Message
-        from sessions_app.models import Session
-        from webhooks.models import Delivery
-
         queued = GaugeMetricFamily("wa_messages_queued", "Outbound messages not yet sent")
         queued.add_metric([], Message.objects.filter(status__in=["queued", "sending"]).count())
         yield queued
@@ -68,13 +55,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
     if token and request.headers.get("Authorization", "") != f"Bearer {token}":
         return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
-    registry = CollectorRegistry()
+    registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    else:
-        from prometheus_client import REGISTRY
-
-        registry = REGISTRY
     state = CollectorRegistry()
     state.register(StateCollector())
     body = generate_latest(registry) + generate_latest(state)

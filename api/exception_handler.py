@@ -8,26 +8,17 @@ with a traceback. An unreachable database or Redis answers 503 `service_unavaila
 import logging
 from typing import Any
 
-import redis.exceptions
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from config.errors import ApiError, E
+from api.errors import ApiError, E
+from infra.dependencies import UNAVAILABLE_ERRORS
 
 logger = logging.getLogger("api.errors")
-
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-)
 
 # DRF field error codes that mean "the JSON value has the wrong type".
 _TYPE_ERROR_CODES = {"invalid_type", "not_a_list", "not_a_dict", "null", "not_a_string"}

@@ -7,7 +7,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from config.errors import CATALOGUE
+from api.errors import CATALOGUE
 
 AUTH_CODES = (
     "missing_api_key",
@@ -78,7 +78,7 @@ def _error_schema(codes: list[str]) -> dict:
 class ApiAutoSchema(AutoSchema):
     def error_codes(self) -> list[str]:
         codes: list[str] = list(getattr(self.view, "error_codes", ()))
-        if self.view.authentication_classes:
+        if getattr(self.view, "takes_api_key", False):
             codes.extend(AUTH_CODES)
         if self.method in ("POST", "PUT", "PATCH"):
             codes.extend(BODY_CODES)

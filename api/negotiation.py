@@ -3,7 +3,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 
 class JsonOnlyNegotiation(BaseContentNegotiation):
     """The API speaks JSON whatever the client's Accept header says (never 406). Kept apart
-    from config.api because DRF imports it while defining APIView."""
+    from api.views because DRF imports it while defining APIView."""
 
     def select_parser(self, request, parsers):
         content_type = request.content_type.split(";")[0].strip().lower()

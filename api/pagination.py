@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.functions import Collate
 
-from config.errors import ApiError, E
+from api.errors import ApiError, E
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

@@ -6,7 +6,7 @@ import re
 
 import phonenumbers
 
-from config.errors import ApiError, E
+from api.errors import ApiError, E
 
 _SHAPE = re.compile(r"^\+?[1-9]\d{6,14}$")
 
