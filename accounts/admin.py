@@ -4,6 +4,9 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db.models import IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from accounts.models import (
     Account,
@@ -56,8 +59,6 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.action(description="Change the plan of the selected accounts",
                   permissions=["change"])
     def change_plan(self, request, queryset):
-        from django.template.response import TemplateResponse
-
         form = ChangePlanForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
             for account in queryset:
@@ -231,8 +232,6 @@ class _RefusalOnAddMixin:
     admin's transaction rolls back)."""
 
     def add_view(self, request, form_url="", extra_context=None):
-        from django.shortcuts import redirect
-
         try:
             return super().add_view(request, form_url, extra_context)
         except _AdminRefusal as refusal:
@@ -302,8 +301,6 @@ class InvitationAdmin(_RefusalOnAddMixin, admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        from django.urls import reverse
-
         accept_url = request.build_absolute_uri(
             reverse("dashboard:invitation", args=["TOKEN"])).replace("TOKEN", "{token}")
         try:

@@ -4,7 +4,7 @@ operation the catalogue codes it can answer with, grouped by HTTP status."""
 from collections import defaultdict
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 
 from api.errors import CATALOGUE
@@ -26,8 +26,6 @@ _envelopes: dict[str, serializers.Serializer] = {}
 
 def list_parameters(*filters):
     """`limit`, `cursor` and the list's filters, with the bounds the API enforces."""
-    from drf_spectacular.utils import OpenApiParameter
-
     return [
         *filters,
         OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100},

@@ -10,6 +10,12 @@ import os
 import threading
 from dataclasses import dataclass
 
+import redis
+
+from sessions_app.engines import base
+from sessions_app.engines.base import EngineError, EngineEvent
+from sessions_app.engines.whatsmeow.runner import SessionRunner
+
 
 @dataclass(frozen=True)
 class ChildConfig:
@@ -23,8 +29,6 @@ class ChildConfig:
 
 
 def redis_publisher(redis_url: str, stream: str):
-    import redis
-
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=5)
 
     def publish(*events) -> None:
@@ -39,11 +43,7 @@ def redis_publisher(redis_url: str, stream: str):
 def child_main(config: ChildConfig, conn) -> None:
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s engine[{config.session_id}] %(message)s")
-    from neonize.client import NewClient
-
-    from sessions_app.engines import base
-    from sessions_app.engines.base import EngineError, EngineEvent
-    from sessions_app.engines.whatsmeow.runner import SessionRunner
+    from neonize.client import NewClient  # neonize is imported in this process only
 
     publish = redis_publisher(config.redis_url, config.stream)
     if config.store_path.startswith("postgres"):
