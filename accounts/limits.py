@@ -1,7 +1,5 @@
 """Per-key rate limit (requests per minute, fixed window) and concurrency limit (requests in
-flight), checked together in one round trip; for a key this process has seen, the same round
-trip also reads the key's cached record (accounts/admission.py). The slot's release carries the
-request's wake-ups (infra.wakeups). An API request thus makes two Redis round trips.
+flight), checked together in one round trip.
 
 With Redis both live in one Lua script, so they hold across any number of web processes. An
 in-flight slot is a member of a sorted set scored by its start time: it is released when the
@@ -22,13 +20,10 @@ from functools import lru_cache
 
 import redis
 from django.conf import settings
-from django.core.cache import caches
 
 from accounts.authentication import AuthenticatedKey
 from api.errors import ApiError, E
-from infra.cache import ReusedClientRedisCache
-from infra.redis import redis_client
-from infra.wakeups import Wakeup, wakeup_markers, wakeups_send_claimed
+from infra.redis import redis_client, redis_key
 
 WINDOW_SECONDS = 60
 
@@ -71,83 +66,41 @@ class LimitDecision:
             )
 
 
-# KEYS: the rate window's counter, the in-flight set, and optionally a key to GET in the same
-# call (the API key's cached record). Returns {outcome, count in this window, that value}.
+# KEYS: the rate window's counter, the in-flight set. Returns {outcome, count in this window}.
 _ACQUIRE_LUA = """
-local value = false
-if #KEYS > 2 then value = redis.call('GET', KEYS[3]) end
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-if count > tonumber(ARGV[1]) then return {0, count, value} end
+if count > tonumber(ARGV[1]) then return {0, count} end
 local now = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {2, count, value} end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {2, count} end
 redis.call('ZADD', KEYS[2], now, ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return {1, count, value}
-"""
-
-# KEYS: the in-flight set, then wake-up markers to SET NX with ARGV's timeouts (what the
-# cache's `add` does). ARGV[1]: the slot. Returns, per marker, 1 if this call set it.
-_RELEASE_LUA = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-local claimed = {}
-for i = 2, #KEYS do
-  claimed[i - 1] = redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[i]) and 1 or 0
-end
-return claimed
+return {1, count}
 """
 
 
 class RedisLimiter:
-    def __init__(self, client: redis.Redis, url: str = "") -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self.url = url
         self.script = client.register_script(_ACQUIRE_LUA)
-        self.release_script = client.register_script(_RELEASE_LUA)
-
-    @staticmethod
-    def _key(*parts) -> str:
-        return ":".join([settings.REDIS_NAMESPACE, *map(str, parts)])
-
-    def _acquire_call(self, key_id: str, rate: int, max_in_flight: int, now: float
-                      ) -> tuple[list[str], list, str]:
-        token = secrets.token_hex(8)
-        keys = [self._key("rl", key_id, int(now // WINDOW_SECONDS)),
-                self._key("inflight", key_id)]
-        args = [rate, WINDOW_SECONDS + 1, max_in_flight, int(now * 1000),
-                settings.CONCURRENCY_SLOT_TTL_SECONDS * 1000, token]
-        return keys, args, token
 
     def acquire(
         self, key_id: str, rate: int, max_in_flight: int, now: float
     ) -> tuple[int, int, str]:
-        keys, args, token = self._acquire_call(key_id, rate, max_in_flight, now)
-        outcome, count, _value = self.script(keys=keys, args=args)
+        token = secrets.token_hex(8)
+        keys = [redis_key("rl", key_id, int(now // WINDOW_SECONDS)),
+                redis_key("inflight", key_id)]
+        args = [rate, WINDOW_SECONDS + 1, max_in_flight, int(now * 1000),
+                settings.CONCURRENCY_SLOT_TTL_SECONDS * 1000, token]
+        outcome, count = self.script(keys=keys, args=args)
         return int(outcome), int(count), token
 
-    def get_and_acquire(
-        self, get_key: str, key_id: str, rate: int, max_in_flight: int, now: float
-    ) -> tuple[bytes | None, tuple[int, int, str]]:
-        """GET `get_key` and acquire, in one call."""
-        keys, args, token = self._acquire_call(key_id, rate, max_in_flight, now)
-        outcome, count, value = self.script(keys=[*keys, get_key], args=args)
-        return value, (int(outcome), int(count), token)
-
-    def release(self, key_id: str, token: str, wakeups: list[Wakeup] | None = None) -> None:
-        """Free the slot; and when the cache lives on this Redis, send the request's held
-        wake-ups in the same call (the request's last Redis call)."""
-        if not wakeups or redis_cache_of(self) is None:
-            self.client.zrem(self._key("inflight", key_id), token)
-            return
-        markers = wakeup_markers(wakeups)
-        claimed = self.release_script(
-            keys=[self._key("inflight", key_id), *(key for key, _timeout in markers)],
-            args=[token, *(timeout for _key, timeout in markers)])
-        wakeups_send_claimed(wakeups, [bool(flag) for flag in claimed])
+    def release(self, key_id: str, token: str) -> None:
+        self.client.zrem(redis_key("inflight", key_id), token)
 
     def in_flight(self, key_id: str) -> int:
-        return int(self.client.zcard(self._key("inflight", key_id)))
+        return int(self.client.zcard(redis_key("inflight", key_id)))
 
 
 class MemoryLimiter:
@@ -179,8 +132,7 @@ class MemoryLimiter:
             slots[token] = now
             return ALLOWED, count, token
 
-    def release(self, key_id: str, token: str, wakeups: list[Wakeup] | None = None) -> None:
-        """(`wakeups` are left to their holder: there is no Redis round trip to share.)"""
+    def release(self, key_id: str, token: str) -> None:
         with self.lock:
             self.slots.get(key_id, {}).pop(token, None)
 
@@ -194,7 +146,7 @@ _memory_limiter = MemoryLimiter()
 
 @lru_cache(maxsize=4)
 def _redis_limiter_for(url: str) -> RedisLimiter:
-    return RedisLimiter(redis_client(), url)
+    return RedisLimiter(redis_client())
 
 
 def get_limiter() -> RedisLimiter | MemoryLimiter:
@@ -208,11 +160,11 @@ def acquire_request_slot(key: AuthenticatedKey) -> LimitDecision:
     outcome, count, token = get_limiter().acquire(
         key.key_id, key.rate_limit_per_minute, key.max_concurrent_requests, now
     )
-    return decision_for(key, now, outcome, count, token)
+    return _decision(key, now, outcome, count, token)
 
 
-def decision_for(key: AuthenticatedKey, now: float, outcome: int, count: int,
-              token: str) -> LimitDecision:
+def _decision(key: AuthenticatedKey, now: float, outcome: int, count: int,
+               token: str) -> LimitDecision:
     reset = max(1, math.ceil((int(now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS - now))
     return LimitDecision(
         key_id=key.key_id,
@@ -224,22 +176,9 @@ def decision_for(key: AuthenticatedKey, now: float, outcome: int, count: int,
     )
 
 
-def release_request_slot(decision: LimitDecision, wakeups: list[Wakeup] | None = None) -> None:
-    """Always called when a request ends, with the wake-ups the request holds (those it could
-    not send are left in the list for their holder). Never raises: if Redis is gone the slot
-    expires."""
+def release_request_slot(decision: LimitDecision) -> None:
+    """Always called when a request ends. Never raises: if Redis is gone the slot expires."""
     if decision.slot_token is None:
         return
     with contextlib.suppress(redis.RedisError):
-        get_limiter().release(decision.key_id, decision.slot_token, wakeups)
-
-
-def redis_cache_of(limiter: RedisLimiter | MemoryLimiter) -> ReusedClientRedisCache | None:
-    """The cache, when it lives on the limiter's Redis (so that one script call reaches both)."""
-    if not isinstance(limiter, RedisLimiter):
-        return None
-    backend = caches["default"]
-    if (isinstance(backend, ReusedClientRedisCache)
-            and settings.CACHES["default"].get("LOCATION") == limiter.url):
-        return backend
-    return None
+        get_limiter().release(decision.key_id, decision.slot_token)

@@ -1,6 +1,7 @@
 """OpenAPI generation: success bodies in the `{success, data}` envelope, and for every
 operation the catalogue codes it can answer with, grouped by HTTP status."""
 
+import inspect
 from collections import defaultdict
 
 from drf_spectacular.openapi import AutoSchema
@@ -83,15 +84,22 @@ class ApiAutoSchema(AutoSchema):
         codes.extend(ALWAYS_CODES)
         return list(dict.fromkeys(codes))
 
-    def _get_response_bodies(self, direction: str = "response") -> dict:
-        responses = super()._get_response_bodies(direction)
+    def get_operation(self, *args, **kwargs) -> dict | None:
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
         by_status: dict[int, list[str]] = defaultdict(list)
         for code in self.error_codes():
             by_status[CATALOGUE[code].status].append(code)
         for status, codes in sorted(by_status.items()):
             listing = "; ".join(f"`{c}`: {CATALOGUE[c].message}" for c in codes)
-            responses[str(status)] = {
+            operation["responses"][str(status)] = {
                 "description": listing,
                 "content": {"application/json": {"schema": _error_schema(codes)}},
             }
-        return responses
+        return operation
+
+    def get_description(self) -> str:
+        """The view's own docstring only: the base views' say how they work, not what the
+        operation does."""
+        return inspect.cleandoc(type(self.view).__dict__.get("__doc__") or "")

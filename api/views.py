@@ -21,8 +21,7 @@ from rest_framework.views import APIView
 
 from api.errors import ApiError, E
 from api.exception_handler import json_error_response
-from api.serializers import InputSerializer
-from infra.wakeups import Wakeup, wakeups_held
+from infra.wakeups import wakeups_held
 
 
 def ok(data: Any, status: int = 200, **extra: Any) -> Response:
@@ -38,9 +37,8 @@ class Admission(Protocol):
     def headers(self) -> dict[str, str]:
         """The limits' headers for the response (`RateLimit-*`)."""
 
-    def release(self, wakeups: list[Wakeup]) -> None:
-        """Give the request's slot back. It may send the request's held wake-ups in the same
-        round trip (it takes those it sent out of the list). Never raises."""
+    def release(self) -> None:
+        """Give the request's slot back. Never raises."""
 
 
 class Idempotency(Protocol):
@@ -96,14 +94,13 @@ class ApiView(APIView):
     def dispatch(self, request, *args, **kwargs):
         self.admission: Admission | None = None
         self.idempotency_reservation = None
-        # Wake-ups committed by the operation are held so that they can reach Redis with the
-        # slot's release: one round trip at the end of the request instead of two.
-        with wakeups_held() as wakeups:
+        # The operation's wake-ups go out once it is over, each one once.
+        with wakeups_held():
             try:
                 return super().dispatch(request, *args, **kwargs)
             finally:
                 if self.admission is not None:
-                    self.admission.release(wakeups)
+                    self.admission.release()
 
     def perform_authentication(self, request: Request) -> None:
         """The request's admission, in place of DRF's authentication."""
@@ -134,10 +131,6 @@ class ApiView(APIView):
 
     @staticmethod
     def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict:
-        if issubclass(serializer_class, InputSerializer):
-            plain = serializer_class.validated_plain(data)
-            if plain is not None:
-                return plain
         serializer = serializer_class(data=data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data

@@ -1,6 +1,5 @@
 import uuid
 
-from django.core.cache import cache
 from django.db import connection
 from django.urls import path
 from rest_framework.response import Response
@@ -8,6 +7,7 @@ from rest_framework.views import APIView
 
 from bench.pipeline_floor import floor_id
 from config.urls import urlpatterns as service_urlpatterns
+from infra.redis import redis_client
 
 
 class BareApi(APIView):
@@ -27,7 +27,7 @@ class DurableFloorApi(BareApi):
     authentication, validation, quota or rendering beyond the bare view's."""
 
     def post(self, request):
-        client = cache._cache.get_client(write=True)  # the Redis client the service uses
+        client = redis_client()  # the Redis client the service uses
         client.incr("bench:floor:slots")
         data = self.keep(request)
         client.decr("bench:floor:slots")

@@ -117,12 +117,12 @@ REDIS_NAMESPACE = env_str("REDIS_NAMESPACE", "wa")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "infra.cache.ReusedClientRedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             # Some cache keys are not per object (the event consumer's wake-up marker): two
             # deployments with one prefix would hold back each other's wake-ups.
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", REDIS_NAMESPACE),
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
 else:
@@ -141,9 +141,6 @@ CELERY_QUEUE_DIR = DATA_DIR / "celery-queue"
 if REDIS_URL:
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
-    if CELERY_BROKER_URL.startswith("redis://"):
-        # kombu's Redis transport, with its publishing client kept (config/broker.py).
-        CELERY_BROKER_TRANSPORT = "infra.broker:Transport"
 else:
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
     CELERY_BROKER_TRANSPORT_OPTIONS = {

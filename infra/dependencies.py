@@ -5,6 +5,7 @@ whether each answers now (the health endpoint)."""
 import redis.exceptions
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
+from django_redis.exceptions import ConnectionInterrupted
 
 from infra.redis import redis_client
 
@@ -14,6 +15,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
+    ConnectionInterrupted,  # Redis, as the cache (django-redis) reports it
 )
 
 

@@ -172,8 +172,8 @@ def check_url(url: str) -> Target:
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """The TLS settings of every outbound request, made once per process: building them
-    (certifi's roots, never the environment's, as httpx.Client(trust_env=False) would) costs
-    about 12 ms of CPU, which a client made per webhook delivery run paid every time."""
+    (certifi's roots, never the environment's, as httpx.Client(trust_env=False) would) loads
+    and parses every root certificate, which a client made per delivery run did each time."""
     return httpx.create_ssl_context(trust_env=False)
 
 
@@ -239,10 +239,12 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
                  context: ssl.SSLContext) -> None:
         super().__init__(address, port, timeout=timeout, context=context)
         self.server_hostname = server_hostname
+        self.tls_context = context
 
     def connect(self) -> None:
         http.client.HTTPConnection.connect(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_hostname)
+        self.sock = self.tls_context.wrap_socket(self.sock,
+                                                 server_hostname=self.server_hostname)
 
 
 def _idle_socket_closed(sock: socket.socket) -> bool:
@@ -260,10 +262,10 @@ class PinnedEndpoint:
     kept-alive connection (webhook deliveries to an endpoint). Redirects are not followed.
 
     A webhook post is the worker's most frequent request, so this speaks HTTP/1.1 through the
-    standard library's http.client, with the TLS settings of every other outbound request:
-    0.13 ms of CPU per post, against 0.28 through httpcore and 0.34 through httpx (measured
-    against a local receiver). http.client connects and parses the answers; the request
-    itself is written here, in one write (`send`). Like httpcore's pool, it drops a
+    standard library's http.client, with the TLS settings of every other outbound request: it
+    costs a post less than half the CPU of httpx or httpcore (bench/HISTORY.md). http.client
+    connects and parses the answers; the request itself is written here, in one write
+    (`send`). Like httpcore's pool, it drops a
     connection idle for KEEPALIVE_SECONDS or closed by the server, and reconnects before
     posting. A post is a `send` and a `receive`, so that `EndpointPool` can have several in
     flight at once.

@@ -8,8 +8,7 @@ that finds the lease taken leaves set), so work arriving after that wakes it aga
 sweeper covers a wake-up that was lost (the broker was down).
 
 A block of work may hold its wake-ups until it ends (`wakeups_held`), each key once: an API
-request (so that their Redis calls can ride on its last one, the release of its concurrency
-slot), a claim of messages being sent, a batch of engine events being applied.
+request, a claim of messages being sent, a batch of engine events being applied.
 """
 
 import contextlib
@@ -19,10 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from celery import current_app
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django.db import transaction
-
-from infra.cache import ReusedClientRedisCache
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +38,11 @@ class Wakeup:
     key: str
     timeout: int
 
-    def send(self, claimed: bool | None = None) -> None:
-        """Enqueue the task if this wake-up claims its key (none was pending). `claimed`: what
-        a caller's own Redis call that set the marker answered; None sets it here. Never
-        raises: with the broker or the cache down, the sweeper picks the work up later."""
+    def send(self) -> None:
+        """Enqueue the task if this wake-up claims its key (none was pending). Never raises:
+        with the broker or the cache down, the sweeper picks the work up later."""
         try:
-            if claimed is None:
-                claimed = cache.add(self.key, 1, timeout=self.timeout)
-            if claimed:
+            if cache.add(self.key, 1, timeout=self.timeout):
                 enqueue(self.task, self.args)
         except Exception:
             logger.warning("could not wake %s for %s", self.task, self.key, exc_info=True)
@@ -83,9 +77,8 @@ def wake_after_commit(task: str, *args, key: str, countdown: float | None = None
 
 @contextlib.contextmanager
 def wakeups_held() -> Iterator[list[Wakeup]]:
-    """Hold the wake-ups committed inside the block, each key once. The caller may send them
-    itself (`wakeup_markers`, `wakeups_send_claimed`); what is left is sent on exit. Inside
-    another such block, the wake-ups join the outer block's."""
+    """Hold the wake-ups committed inside the block, each key once, and send them on exit.
+    Inside another such block, the wake-ups join the outer block's."""
     outer = _held.get()
     if outer is not None:
         yield outer
@@ -100,35 +93,11 @@ def wakeups_held() -> Iterator[list[Wakeup]]:
 
 
 def wakeups_send(held: list[Wakeup]) -> None:
-    """Send held wake-ups and empty `held`: their markers set in one round trip when the
-    cache is Redis."""
-    backend = caches["default"]
-    if len(held) > 1 and isinstance(backend, ReusedClientRedisCache):
-        try:
-            claimed = backend.add_many([(wakeup.key, wakeup.timeout) for wakeup in held])
-        except Exception:
-            logger.warning("could not set %d wake-up markers", len(held), exc_info=True)
-            held.clear()  # as with one: the sweepers pick the work up later
-            return
-        wakeups_send_claimed(held, claimed)
-        return
-    for wakeup in held:
-        wakeup.send()
-    held.clear()
-
-
-def wakeup_markers(held: list[Wakeup]) -> list[tuple[str, int]]:
-    """For a caller that sends held wake-ups in its own Redis call: each one's marker, as
-    `cache.add` would set it (the full cache key, set to 1 if absent, and its timeout)."""
-    return [(cache.make_and_validate_key(wakeup.key), wakeup.timeout) for wakeup in held]
-
-
-def wakeups_send_claimed(held: list[Wakeup], claimed: list[bool]) -> None:
-    """After that call: send the wake-ups whose marker it set, and empty `held`."""
+    """Send held wake-ups and empty `held`."""
     sent = list(held)
     held.clear()
-    for wakeup, was_claimed in zip(sent, claimed, strict=True):
-        wakeup.send(was_claimed)
+    for wakeup in sent:
+        wakeup.send()
 
 
 def woken(key: str) -> None:

@@ -9,6 +9,7 @@ from api.phones import normalize_phone_number
 from api.schema import envelope, list_parameters
 from api.serializers import InputSerializer, StrictCharField
 from api.views import ApiView, ok
+from infra.logging import current_request_id
 from messaging.media import KINDS, MediaError, filename_from_url, media_probe
 from messaging.models import Message
 from messaging.serializers import MessageOutput, message_data
@@ -65,7 +66,7 @@ class MediaSendInput(_SendInput):
 def _send_kwargs(request) -> dict:
     return {"key": request.auth,
             "idempotency_key": request.headers.get("Idempotency-Key"),
-            "request_id": getattr(request._request, "request_id", "")}
+            "request_id": current_request_id.get() or ""}
 
 
 class MessageTextSendApi(ApiView):

@@ -165,53 +165,34 @@ def test_the_rate_limit_holds_across_several_web_processes(tiny, settings):
     assert statuses[3:] == [429] * 5
 
 
-# --- a key this process has seen: its record is read with the limiter, in one round trip ------
+# --- a key seen before: changes to it, its account and its plan apply at once ------------------
 
 
-@pytest.fixture
-def admissions(monkeypatch):
-    """Counts the requests admitted by the one-round-trip path (record read and slot taken
-    together), so the tests below know they exercised it."""
-    calls = []
-    original = limits.RedisLimiter.get_and_acquire
-
-    def counting(self, *args, **kwargs):
-        calls.append(args)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(limits.RedisLimiter, "get_and_acquire", counting)
-    return calls
-
-
-def test_a_plan_change_applies_to_the_next_request_of_a_seen_key(tiny, pinned_clock,
-                                                                    admissions):
+def test_a_plan_change_applies_to_the_next_request_of_a_seen_key(tiny, pinned_clock):
     from accounts.models import Plan
 
     tenant = tiny()
     assert tenant.http.get("/v1/account").headers["RateLimit-Limit"] == "3"
     assert tenant.http.get("/v1/account").headers["RateLimit-Remaining"] == "1"
-    assert len(admissions) == 1
     tenant.account.plan = Plan.objects.get(name="pro")
     tenant.account.save()
     response = tenant.http.get("/v1/account")
     assert response.status_code == 200
     assert response.headers["RateLimit-Limit"] == "600"
-    assert len(admissions) == 2
     assert get_limiter().in_flight(tenant.key.id) == 0
 
 
-def test_a_key_revoked_after_it_was_seen_is_refused_and_frees_its_slot(alice, admissions):
+def test_a_key_revoked_after_it_was_seen_is_refused_and_frees_its_slot(alice):
     from accounts.services import api_key_revoke
 
     assert alice.http.get("/v1/account").status_code == 200
     api_key_revoke(api_key=alice.key)
     assert_error(alice.http.get("/v1/account"), 401, "invalid_api_key")
-    assert len(admissions) == 1
     assert get_limiter().in_flight(alice.key.id) == 0
 
 
 def test_a_disabled_account_of_a_seen_key_is_refused_even_with_the_record_cached(
-        alice, admissions):
+        alice):
     from django.core.cache import cache
 
     from accounts.authentication import api_key_cache_key, api_key_record
@@ -226,8 +207,7 @@ def test_a_disabled_account_of_a_seen_key_is_refused_even_with_the_record_cached
     assert get_limiter().in_flight(alice.key.id) == 0
 
 
-def test_a_wrong_secret_does_not_spend_the_allowance_of_a_seen_key(tiny, pinned_clock,
-                                                                     admissions):
+def test_a_wrong_secret_does_not_spend_the_allowance_of_a_seen_key(tiny, pinned_clock):
     tenant = tiny()
     assert tenant.http.get("/v1/account").headers["RateLimit-Remaining"] == "2"
     forged = tenant.raw_key[:-1] + ("A" if tenant.raw_key[-1] != "A" else "B")
@@ -235,10 +215,9 @@ def test_a_wrong_secret_does_not_spend_the_allowance_of_a_seen_key(tiny, pinned_
         response = tenant.http.get("/v1/account", headers={"Authorization": f"Bearer {forged}"})
         assert_error(response, 401, "invalid_api_key")
     assert tenant.http.get("/v1/account").headers["RateLimit-Remaining"] == "1"
-    assert len(admissions) == 1  # the forged ones never reached the limiter
 
 
-def test_an_evicted_record_is_read_again(alice, admissions):
+def test_an_evicted_record_is_read_again(alice):
     from django.core.cache import cache
 
     from accounts.authentication import api_key_cache_key
@@ -248,13 +227,11 @@ def test_an_evicted_record_is_read_again(alice, admissions):
     assert alice.http.get("/v1/account").status_code == 200
     assert cache.get(api_key_cache_key(alice.key.prefix)).key_id == alice.key.id
     assert alice.http.get("/v1/account").status_code == 200
-    assert len(admissions) == 2
     assert get_limiter().in_flight(alice.key.id) == 0
 
 
-def test_the_limiter_loads_its_script_again_when_redis_has_forgotten_it(alice, admissions):
+def test_the_limiter_loads_its_script_again_when_redis_has_forgotten_it(alice):
     assert alice.http.get("/v1/account").status_code == 200
     get_limiter().client.script_flush()
     assert alice.http.get("/v1/account").status_code == 200
-    assert len(admissions) == 1
     assert get_limiter().in_flight(alice.key.id) == 0

@@ -104,66 +104,32 @@ def test_wake_ups_held_by_a_request_are_sent_when_it_ends(key):
     assert held == []
 
 
-def test_held_wake_ups_sent_with_the_slot_release_wake_only_what_was_not_pending(key):
-    from accounts.limits import get_limiter
+def test_held_wake_ups_wake_only_what_was_not_pending(key):
     from infra.wakeups import wakeups_held
 
-    limiter = get_limiter()
-    _outcome, _count, token = limiter.acquire("wake-test-key", 10, 5, 0.0)
     task = RecordingTask()
     cache.add(key + "-pending", 1, timeout=60)  # a wake-up of that key is already pending
     try:
         with wakeups_held() as held:
-            with transaction.atomic():
-                wake_after_commit(task.name, "s1", key=key)
-                wake_after_commit(task.name, "s2", key=key + "-pending")
-            limiter.release("wake-test-key", token, held)
-            assert held == []
-            assert task.calls == [(["s1"], None)]
-            assert limiter.in_flight("wake-test-key") == 0
-        assert task.calls == [(["s1"], None)]  # nothing sent twice on the way out
-        assert cache.get(key) == 1  # the marker is the one cache.add would have set
-        assert not cache.add(key, 1, timeout=60)
+            wake_after_commit(task.name, "s1", key=key)  # autocommit: committed at once
+            wake_after_commit(task.name, "s2", key=key + "-pending")
+            wake_after_commit(task.name, "s1", key=key)  # held once
+            assert task.calls == [] and len(held) == 2
+        assert task.calls == [(["s1"], None)]
+        assert cache.get(key) == 1  # the marker, until the task lets it go
     finally:
         cache.delete(key + "-pending")
 
 
-def test_the_memory_limiter_leaves_held_wake_ups_to_their_holder(key):
-    from accounts.limits import MemoryLimiter
-    from infra.wakeups import Wakeup
-
-    limiter = MemoryLimiter()
-    _outcome, _count, token = limiter.acquire("k", 10, 1, 0.0)
-    held = [Wakeup(RecordingTask().name, ("s1",), key, 60)]
-    limiter.release("k", token, held)
-    assert len(held) == 1
-    assert limiter.in_flight("k") == 0
-
-
-def test_held_wake_ups_sent_on_the_way_out_set_their_markers_together(key):
-    """The sender holds a message's wake-ups: their markers are set in one pipeline, and
-    only the keys that had no pending wake-up wake their task."""
+def test_a_block_inside_another_holds_its_wake_ups_for_the_outer_one(key):
     from infra.wakeups import wakeups_held
 
     task = RecordingTask()
-    cache.add(key + "-pending", 1, timeout=60)
-    client = cache._cache.get_client(write=True)
-    pipelines = []
-    original = client.pipeline
-    try:
-        client.pipeline = lambda *args, **kwargs: pipelines.append(1) or original(*args,
-                                                                                   **kwargs)
+    with wakeups_held():
         with wakeups_held():
-            wake_after_commit(task.name, "s1", key=key)  # autocommit: committed at once
-            wake_after_commit(task.name, "s2", key=key + "-pending")
-            wake_after_commit(task.name, "s3", key=key + "-third")
-            assert task.calls == []
-        assert task.calls == [(["s1"], None), (["s3"], None)]
-        assert pipelines == [1]
-        assert cache.get(key) == 1 and cache.get(key + "-third") == 1
-    finally:
-        del client.pipeline
-        cache.delete_many([key + "-pending", key + "-third"])
+            wake_after_commit(task.name, "s1", key=key)
+        assert task.calls == []
+    assert task.calls == [(["s1"], None)]
 
 
 def test_letting_a_wake_up_go_with_the_cache_down_does_not_fail_the_task(monkeypatch,

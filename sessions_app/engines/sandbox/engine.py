@@ -14,9 +14,8 @@ import secrets
 from base64 import b64encode
 
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import cache
 
-from infra.cache import ReusedClientRedisCache
 from infra.wakeups import enqueue
 from sessions_app.engines import base
 from sessions_app.engines.base import (
@@ -119,11 +118,8 @@ class SandboxEngine(base.Engine, Simulator):
     @staticmethod
     def _count_attempt_and_read(message_id: str, keys: list[str]) -> dict:
         """Count a send attempt of the message and read `keys` (the phone's state, whether
-        the message was delivered): one round trip on Redis."""
+        the message was delivered)."""
         attempts_key = f"sandbox:send-attempts:{message_id}"
-        backend = caches["default"]
-        if isinstance(backend, ReusedClientRedisCache):
-            return backend.count_and_get_many(attempts_key, _MESSAGE_TTL_SECONDS, keys)[1]
         if not cache.add(attempts_key, 1, _MESSAGE_TTL_SECONDS):
             cache.incr(attempts_key)
         return cache.get_many(keys)
