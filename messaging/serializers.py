@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from api.serializers import iso
 from messaging.models import Message, MessageStatus
 
 
@@ -14,10 +15,6 @@ class MediaOutput(serializers.Serializer):
 class ErrorOutput(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-
-
-def _iso(moment) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 class MessageOutput(serializers.Serializer):
@@ -72,9 +69,9 @@ def message_data(m: Message) -> dict:
         "status": "queued" if m.status == MessageStatus.SENDING else m.status,
         "error": {"code": m.error_code, "message": m.error_message} if m.error_code else None,
         "whatsappId": m.whatsapp_id or None,
-        "createdAt": _iso(m.created_at),
-        "sentAt": _iso(m.sent_at),
-        "deliveredAt": _iso(m.delivered_at),
-        "readAt": _iso(m.read_at),
-        "failedAt": _iso(m.failed_at),
+        "createdAt": iso(m.created_at),
+        "sentAt": iso(m.sent_at),
+        "deliveredAt": iso(m.delivered_at),
+        "readAt": iso(m.read_at),
+        "failedAt": iso(m.failed_at),
     }

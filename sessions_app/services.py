@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from api.errors import ApiError, E
+from api.serializers import iso
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
 from sessions_app.event_consumer import engine_events_drain
@@ -45,13 +46,9 @@ def session_event_data(session: Session, *, reason: str = "") -> dict:
         "reason": reason or None,
     }
     if session.status == S.QR_PENDING and session.qr_code:
-        data["qr"] = {"code": session.qr_code, "expiresAt": _iso(session.qr_expires_at)}
+        data["qr"] = {"code": session.qr_code, "expiresAt": iso(session.qr_expires_at)}
         data["pairingCode"] = session.pairing_code or None
     return data
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
 def session_transition(

@@ -11,10 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.errors import ApiError, E
+from api.serializers import iso
 from infra.ids import new_id
 from infra.safe_http import FetchFailed, PinnedEndpoint, UrlRefused
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
-from webhooks.outbox import EVENT_TYPES, delivery_wake, event_body, iso
+from webhooks.outbox import EVENT_TYPES, delivery_wake, event_body
 from webhooks.signing import USER_AGENT, secret_generate, secrets_in_use, signature_headers
 
 logger = logging.getLogger(__name__)

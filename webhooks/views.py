@@ -5,7 +5,7 @@ from accounts.scopes import WEBHOOKS_READ, WEBHOOKS_WRITE
 from api.errors import ApiError, E
 from api.pagination import choice_filter, paginate
 from api.schema import envelope, list_parameters
-from api.serializers import InputSerializer, StrictBooleanField, StrictCharField
+from api.serializers import InputSerializer, StrictBooleanField, StrictCharField, iso
 from api.views import ApiView, ok
 from webhooks.models import Delivery, DeliveryStatus, Webhook
 from webhooks.outbox import EVENT_TYPES
@@ -27,10 +27,6 @@ from webhooks.services import (
 from webhooks.signing import secret_is_valid
 
 
-def _iso(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
 class WebhookOutput(serializers.Serializer):
     id = serializers.CharField()
     url = serializers.CharField()
@@ -46,7 +42,7 @@ class WebhookOutput(serializers.Serializer):
         return {"id": hook.id, "url": hook.url, "events": hook.events,
                 "sessionId": hook.session_id, "description": hook.description,
                 "enabled": hook.is_active, "disabledReason": hook.disabled_reason or None,
-                "createdAt": _iso(hook.created_at), "updatedAt": _iso(hook.updated_at)}
+                "createdAt": iso(hook.created_at), "updatedAt": iso(hook.updated_at)}
 
 
 class WebhookWithSecretOutput(WebhookOutput):
@@ -86,11 +82,11 @@ class DeliveryOutput(serializers.Serializer):
         return {
             "id": d.id, "webhookId": d.webhook_id, "eventId": d.event_id, "event": d.event.type,
             "status": d.status, "attempts": d.attempts,
-            "nextAttemptAt": _iso(d.next_attempt_at), "lastAttemptAt": _iso(d.last_attempt_at),
+            "nextAttemptAt": iso(d.next_attempt_at), "lastAttemptAt": iso(d.last_attempt_at),
             "lastStatusCode": d.last_status_code, "lastError": d.last_error or None,
-            "createdAt": _iso(d.created_at),
+            "createdAt": iso(d.created_at),
             "attemptLog": [
-                {"attemptedAt": _iso(a.attempted_at), "statusCode": a.status_code,
+                {"attemptedAt": iso(a.attempted_at), "statusCode": a.status_code,
                  "latencyMs": a.latency_ms, "responseSnippet": a.response_snippet,
                  "error": a.error or None}
                 for a in d.attempt_log.all()

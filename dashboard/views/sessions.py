@@ -8,6 +8,7 @@ from django.views.decorators.cache import never_cache
 
 from api.errors import ApiError, E
 from api.phones import normalize_phone_number
+from api.serializers import iso
 from dashboard.access import (
     allow_methods,
     error_context,
@@ -38,8 +39,7 @@ def session_state(session: Session) -> dict:
         "phoneNumber": session.phone_number or None,
         "qr": session.qr_code if scannable else None,
         "qrImage": qr_data_url(session.qr_code) if scannable else None,
-        "qrExpiresAt": (session.qr_expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-                        if scannable and session.qr_expires_at else None),
+        "qrExpiresAt": iso(session.qr_expires_at) if scannable else None,
         "pairingCode": (session.pairing_code or None) if scannable else None,
         "lastError": session.last_error or None,
         "restartable": session.status in RESTARTABLE,
