@@ -3,8 +3,8 @@
 The row for (account, UTC day) is created or incremented only while the new total stays within
 the limit. PostgreSQL locks the conflicting row for `ON CONFLICT DO UPDATE` and re-evaluates the
 WHERE on its latest version, so concurrent senders can never take it one message over; SQLite
-serialises writers. It runs inside the caller's transaction: if accepting the message rolls
-back, the count does too.
+serialises writers. It is written together with what it counts (the message's row: both or
+neither), or runs inside the caller's transaction: if that rolls back, the count does too.
 """
 
 from datetime import date
@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import DailyUsage
+from infra.sql import Statement
 
 _CONSUME_SQL = f"""
 INSERT INTO {DailyUsage._meta.db_table} (account_id, day, messages)
@@ -28,22 +29,20 @@ def utc_today() -> date:
     return timezone.now().date()
 
 
+def daily_quota_statement(*, account_id: str, limit: int, count: int = 1) -> Statement:
+    """The upsert that takes `count` messages from today's quota: it returns the new total, or
+    no row when that would exceed `limit` (nothing is taken then)."""
+    return Statement(_CONSUME_SQL, [account_id, utc_today(), count, count, limit, limit])
+
+
 def daily_quota_consume(*, account_id: str, limit: int, count: int = 1) -> int | None:
     """Take `count` messages from today's quota. Returns the new total, or None when it would
     exceed `limit` (nothing is taken then)."""
-    day = utc_today()
+    upsert = daily_quota_statement(account_id=account_id, limit=limit, count=count)
     with connection.cursor() as cursor:
-        cursor.execute(_CONSUME_SQL, [account_id, day, count, count, limit, limit])
+        cursor.execute(upsert.sql, upsert.params)
         row = cursor.fetchone()
     return None if row is None else row[0]
-
-
-def daily_quota_consume_sql(*, account_id: str, limit: int, count: int = 1
-                            ) -> tuple[str, list]:
-    """The consuming upsert as SQL and parameters (it returns one row when the quota allowed
-    it), for a caller that makes it part of a larger statement: on PostgreSQL, accepting a
-    message is this upsert and the message's INSERT in one statement, one round trip."""
-    return _CONSUME_SQL, [account_id, utc_today(), count, count, limit, limit]
 
 
 def daily_messages_used(*, account_id: str) -> int:

@@ -89,6 +89,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
         "DB_CONNECT_TIMEOUT", 3, minimum=1
     )
+    if DATABASE_PREPARED_STATEMENTS := env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        # Parameters bound by the server, so that psycopg prepares a statement run often (five
+        # times, its default) once per connection: PostgreSQL then parses and plans it once,
+        # not at every run; the statements that write several rows together cost it most.
+        # Off behind a pooler that cannot keep prepared statements (PgBouncer in transaction
+        # mode before 1.21).
+        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # WAL lets the embedded web process and worker read while the other writes. Transactions
@@ -99,14 +106,6 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"}
     )
-# The hot paths' hand-built statements are prepared once per connection (config/sql.py
-# `prepared_cursor`). Off behind a pooler that cannot keep prepared statements (PgBouncer in
-# transaction mode before 1.21, or without max_prepared_statements).
-DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-if DATABASE_PREPARED_STATEMENTS and DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # psycopg prepares nothing on a connection without a threshold (Django's default). Only
-    # `prepared_cursor` prepares: Django's own cursors bind client-side, which never does.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis, cache -------------------------------------------------------------------------------

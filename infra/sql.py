@@ -1,173 +1,235 @@
-"""Hand-built SQL for hot paths that write several rows in one statement (PostgreSQL's
-data-modifying WITH clauses, COPY). Table and column names come from the models; every value
-is a parameter, prepared by its field as the ORM would prepare it (or read as it is, for the
-types where that is the same)."""
+"""Rows that belong together, written together: new rows (`rows_insert`); new rows that must
+exist if and only if a change was made (`insert_if`: a message and the daily quota it takes);
+changes of stored rows each with the new rows that tell of it (`changes_write`: a message's
+status, its history entry, its events and their deliveries).
 
-import contextlib
+On PostgreSQL each call is one statement, its data-modifying WITH clauses run in one snapshot
+and one round trip; new rows travel as one array per column, so a statement's text depends
+only on its tables and columns (PostgreSQL prepares it once, however many rows each run
+writes). Elsewhere (SQLite) each call is one transaction of the same writes, one by one.
+Table and column names come from the models; every value is a parameter, prepared by its
+field as the ORM prepares it."""
+
 import functools
-import operator
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
 
-from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db import connection, transaction
 from django.db.models import AutoField, Field, Model
 
-Reader = Callable[[Model, BaseDatabaseWrapper], object]
 
-# Field types whose attribute value psycopg adapts exactly as Django's preparation would leave
-# it (str, int, bool, aware datetime, a foreign key's id): read as they are.
-_PLAIN_TYPES = {"CharField", "TextField", "URLField", "BooleanField", "BigIntegerField",
-                "IntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
-                "SmallIntegerField", "DateTimeField", "ForeignKey"}
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: list
 
 
-def _value_reader(field: Field) -> Reader:
-    """How to read a new object's value of `field` for the database `db` (the connection
-    itself, not Django's `connection` proxy: each attribute read through the proxy looks the
-    connection up again, and those lookups were a tenth of the receipts' instructions)."""
-    if (field.get_internal_type() in _PLAIN_TYPES and not getattr(field, "auto_now", False)
-            and not getattr(field, "auto_now_add", False)):
-        read = operator.attrgetter(field.attname)
-        return lambda obj, db: read(obj)
-    # Everything else as the ORM saves it (JSON, auto_now_add, any other type).
-    return lambda obj, db: field.get_db_prep_save(field.pre_save(obj, add=True), db)
+@dataclass(frozen=True)
+class RowChange:
+    """An update of one stored row: `obj` holds its new values, `fields` are those it changes,
+    and it is made only if the stored `guard` field still holds `expected` (so a concurrent
+    change is never overwritten). `rows`: new objects written only if it is made."""
+
+    obj: Model
+    fields: tuple[str, ...]
+    guard: str
+    expected: Any
+    rows: tuple[Model, ...] = ()
 
 
-def _inserted_fields(model: type[Model]) -> list[Field]:
-    return [field for field in model._meta.concrete_fields if not isinstance(field, AutoField)]
-
-
-@functools.cache
-def _value_readers(model: type[Model]) -> tuple[Reader, ...]:
-    """A new object's values to insert, in `_inserted_fields` order."""
-    return tuple(_value_reader(field) for field in _inserted_fields(model))
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
 
 
 @functools.cache
-def insert_select_sql(model: type[Model], source: str) -> str:
-    """`INSERT INTO <model's table> (...) SELECT %s, ... FROM <source>`, a placeholder per
-    field in `_inserted_fields` order: the row is written only if `source`, the name of an
-    earlier WITH clause, yields a row. (The database makes auto-incremented ids.)"""
-    if not source.isidentifier():
-        raise ValueError(f"not a WITH clause's name: {source!r}")
+def _inserted_fields(model: type[Model]) -> tuple[Field, ...]:
+    return tuple(field for field in model._meta.concrete_fields
+                 if not isinstance(field, AutoField))
+
+
+# Fields whose attribute is already what the database driver takes, as the ORM would prepare
+# it (a string, a number, a boolean, an aware datetime, a foreign key's id): read as they are.
+_TAKEN_AS_THEY_ARE = {"CharField", "TextField", "URLField", "BooleanField", "BigIntegerField",
+                      "IntegerField", "PositiveIntegerField", "PositiveSmallIntegerField",
+                      "SmallIntegerField", "DateTimeField", "ForeignKey"}
+
+
+def _reader(field: Field, add: bool):
+    """How to read an object's value of `field` for the database, as the ORM saves it."""
+    if (field.get_internal_type() in _TAKEN_AS_THEY_ARE and connection.vendor == "postgresql"
+            and not (add and getattr(field, "auto_now_add", False))
+            and not getattr(field, "auto_now", False)):
+        return attrgetter(field.attname)
+    return lambda obj: field.get_db_prep_save(field.pre_save(obj, add=add), connection)
+
+
+@functools.cache
+def _readers(model: type[Model], field_names: tuple[str, ...], add: bool) -> tuple:
+    return tuple(_reader(model._meta.get_field(name), add) for name in field_names)
+
+
+def _db_values(obj: Model, fields: tuple[Field, ...] | list[Field], *, add: bool) -> list:
+    readers = _readers(type(obj), tuple(field.name for field in fields), add)
+    return [read(obj) for read in readers]
+
+
+@functools.cache
+def _insert_one_sql(model: type[Model]) -> str:
     fields = _inserted_fields(model)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(_quote(field.column) for field in fields)
     placeholders = ", ".join("%s" for _ in fields)
-    table = connection.ops.quote_name(model._meta.db_table)
-    return f"INSERT INTO {table} ({columns}) SELECT {placeholders} FROM {source}"  # noqa: S608
+    return f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
 
 
-def insert_from_sql(obj: Model, *, source: str) -> tuple[str, list]:
-    """`insert_select_sql` for one unsaved object, with its values as the ORM would save them
-    (defaults are already set; `auto_now_add` is done here)."""
-    db = connections[DEFAULT_DB_ALIAS]
-    return (insert_select_sql(type(obj), source),
-            [read(obj, db) for read in _value_readers(type(obj))])
+def _insert_one_by_one(cursor, rows) -> None:
+    for row in rows:
+        cursor.execute(_insert_one_sql(type(row)),
+                       _db_values(row, _inserted_fields(type(row)), add=True))
 
 
-def objects_update(objs: list[Model], field_names: list[str]) -> None:
-    """Save `field_names` of every object (all of one model, already in the database) in one
-    statement: on PostgreSQL `UPDATE ... FROM (VALUES ...)`, a row of values per object. Django's
-    `bulk_update` builds a CASE expression per field and object, which costs more CPU than the
-    database spends on the update; elsewhere it is used as it is."""
-    if not objs:
-        return
-    model = type(objs[0])
+def rows_insert(rows: list[Model]) -> None:
+    """Insert new objects (of any models), in one write."""
+    insert_if(None, rows)
+
+
+def insert_if(change: Statement | None, rows: list[Model]) -> bool:
+    """Insert new objects only if `change` (a statement that returns the row it wrote)
+    writes a row, or always without one; False, and nothing written, when it wrote none."""
     if connection.vendor != "postgresql":
-        model.objects.bulk_update(objs, field_names)
-        return
-    meta = model._meta
-    fields = [meta.pk, *(meta.get_field(name) for name in field_names)]
-    quote = connection.ops.quote_name
+        with transaction.atomic(), connection.cursor() as cursor:
+            if change is not None:
+                cursor.execute(change.sql, change.params)
+                if not cursor.fetchall():
+                    return False
+            _insert_one_by_one(cursor, rows)
+        return True
+    clauses, params = [], []
+    if change is not None:
+        clauses.append(f"changed AS ({change.sql})")
+        params += change.params
+    for number, (model, of_model) in enumerate(_by_model(rows).items()):
+        clauses.append(_insert_sql(model, number, len(of_model) == 1,
+                                   after="changed" if change else None))
+        params += _source_params([_db_values(row, _inserted_fields(model), add=True)
+                                  for row in of_model])
+    if not clauses:
+        return True
+    outcome = "(SELECT count(*) FROM changed)" if change is not None else "1"
+    with connection.cursor() as cursor:
+        cursor.execute("WITH " + ", ".join(clauses) + f" SELECT {outcome}", params)
+        return cursor.fetchone()[0] > 0
+
+
+def changes_write(changes: list[RowChange]) -> list[bool]:
+    """Make the changes (of rows of one model, each row once: a statement's clauses see one
+    snapshot, and a row changed twice would keep one change) and write their rows; for each,
+    whether it was made. On PostgreSQL one statement: one UPDATE from arrays of values, and an
+    INSERT per model of new rows, each row joined to the change it belongs to."""
+    if not changes:
+        return []
+    if connection.vendor != "postgresql":
+        return _changes_one_by_one(changes)
+    model, guard = type(changes[0].obj), changes[0].guard
+    field_names = tuple(dict.fromkeys(name for change in changes for name in change.fields))
+    fields = [model._meta.get_field(name) for name in field_names]
+    guard_field = model._meta.get_field(guard)
+    clauses = [_update_sql(model, guard, field_names, len(changes) == 1)]
+    params = _source_params([[change.obj.pk,
+                              guard_field.get_db_prep_save(change.expected, connection),
+                              *_db_values(change.obj, fields, add=False)]
+                             for change in changes])
+    keyed = [(change.obj.pk, row) for change in changes for row in change.rows]
+    for number, (row_model, of_model) in enumerate(_by_model(keyed).items()):
+        clauses.append(_insert_sql(row_model, number, len(of_model) == 1, after="changed",
+                                   keyed_by=model))
+        inserted = _inserted_fields(row_model)
+        params += _source_params([[key, *_db_values(row, inserted, add=True)]
+                                  for key, row in of_model])
+    pk = _quote(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute("WITH " + ", ".join(clauses) + f" SELECT {pk} FROM changed",  # noqa: S608
+                       params)
+        made = {key for (key,) in cursor.fetchall()}
+    return [change.obj.pk in made for change in changes]
+
+
+def _changes_one_by_one(changes: list[RowChange]) -> list[bool]:
+    made = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        for change in changes:
+            meta = change.obj._meta
+            fields = [meta.get_field(name) for name in change.fields]
+            guard = meta.get_field(change.guard)
+            cursor.execute(
+                f"UPDATE {_quote(meta.db_table)} SET "  # noqa: S608
+                + ", ".join(f"{_quote(field.column)} = %s" for field in fields)
+                + f" WHERE {_quote(meta.pk.column)} = %s AND {_quote(guard.column)} = %s"
+                + f" RETURNING {_quote(meta.pk.column)}",
+                [*_db_values(change.obj, fields, add=False), change.obj.pk,
+                 guard.get_db_prep_save(change.expected, connection)])
+            made.append(bool(cursor.fetchall()))
+            if made[-1]:
+                _insert_one_by_one(cursor, change.rows)
+    return made
+
+
+def _by_model(rows: list) -> dict[type[Model], list]:
+    """Rows (or (key, row) pairs) grouped by model, in the order the models first come."""
+    grouped: dict[type[Model], list] = defaultdict(list)
+    for item in rows:
+        grouped[type(item[1] if isinstance(item, tuple) else item)].append(item)
+    return grouped
+
+
+def _source_params(rows: list[list]) -> list:
+    """The parameters of `_source`: one row's values, or an array per column."""
+    if len(rows) == 1:
+        return rows[0]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _source(fields: list[Field] | tuple[Field, ...], one: bool) -> str:
+    """A table `v` of a column per field (c0, c1, ...): one row of parameters, or as many rows
+    as the arrays (a parameter per column) hold. Every value is cast to its column's type."""
     names = [f"c{index}" for index in range(len(fields))]
-    # Every value is cast to its column's type: a VALUES list alone would type NULLs as text.
-    assignments = ", ".join(
-        f"{quote(field.column)} = CAST(v.{name} AS {field.db_type(connection)})"
-        for field, name in zip(fields[1:], names[1:], strict=True))
-    row = "(" + ", ".join("%s" for _ in fields) + ")"
-    sql = (f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608
-           f"FROM (VALUES {', '.join(row for _ in objs)}) AS v({', '.join(names)}) "
-           f"WHERE t.{quote(meta.pk.column)} = CAST(v.c0 AS {meta.pk.db_type(connection)})")
-    db = connections[DEFAULT_DB_ALIAS]  # not the proxy, once per value (see _value_reader)
-    params = [field.get_db_prep_save(getattr(obj, field.attname), db)
-              for obj in objs for field in fields]
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
+    if one:
+        return "(SELECT " + ", ".join(f"%s::{field.db_type(connection)} AS {name}"
+                                      for field, name in zip(fields, names, strict=True)) + ") AS v"
+    columns = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    return f"unnest({columns}) AS v({', '.join(names)})"
 
 
 @functools.cache
-def _copy_statement(model: type[Model]) -> str:
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _inserted_fields(model))
-    return f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
-
-
-def objects_insert(objs: list[Model]) -> None:
-    """Insert new objects (all of one model), as `bulk_create` would but for what it sets
-    afterwards: the ids of auto-incremented keys are not read back (the callers do not use
-    them). On PostgreSQL through COPY, whose rows psycopg formats in C: `bulk_create` spent
-    20-40 us of CPU per row preparing fields and quoting parameters (its UNNEST arrays are
-    quoted element by element in Python), COPY 6-20; the receipts' batches and the webhook
-    runs took 16 % fewer instructions per message (bench/HISTORY.md). Elsewhere
-    `bulk_create`."""
-    if not objs:
-        return
-    model = type(objs[0])
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs)
-        return
-    readers, db = _value_readers(model), connections[DEFAULT_DB_ALIAS]
-    with db.cursor() as cursor, cursor.cursor.copy(_copy_statement(model)) as copy:
-        for obj in objs:
-            copy.write_row([read(obj, db) for read in readers])
-    for obj in objs:  # saved, as bulk_create leaves them: a later save() updates
-        obj._state.adding, obj._state.db = False, db.alias
+def _update_sql(model: type[Model], guard: str, field_names: tuple[str, ...], one: bool
+                ) -> str:
+    """The `changed` clause: the rows updated from (pk, expected guard, values) rows."""
+    meta = model._meta
+    fields = [meta.get_field(name) for name in field_names]
+    pk, guard_field = _quote(meta.pk.column), meta.get_field(guard)
+    assignments = ", ".join(f"{_quote(field.column)} = v.c{index}"
+                            for index, field in enumerate(fields, start=2))
+    return (f"changed AS (UPDATE {_quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608
+            f"FROM {_source([meta.pk, guard_field, *fields], one)} WHERE t.{pk} = v.c0 "
+            f"AND t.{_quote(guard_field.column)} = v.c1 RETURNING t.{pk})")
 
 
 @functools.cache
-def _preparing_cursor_class() -> type:
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    class PreparingCursor(ServerBindingCursor):
-        """Binds its parameters server-side and has every statement prepared: parsed, analysed
-        and planned once per connection, then only bound and run."""
-
-        def execute(self, query, params=None, *, prepare=None, binary=None):
-            return super().execute(query, params, prepare=True, binary=binary)
-
-        def _send_query_prepared(self, name, pgq, *, binary=None):
-            # Kept, as an unprepared execution keeps it, for Django's query log (DEBUG, tests).
-            super()._send_query_prepared(name, pgq, binary=binary)
-            self._query = pgq
-
-    return PreparingCursor
-
-
-@contextlib.contextmanager
-def prepared_cursor() -> Iterator:
-    """A cursor for the hot paths' hand-built statements, prepared on PostgreSQL (when
-    DATABASE_PREPARED_STATEMENTS is on). Django's cursors bind parameters client-side, so
-    PostgreSQL parses, analyses and plans every statement anew; for these statements (WITH
-    clauses of several writes) that was a large part of its CPU (bench/HISTORY.md). Wrapped
-    as Django wraps its own cursors: the same error classes, and the statement in
-    `connection.queries` under DEBUG or a test's query capture. Elsewhere, or with the
-    setting off, Django's own cursor."""
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
-        with db.cursor() as cursor:
-            yield cursor
-        return
-    from django.db.backends.postgresql import base as postgresql
-
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    with db.wrap_database_errors:
-        raw = _preparing_cursor_class()(db.connection)
-        # As Django's create_cursor does: timestamps read in the connection's time zone.
-        loader = db.connection.adapters.get_loader(postgresql.TIMESTAMPTZ_OID,
-                                                   postgresql.Format.TEXT)
-        if db.timezone != loader.timezone:
-            postgresql.register_tzloader(db.timezone, raw)
-    with db._prepare_cursor(raw) as cursor:
-        yield cursor
+def _insert_sql(model: type[Model], number: int, one: bool, *, after: str | None,
+                keyed_by: type[Model] | None = None) -> str:
+    """A clause inserting new `model` rows: only if the clause `after` returned a row, or,
+    `keyed_by` a model, only the rows whose first value is the key of a `keyed_by` row that
+    the clause `after` returned."""
+    inserted = _inserted_fields(model)
+    columns = ", ".join(_quote(field.column) for field in inserted)
+    if keyed_by is None:
+        values = ", ".join(f"v.c{index}" for index in range(len(inserted)))
+        source = _source(inserted, one) + (f" CROSS JOIN {after}" if after else "")
+    else:
+        values = ", ".join(f"v.c{index}" for index in range(1, len(inserted) + 1))
+        key = _quote(keyed_by._meta.pk.column)
+        source = (f"{_source([keyed_by._meta.pk, *inserted], one)} "
+                  f"JOIN {after} ON {after}.{key} = v.c0")
+    return (f"rows{number} AS (INSERT INTO {_quote(model._meta.db_table)} ({columns}) "  # noqa: S608
+            f"SELECT {values} FROM {source})")

@@ -28,19 +28,20 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from infra.sql import prepared_cursor
 from infra.wakeups import wakeups_held
 from messaging.media import MediaError, media_download
 from messaging.models import Message, MessageStatus
 from messaging.services import (
+    StatusUpdate,
     message_fail,
-    message_sent_record,
+    message_statuses_apply,
     schedule_session_sender,
     session_sender_woken,
 )
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineUnavailable, SendRejected
 from sessions_app.models import Session, SessionStatus
+from webhooks.outbox import webhooks_read_once
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _lease_take(session_id: str, owner: str) -> _Pace | None:
     continuation), and read its pace in the same statement; None if another run holds it."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
-    with prepared_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(_LEASE_TAKE_SQL, [owner, _db_datetime(until), session_id,
                                          _db_datetime(now), owner])
         row = cursor.fetchone()
@@ -120,7 +121,7 @@ def _lease_take(session_id: str, owner: str) -> _Pace | None:
 
 
 def _lease_release(session_id: str, owner: str, next_send_at: datetime | None) -> None:
-    with prepared_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(_LEASE_RELEASE_SQL, [_db_datetime(next_send_at), session_id, owner])
 
 
@@ -130,7 +131,7 @@ def _lease_keep(session_id: str, owner: str, next_send_at: datetime) -> bool:
     length for the continuation to start (if it never does, the lease runs out and the
     sweeper takes over). False, the lease untouched, when none waits."""
     until = next_send_at + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
-    with prepared_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(_LEASE_KEEP_SQL, [_db_datetime(until), _db_datetime(next_send_at),
                                          session_id, owner, session_id])
         return cursor.fetchone() is not None
@@ -142,16 +143,14 @@ assert MessageStatus.QUEUED == "queued"
 def _has_queued(session_id: str) -> bool:
     """Whether the session has a message waiting, read from the partial index of queue heads
     (its condition written literally, as in `_claim_sql`): a paced run asks after each send."""
-    with prepared_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {_MESSAGES} WHERE session_id = %s AND "  # noqa: S608
                        "direction = 'outbound' AND status = 'queued' LIMIT 1", [session_id])
         return cursor.fetchone() is not None
 
 
-# A claimed message's columns, in the model's field order (as `from_db` reads them): the
-# table's own order differs where a migration added a column.
+# A claimed message's columns, all of them, for the model built from each row.
 _MESSAGE_FIELDS = Message._meta.concrete_fields
-_MESSAGE_ATTNAMES = [field.attname for field in _MESSAGE_FIELDS]
 
 
 @functools.cache
@@ -199,14 +198,7 @@ def _claim(session_id: str) -> list[Message]:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [session_id, count, MessageStatus.SENDING, now, now, session_id,
               SessionStatus.CONNECTED]
-    if connection.vendor == "postgresql":
-        # Prepared; psycopg reads every column as the field holds it (no converters here).
-        with prepared_cursor() as cursor:
-            cursor.execute(_claim_sql(connection.vendor), params)
-            claimed = [Message.from_db(connection.alias, _MESSAGE_ATTNAMES, row)
-                       for row in cursor.fetchall()]
-    else:  # SQLite reads datetimes as text: the ORM's converters make them datetimes
-        claimed = list(Message.objects.raw(_claim_sql(connection.vendor), params))
+    claimed = list(Message.objects.raw(_claim_sql(connection.vendor), params))
     # Ids sort by creation in any collation (digits and capitals of one length, one prefix).
     return sorted(claimed, key=lambda message: message.id)
 
@@ -274,11 +266,11 @@ def _drain(session_id: str, owner: str, pace: _Pace) -> str:
                     continue  # the head changed under us (retried, failed by the sweeper)
                 return outcome
             # The wake-ups of the claimed messages (the event consumer's, the webhooks'
-            # delivery runs) are sent together when the last of them is done: one Redis
-            # round trip per claim (CLAIM_BATCH messages unpaced, one paced), not one per
-            # message. Their work waits that long, a few sends (it is on the bus and in the
-            # database already; a wake-up lost to a crash is the sweepers' to make up).
-            with wakeups_held():
+            # delivery runs) are sent, each once, when the last of them is done. Their work
+            # waits that long, a few sends (it is on the bus and in the database already; a
+            # wake-up lost to a crash is the sweepers' to make up). The account's webhooks,
+            # which each `sent` event is matched against, are read once for the claim.
+            with wakeups_held(), webhooks_read_once():
                 while claimed:
                     message = claimed.popleft()
                     if time.monotonic() - lease_renewed > settings.SENDER_LEASE_SECONDS / 4:
@@ -306,7 +298,7 @@ FROM {_SESSIONS} WHERE id = %s
 
 def _why_nothing_ready(session_id: str) -> str | None:
     """Why a claim found nothing, or None if it should just claim again."""
-    with prepared_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(_NOTHING_READY_SQL, [session_id, session_id, session_id])
         row = cursor.fetchone()
     if row is None or row[1] is not None or row[0] != SessionStatus.CONNECTED:
@@ -352,7 +344,8 @@ def _deliver(engine, session_id: str, message: Message) -> bool:
         return False
     # Recorded at once, message by message: a message sent but not yet recorded is sent
     # again after a crash, and a real engine may not recognise the resend.
-    message_sent_record(message=message, whatsapp_id=result.whatsapp_id)
+    message_statuses_apply([StatusUpdate(message.id, MessageStatus.SENT,
+                                          whatsapp_id=result.whatsapp_id)], known=[message])
     return True
 
 

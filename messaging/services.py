@@ -1,22 +1,24 @@
 """Writes for messages: accepting sends, status changes and inbound messages. Every status
 change past `queued` is recorded in the message's history and emits `message.status`."""
 
+import copy
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.authentication import AuthenticatedKey
-from accounts.quotas import daily_quota_consume, daily_quota_consume_sql
+from accounts.quotas import daily_quota_statement
 from api.errors import ApiError, E
 from infra.local_cache import LocalTTLCache
 from infra.metrics import MESSAGE_STATUS
-from infra.sql import insert_from_sql, objects_insert, objects_update, prepared_cursor
+from infra.sql import RowChange, insert_if
 from infra.wakeups import wake_after_commit, woken
 from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
 from messaging.serializers import message_data
@@ -25,16 +27,7 @@ from sessions_app.engines.base import EngineError
 from sessions_app.models import Session
 from sessions_app.selectors import session_get_for_send
 from sessions_app.services import session_require_sendable
-from webhooks.outbox import (
-    EventSpec,
-    account_webhooks_forget,
-    account_webhooks_seen,
-    deliveries_schedule,
-    event_record,
-    events_prepare,
-    events_record,
-    webhooks_fingerprint_sql,
-)
+from webhooks.outbox import EventSpec, changes_record, event_record, webhooks_read_once
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +90,7 @@ def message_send(
     request_id: str = "",
 ) -> Message:
     """Accept an outbound message: checks, quota, insert; the session's sender is woken after
-    commit. The quota and the row are one transaction: either both or neither."""
+    commit."""
     session = session_get_for_send(account_id=key.account_id, session_id=session_id)
     session_require_sendable(session=session)
     if not recipient_on_whatsapp(session=session, number=to):
@@ -120,9 +113,12 @@ def message_send(
         request_id=request_id,
     )
     # (no history row for `queued`: the message's created_at is that moment)
+    quota = daily_quota_statement(account_id=key.account_id, limit=key.daily_message_limit)
+    # Inside a caller's transaction, a savepoint keeps it usable after an IntegrityError.
+    savepoint = nullcontext() if transaction.get_autocommit() else transaction.atomic()
     try:
-        accepted = _insert_within_quota(message, account_id=key.account_id,
-                                        limit=key.daily_message_limit)
+        with savepoint:  # the quota taken and the row inserted: both or neither
+            accepted = insert_if(quota, [message])
     except IntegrityError:
         # The same Idempotency-Key already made a message (a retry after a crash): that one.
         existing = Message.objects.filter(account_id=key.account_id,
@@ -135,37 +131,9 @@ def message_send(
             E.daily_message_limit_reached,
             reason=f"Your plan allows {key.daily_message_limit} messages per UTC day.",
         )
-    transaction.on_commit(lambda: schedule_session_sender(session.id))
+    schedule_session_sender(session.id)
     transaction.on_commit(MESSAGE_STATUS.labels("queued").inc)
     return message
-
-
-def _insert_within_quota(message: Message, *, account_id: str, limit: int) -> bool:
-    """Take one message from today's quota and insert `message`, both or neither. False when
-    the quota is used up (nothing is written).
-
-    On PostgreSQL it is one statement, so one round trip and its own transaction: the quota
-    upsert in a WITH clause and the INSERT selecting from it (no quota row, no message). The
-    accept path's cost is mostly round trips and ORM work, and this removes three round trips
-    (BEGIN, a second statement, COMMIT) and the ORM's INSERT compilation. SQLite cannot put an
-    INSERT in a WITH clause: there the same two writes run in one transaction."""
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            if daily_quota_consume(account_id=account_id, limit=limit) is None:
-                return False
-            message.save(force_insert=True)
-        return True
-    quota_sql, quota_params = daily_quota_consume_sql(account_id=account_id, limit=limit)
-    insert_sql, values = insert_from_sql(message, source="quota")
-    sql = f"WITH quota AS ({quota_sql.strip()}) {insert_sql}"
-    # Nested in a caller's transaction, a savepoint keeps it usable after an IntegrityError.
-    with transaction.atomic() if connection.in_atomic_block else nullcontext(), \
-            prepared_cursor() as cursor:
-        cursor.execute(sql, [*quota_params, *values])
-        inserted = cursor.rowcount == 1
-    if inserted:
-        message._state.adding, message._state.db = False, connection.alias
-    return inserted
 
 
 # The task of a session's sender run (messaging/tasks.py).
@@ -213,12 +181,15 @@ def message_status_apply(
     error_message: str = "",
 ) -> bool:
     """Move an outbound message forward to `status` (never backwards: a late `delivered`
-    after `read` changes nothing). Returns whether it changed."""
+    after `read` changes nothing), as `message_statuses_apply` does. Returns whether it
+    changed."""
     return message_statuses_apply([StatusUpdate(message_id, status, at, whatsapp_id,
                                                 error_code, error_message)]) == 1
 
 
 def _moves_forward(current: str, status: str) -> bool:
+    """Outbound statuses only move forward along STATUS_RANK; `failed` follows any unsent one
+    (queued, sending, sent)."""
     if status == MessageStatus.FAILED:
         return current in (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT)
     return current != MessageStatus.FAILED and STATUS_RANK[status] > STATUS_RANK[current]
@@ -232,126 +203,114 @@ def _not_before_earlier_steps(message: Message, at: datetime) -> datetime:
     return max([at, *earlier])
 
 
-def message_statuses_apply(updates: list[StatusUpdate]) -> int:
-    """Apply many status updates in their order, with `message_status_apply`'s rules, in a
-    few statements: the messages are locked with one SELECT (in id order, so two appliers
-    cannot deadlock), changed with one UPDATE, and their history, events and deliveries
-    written with one INSERT each. Returns how many updates changed a message."""
-    if not updates:
-        return 0
-    now = timezone.now()
-    with transaction.atomic():
-        messages = {message.pk: message for message in
-                    Message.objects.select_for_update()
-                    .filter(pk__in={u.message_id for u in updates}, direction="outbound")
-                    .order_by("pk")}
-        changed_fields: dict[str, set[str]] = {}
-        history: list[MessageStatusChange] = []
-        events: list[EventSpec] = []
-        for update in updates:
-            message = messages.get(update.message_id)
-            if message is None or not _moves_forward(message.status, update.status):
-                continue
-            fields = changed_fields.setdefault(message.pk, set())
-            message.status = update.status
-            fields.add("status")
-            if update.status in _TIMESTAMP_FIELD:
-                setattr(message, _TIMESTAMP_FIELD[update.status],
-                        _not_before_earlier_steps(message, update.at or now))
-                fields.add(_TIMESTAMP_FIELD[update.status])
-            if update.whatsapp_id and not message.whatsapp_id:
-                message.whatsapp_id = update.whatsapp_id
-                fields.add("whatsapp_id")
-            if update.status == MessageStatus.FAILED:
-                message.error_code = update.error_code or E.message_sending_failed.code
-                message.error_message = (update.error_message
-                                         or E.message_sending_failed.message)[:500]
-                fields |= {"error_code", "error_message"}
-            history.append(MessageStatusChange(message=message, status=update.status,
-                                               detail=update.error_message[:300]))
-            MESSAGE_STATUS.labels(update.status).inc()
-            if update.status != MessageStatus.SENDING:
-                # The message as it is at this step: a later update in the batch moves it on.
-                events.append(EventSpec(message.account_id, "message.status",
-                                        message.session_id, message_data(message)))
-        if not history:
-            return 0
-        by_fields: dict[frozenset[str], list[Message]] = {}
-        for pk, fields in changed_fields.items():
-            by_fields.setdefault(frozenset(fields), []).append(messages[pk])
-        for fields, group in by_fields.items():
-            objects_update(group, sorted(fields))
-        objects_insert(history)
-        events_record(events)
-    return len(history)
+def _moved(message: Message, update: StatusUpdate, now: datetime) -> tuple[Message, dict]:
+    """The message as `update` leaves it (a copy), and the fields it changes."""
+    changes: dict[str, Any] = {"status": update.status}
+    if update.status in _TIMESTAMP_FIELD:
+        changes[_TIMESTAMP_FIELD[update.status]] = _not_before_earlier_steps(
+            message, update.at or now)
+    if update.whatsapp_id and not message.whatsapp_id:
+        changes["whatsapp_id"] = update.whatsapp_id
+    if update.status == MessageStatus.FAILED:
+        changes["error_code"] = update.error_code or E.message_sending_failed.code
+        changes["error_message"] = (update.error_message
+                                    or E.message_sending_failed.message)[:500]
+    moved = copy.copy(message)
+    for name, value in changes.items():
+        setattr(moved, name, value)
+    return moved, changes
 
 
-# Names from the models only; every value is a parameter. The last one is the fingerprint of
-# the account's webhooks that the statement's deliveries were built from: nothing is written
-# unless the webhooks are still those (the `hooks` clause computes the current one).
-_SENT_UPDATE_SQL = f"""
-UPDATE {Message._meta.db_table} SET status = %s, sent_at = %s, whatsapp_id = %s
-WHERE id = %s AND direction = 'outbound' AND status IN (%s, %s)
-AND (SELECT fingerprint FROM hooks) IS NOT DISTINCT FROM %s
-RETURNING id
-"""  # noqa: S608
-
-# A copy of an account's webhooks found stale is read again, this many times at most, before
-# the generic path takes over (webhooks that change under every statement).
-_SENT_RECORD_TRIES = 3
+# A message read again this many times at most for one update (each time because another
+# change got to it first: a receipt before the sender's `sent`, two consumers at once).
+_UPDATE_TRIES = 5
 
 
-def message_sent_record(*, message: Message, whatsapp_id: str = "") -> bool:
-    """The sender's `sent`, right after the engine took the message: `message_status_apply`'s
-    rules and writes, for a message the caller has just claimed (`message` holds its row).
+@dataclass
+class _Steps:
+    """The steps one batch takes a message through: one change of its row, from the status it
+    was read in to the last step's state, and a history entry and an event for each step
+    (with the update's place in the batch, so that events keep the batch's order)."""
 
-    On PostgreSQL it is one statement, autocommitted, one round trip: the conditional UPDATE
-    (only from queued or sending, so a receipt that came first wins, as with the generic path)
-    in a WITH clause, and the history row, the `message.status` event and its deliveries
-    inserted only if it updated. The deliveries come from this process's copy of the account's
-    webhooks (`account_webhooks_seen`); the statement writes nothing unless the webhooks'
-    fingerprint, computed in the same snapshot, is the copy's, and a stale copy is read again
-    and the statement retried. The generic path takes eight round trips (BEGIN, the locking
-    SELECT, the UPDATE, three INSERTs, the webhooks, COMMIT). Returns whether the message
-    changed."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return message_status_apply(message_id=message.id, status=MessageStatus.SENT,
-                                    whatsapp_id=whatsapp_id)
-    # The message as the statement leaves it, for the event: the same values as the generic
-    # path computes from the locked row (nothing else changes a claimed message's timestamps).
-    message.status = MessageStatus.SENT
-    message.sent_at = _not_before_earlier_steps(message, timezone.now())
-    if whatsapp_id and not message.whatsapp_id:
-        message.whatsapp_id = whatsapp_id
-    spec = EventSpec(message.account_id, "message.status", message.session_id,
-                     message_data(message))
-    history = MessageStatusChange(message=message, status=MessageStatus.SENT, detail="")
-    for _try in range(_SENT_RECORD_TRIES):
-        webhooks = account_webhooks_seen(message.account_id)
-        events, deliveries = events_prepare([spec],
-                                            hooks_of={message.account_id: webhooks.hooks})
-        clauses = [
-            ("hooks", webhooks_fingerprint_sql(), [message.account_id]),
-            ("changed", _SENT_UPDATE_SQL,
-             [MessageStatus.SENT, message.sent_at, message.whatsapp_id, message.id,
-              MessageStatus.QUEUED, MessageStatus.SENDING, webhooks.fingerprint]),
-        ]
-        for index, row in enumerate([history, *events, *deliveries]):
-            clauses.append((f"row{index}", *insert_from_sql(row, source="changed")))
-        sql = ("WITH " + ", ".join(f"{name} AS ({clause})"  # noqa: S608
-                                   for name, clause, _ in clauses)
-               + " SELECT (SELECT count(*) FROM changed), (SELECT fingerprint FROM hooks)")
-        with prepared_cursor() as cursor:
-            cursor.execute(sql, [value for _, _, params in clauses for value in params])
-            updated, fingerprint = cursor.fetchone()
-        if fingerprint == webhooks.fingerprint:
-            if updated:
-                MESSAGE_STATUS.labels(MessageStatus.SENT).inc()
-                deliveries_schedule(deliveries)
-            return updated == 1
-        account_webhooks_forget(message.account_id)  # stale: nothing was written
-    return message_status_apply(message_id=message.id, status=MessageStatus.SENT,
-                                whatsapp_id=whatsapp_id)
+    read_as: Message
+    moved: Message
+    fields: set[str]
+    history: list[MessageStatusChange]
+    events: list[tuple[int, EventSpec]]
+    updates: list[StatusUpdate]
+
+
+def _steps_of(message: Message, updates: list[tuple[int, StatusUpdate]], now: datetime
+              ) -> _Steps | None:
+    """The updates of one message that move it forward, in order, each from where the one
+    before left it; None when none does."""
+    steps = _Steps(message, message, set(), [], [], [])
+    for place, update in updates:
+        if not _moves_forward(steps.moved.status, update.status):
+            continue
+        steps.moved, changes = _moved(steps.moved, update, now)
+        steps.fields |= changes.keys()
+        steps.history.append(MessageStatusChange(message=steps.moved, status=update.status,
+                                                 detail=update.error_message[:300]))
+        # The message as it is at this step: a later step of the batch moves it on.
+        steps.events.append((place, EventSpec(steps.moved.account_id, "message.status",
+                                              steps.moved.session_id,
+                                              message_data(steps.moved))))
+        steps.updates.append(update)
+    return steps if steps.updates else None
+
+
+def message_statuses_apply(updates: list[StatusUpdate], *,
+                           known: list[Message] | tuple = ()) -> int:
+    """Apply status updates in their order. The updates that move an outbound message forward
+    make one change of its row, to the state the last of them leaves it in, made only if it
+    is still in the status it was read in, and written with a history entry and a
+    `message.status` event (with its deliveries) for each step: all the batch's messages in
+    one write (one statement on PostgreSQL). A message another change got to first is read
+    again and its updates decided again. `known`: the messages as the caller has just read
+    them (the sender's claimed ones); the others are read here, in one query. Returns how many
+    updates changed a message."""
+    messages = {message.pk: message for message in known}
+    unread = {update.message_id for update in updates} - messages.keys()
+    updates_of: dict[str, list[tuple[int, StatusUpdate]]] = {}
+    for place, update in enumerate(updates):
+        updates_of.setdefault(update.message_id, []).append((place, update))
+    now, applied = timezone.now(), 0
+    # The messages read here are locked until the batch ends (in id order, so two appliers
+    # cannot deadlock): a second applier of later receipts waits for this one, and a message
+    # never skips a step because its receipts were applied out of order.
+    with (transaction.atomic() if unread else nullcontext()), webhooks_read_once():
+        if unread:
+            messages.update((message.pk, message) for message in
+                            Message.objects.select_for_update()
+                            .filter(pk__in=unread, direction="outbound").order_by("pk"))
+        pending = list(updates_of)
+        for _try in range(_UPDATE_TRIES):
+            batch = [steps for message_id in pending
+                     if (message := messages.get(message_id)) is not None
+                     and (steps := _steps_of(message, updates_of[message_id], now))]
+            made = changes_record(
+                [RowChange(steps.moved, tuple(steps.fields), guard="status",
+                           expected=steps.read_as.status, rows=tuple(steps.history))
+                 for steps in batch],
+                [event for _place, event in sorted(
+                    ((place, (index, spec)) for index, steps in enumerate(batch)
+                     for place, spec in steps.events), key=lambda item: item[0])])
+            pending = []
+            for steps, events in zip(batch, made, strict=True):
+                if events is None:  # changed meanwhile: read it again, decide again
+                    pending.append(steps.moved.pk)
+                    messages[steps.moved.pk] = Message.objects.filter(pk=steps.moved.pk).first()
+                    continue
+                applied += len(steps.updates)
+                for update in steps.updates:
+                    MESSAGE_STATUS.labels(update.status).inc()
+            if not pending:
+                break
+        else:
+            logger.warning("status updates of %s not applied: changed under each of %s tries",
+                           pending, _UPDATE_TRIES)
+    return applied
 
 
 def message_retry(*, message: Message, reason: str = "retried by support") -> bool:

