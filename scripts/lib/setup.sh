@@ -25,24 +25,32 @@ find_python() {
   apt_install python3 python3-venv python3-pip >/dev/null && command -v python3
 }
 
-# ensure_venv [extra]: a virtualenv with the project (and its optional extra) installed.
-# Reinstalls only when pyproject.toml changed since the last install.
+# ensure_venv [extras]: a virtualenv with the project and its extras (comma-separated)
+# installed at the versions pinned in requirements.lock. Reinstalls only when pyproject.toml
+# or the lock file changed since the last install.
 ensure_venv() {
-  local extra="${1:-}" spec="." stamp
-  [ -n "$extra" ] && spec=".[$extra]"
+  local extras="${1:-}" spec="." stamp
+  [ -n "$extras" ] && spec=".[$extras]"
   if [ ! -x "$VENV/bin/python" ]; then
     local python; python="$(find_python)"
     log "creating $VENV with $python"
     "$python" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv && "$python" -m venv "$VENV"; }
     "$VENV/bin/python" -m pip install -q --upgrade pip
   fi
-  stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-${extra:-base}"
+  stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" "$ROOT/requirements.lock" | sha256sum | cut -c1-16)-${extras:-base}"
   if [ ! -f "$stamp" ]; then
-    log "installing dependencies ($spec)"
-    (cd "$ROOT" && "$VENV/bin/python" -m pip install -q -e "$spec" 2>&1 | grep -v '^WARNING: Location' || true)
+    log "installing dependencies ($spec, pinned by requirements.lock)"
+    (cd "$ROOT" && "$VENV/bin/python" -m pip install -q -c requirements.lock -e "$spec" 2>&1 \
+      | grep -v '^WARNING: Location' || true)
     "$VENV/bin/python" -c 'import django, rest_framework, celery' # fail loudly if the install failed
     touch "$stamp"
   fi
+}
+
+# build_docs [--strict]: the guides in docs/ as a site in site/docs, which the service serves.
+build_docs() {
+  log "docs"
+  (cd "$ROOT" && NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --quiet "$@")
 }
 
 ensure_postgres() {
