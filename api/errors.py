@@ -1,7 +1,8 @@
 """The error catalogue: every error code the API can return, defined once.
 
-The seed document's codes come first, word for word (a test holds this table against it);
-codes the seed lacks but the contract needs follow, and the README documents them.
+The seed document's codes come first, word for word (a test holds this table against it,
+tests/data/error-codes.txt); codes the seed lacks but the API needs follow, and the API guide
+(docs/api.md) documents them.
 Raise `ApiError(E.session_not_found, field="sessionId")`; the exception handler renders it.
 """
 
@@ -92,7 +93,7 @@ _SEED_TABLE: list[tuple[str, int, str, str]] = [
     ("service_unavailable", 503, "The service is temporarily unavailable", "Try again later"),
 ]
 
-# Codes the seed does not have but the contract requires. Documented in the README.
+# Codes the seed does not have but the API needs. Documented in docs/api.md.
 _ADDED_TABLE: list[tuple[str, int, str, str]] = [
     ("session_starting", 409, "The session is still starting; its QR code is not ready yet",
      "Retry after the number of seconds in the Retry-After header"),

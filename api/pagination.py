@@ -35,8 +35,8 @@ def choice_filter(field: str, param: str, choices) -> Filter:
 def _page_key():
     # On PostgreSQL pages are read in `id COLLATE "C"` order (the same order for our ASCII
     # ids): only the (scope, id COLLATE "C") indexes provide it, so the planner cannot walk the
-    # primary key backwards past other accounts' newer rows instead (bench/scale.py: 31 ms ->
-    # under 1 ms at 100k rows). The messages and deliveries have no other (scope, id) index
+    # primary key backwards past other accounts' newer rows instead, which grows with the
+    # table (bench/scale.py). The messages and deliveries have no other (scope, id) index
     # there (messaging migration 0007).
     return Collate("id", "C") if connection.vendor == "postgresql" else None
 

@@ -29,7 +29,7 @@ def normalize_phone_number(raw: object, *, field: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _is_valid_number(digits: str) -> bool:
     """libphonenumber's verdict, remembered: senders write to the same numbers again and
-    again, and parsing costs about a tenth of the accept path's CPU."""
+    again, and parsing one with its country's metadata is costly."""
     try:
         parsed = phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException:

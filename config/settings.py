@@ -190,6 +190,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True  # admin and docs assets without a collectstatic step
+# The guides (docs/), built by `mkdocs build` into site/docs (./scripts/serve and ./scripts/test
+# build them), served at /docs/ when they were built before the process started.
+DOCS_SITE_DIR = BASE_DIR / "site"
+if (DOCS_SITE_DIR / "docs" / "index.html").is_file():
+    WHITENOISE_ROOT = str(DOCS_SITE_DIR)
+    WHITENOISE_INDEX_FILE = True
 APPEND_SLASH = True  # only redirects when the slashed URL exists: the API paths have none
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -244,7 +250,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Connect WhatsApp numbers, send messages and receive signed webhooks. Every error uses "
         "one envelope: `{success: false, error: {code, message, details?}}`; each operation "
-        "lists the codes it can return."
+        "lists the codes it can return. Guides (keys, limits, webhooks and their signatures, "
+        "the sandbox, operations): [/docs/](/docs/)."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -4,7 +4,7 @@ A task finds its process's connection as a request would (kept for DB_CONN_MAX_A
 after an error or left outside autocommit), and alive: one that died while it rested (the
 database restarted) is replaced before the task runs, not found dead by it. (Celery's own
 fix-up, which closes every connection around every task, is held off by CELERY_DB_REUSE_MAX:
-reconnecting for every task cost a short one, a paced send, a third of its CPU.)"""
+reconnecting for every task costs a short one, a paced send, much of its CPU.)"""
 
 import select
 import time

@@ -30,3 +30,24 @@ def test_docs_page_works_offline(anon):
     assert all(not s.startswith(("http://", "https://", "//")) for s in sources), sources
     for asset in [s for s in sources if s.endswith(".js")]:
         assert anon.get(asset).status_code == 200, asset
+
+
+def test_the_guides_are_served_and_linked_from_the_reference(anon):
+    """The guides (docs/, built by ./scripts/test before the suite runs, as ./scripts/serve
+    builds them) are served at /docs/, offline like the reference, which links to them."""
+    description = anon.get("/v1/schema").json()["info"]["description"]
+    assert "(/docs/)" in description
+    index = anon.get("/docs/")
+    assert index.status_code == 200, "the guides are not built: run ./scripts/test"
+    assert "WhatsApp API service" in index.text
+    pages = set(re.findall(r'href="([a-z]+/)"', index.text))
+    assert {"api/", "settings/", "architecture/"} <= pages, pages
+    settings_page = anon.get("/docs/settings/")
+    assert settings_page.status_code == 200
+    assert "WEBHOOK_MAX_IN_FLIGHT" in settings_page.text  # the README's table, included
+    # Nothing loaded from elsewhere (a link to the theme's site is only a link).
+    assets = re.findall(r'src="([^"]+)"', index.text) + re.findall(
+        r'<link[^>]+rel="stylesheet"[^>]+href="([^"]+)"', index.text)
+    assert assets and all(not a.startswith(("http://", "https://", "//")) for a in assets)
+    for asset in assets:
+        assert anon.get(f"/docs/{asset}").status_code == 200, asset

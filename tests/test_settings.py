@@ -1,8 +1,10 @@
 """Settings read from the environment (config/settings.py), checked in a fresh interpreter."""
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +51,13 @@ def test_a_bad_limit_stops_the_process_at_start_up(value, refusal):
 def test_the_in_flight_limit_is_read_from_the_environment():
     assert settings_start(WEBHOOK_MAX_IN_FLIGHT="100").stdout.strip() == "100"
     assert settings_start().stdout.strip() == "10"
+
+
+def test_every_setting_is_in_the_readme_table():
+    """The README's table is the one list of settings (the guides include it)."""
+    root = Path(__file__).resolve().parents[1]
+    settings_source = (root / "config" / "settings.py").read_text()
+    names = set(re.findall(r'env_(?:str|bool|int|float|list)\(\s*"([A-Z_]+)"', settings_source))
+    table = (root / "README.md").read_text()
+    missing = sorted(name for name in names if f"`{name}`" not in table)
+    assert names and not missing, missing
