@@ -84,17 +84,17 @@ DATABASES = {
         DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0)
     )
 }
+# PostgreSQL: the hot paths' statements prepared once per connection. Off behind a pooler that
+# cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast when PostgreSQL is unreachable: the API answers 503 instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
         "DB_CONNECT_TIMEOUT", 3, minimum=1
     )
-    if DATABASE_PREPARED_STATEMENTS := env_bool("DATABASE_PREPARED_STATEMENTS", True):
-        # Parameters bound by the server, so that psycopg prepares a statement run often (five
-        # times, its default) once per connection: PostgreSQL then parses and plans it once,
-        # not at every run; the statements that write several rows together cost it most.
-        # Off behind a pooler that cannot keep prepared statements (PgBouncer in transaction
-        # mode before 1.21).
+    if DATABASE_PREPARED_STATEMENTS:
+        # Parameters bound by the server, so that the hot paths' own statements can be
+        # prepared (infra.sql.statements_prepared; Django prepares none).
         DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)

@@ -5,17 +5,20 @@ status, its history entry, its events and their deliveries).
 
 On PostgreSQL each call is one statement, its data-modifying WITH clauses run in one snapshot
 and one round trip; new rows travel as one array per column, so a statement's text depends
-only on its tables and columns (PostgreSQL prepares it once, however many rows each run
-writes). Elsewhere (SQLite) each call is one transaction of the same writes, one by one.
-Table and column names come from the models; every value is a parameter, prepared by its
-field as the ORM prepares it."""
+only on its tables and columns, and it is prepared once per connection (`statements_prepared`)
+however many rows each run writes. Elsewhere (SQLite) each call is one transaction of the
+same writes, one by one. Table and column names come from the models; every value is a
+parameter, prepared by its field as the ORM prepares it."""
 
+import contextlib
 import functools
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import AutoField, Field, Model
 
@@ -37,6 +40,27 @@ class RowChange:
     guard: str
     expected: Any
     rows: tuple[Model, ...] = ()
+
+
+@contextlib.contextmanager
+def statements_prepared() -> Iterator[None]:
+    """On PostgreSQL (unless DATABASE_PREPARED_STATEMENTS is off), the statements run in the
+    block are prepared on the connection at their first run and reused after it: PostgreSQL
+    parses and plans each once per connection, not at every run. For the hot paths' own
+    statements, whose text depends only on tables and columns and whose plans suit any values
+    (rows found by primary key, queue conditions written literally). Not for the ORM's: a
+    plan made once for any value cannot use the partial indexes the queues are read through.
+    psycopg's `prepare_threshold`, set on the connection for the block."""
+    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+        yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    before, raw.prepare_threshold = raw.prepare_threshold, 0
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = before
 
 
 def _quote(name: str) -> str:
@@ -117,7 +141,7 @@ def insert_if(change: Statement | None, rows: list[Model]) -> bool:
     if not clauses:
         return True
     outcome = "(SELECT count(*) FROM changed)" if change is not None else "1"
-    with connection.cursor() as cursor:
+    with statements_prepared(), connection.cursor() as cursor:
         cursor.execute("WITH " + ", ".join(clauses) + f" SELECT {outcome}", params)
         return cursor.fetchone()[0] > 0
 
@@ -148,7 +172,7 @@ def changes_write(changes: list[RowChange]) -> list[bool]:
         params += _source_params([[key, *_db_values(row, inserted, add=True)]
                                   for key, row in of_model])
     pk = _quote(model._meta.pk.column)
-    with connection.cursor() as cursor:
+    with statements_prepared(), connection.cursor() as cursor:
         cursor.execute("WITH " + ", ".join(clauses) + f" SELECT {pk} FROM changed",  # noqa: S608
                        params)
         made = {key for (key,) in cursor.fetchall()}

@@ -28,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from infra.sql import statements_prepared
 from infra.wakeups import wakeups_held
 from messaging.media import MediaError, media_download
 from messaging.models import Message, MessageStatus
@@ -110,7 +111,7 @@ def _lease_take(session_id: str, owner: str) -> _Pace | None:
     continuation), and read its pace in the same statement; None if another run holds it."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
-    with connection.cursor() as cursor:
+    with statements_prepared(), connection.cursor() as cursor:
         cursor.execute(_LEASE_TAKE_SQL, [owner, _db_datetime(until), session_id,
                                          _db_datetime(now), owner])
         row = cursor.fetchone()
@@ -121,7 +122,7 @@ def _lease_take(session_id: str, owner: str) -> _Pace | None:
 
 
 def _lease_release(session_id: str, owner: str, next_send_at: datetime | None) -> None:
-    with connection.cursor() as cursor:
+    with statements_prepared(), connection.cursor() as cursor:
         cursor.execute(_LEASE_RELEASE_SQL, [_db_datetime(next_send_at), session_id, owner])
 
 
@@ -131,7 +132,7 @@ def _lease_keep(session_id: str, owner: str, next_send_at: datetime) -> bool:
     length for the continuation to start (if it never does, the lease runs out and the
     sweeper takes over). False, the lease untouched, when none waits."""
     until = next_send_at + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
-    with connection.cursor() as cursor:
+    with statements_prepared(), connection.cursor() as cursor:
         cursor.execute(_LEASE_KEEP_SQL, [_db_datetime(until), _db_datetime(next_send_at),
                                          session_id, owner, session_id])
         return cursor.fetchone() is not None
@@ -143,7 +144,7 @@ assert MessageStatus.QUEUED == "queued"
 def _has_queued(session_id: str) -> bool:
     """Whether the session has a message waiting, read from the partial index of queue heads
     (its condition written literally, as in `_claim_sql`): a paced run asks after each send."""
-    with connection.cursor() as cursor:
+    with statements_prepared(), connection.cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {_MESSAGES} WHERE session_id = %s AND "  # noqa: S608
                        "direction = 'outbound' AND status = 'queued' LIMIT 1", [session_id])
         return cursor.fetchone() is not None
@@ -198,7 +199,8 @@ def _claim(session_id: str) -> list[Message]:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [session_id, count, MessageStatus.SENDING, now, now, session_id,
               SessionStatus.CONNECTED]
-    claimed = list(Message.objects.raw(_claim_sql(connection.vendor), params))
+    with statements_prepared():
+        claimed = list(Message.objects.raw(_claim_sql(connection.vendor), params))
     # Ids sort by creation in any collation (digits and capitals of one length, one prefix).
     return sorted(claimed, key=lambda message: message.id)
 
@@ -298,7 +300,7 @@ FROM {_SESSIONS} WHERE id = %s
 
 def _why_nothing_ready(session_id: str) -> str | None:
     """Why a claim found nothing, or None if it should just claim again."""
-    with connection.cursor() as cursor:
+    with statements_prepared(), connection.cursor() as cursor:
         cursor.execute(_NOTHING_READY_SQL, [session_id, session_id, session_id])
         row = cursor.fetchone()
     if row is None or row[1] is not None or row[0] != SessionStatus.CONNECTED:

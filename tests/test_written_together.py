@@ -11,7 +11,14 @@ from django.db import IntegrityError, connection
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
-from infra.sql import RowChange, Statement, changes_write, insert_if, rows_insert
+from infra.sql import (
+    RowChange,
+    Statement,
+    changes_write,
+    insert_if,
+    rows_insert,
+    statements_prepared,
+)
 from messaging.models import Message, MessageStatusChange
 from sessions_app.models import Session
 from webhooks.models import Delivery, Event, Webhook
@@ -98,3 +105,27 @@ def test_a_row_that_cannot_be_written_leaves_the_change_undone(alice, session):
         changes_write([RowChange(moved(Message.objects.get(pk=message.pk), "sending"),
                                  ("status",), "status", "queued", rows=(duplicate,))])
     assert Message.objects.get(pk=message.pk).status == "queued"
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's prepared statements")
+def test_the_written_together_statements_are_prepared_and_the_orms_are_not(alice, session):
+    """The writes are prepared at their first run (psycopg's public `prepare_threshold`, set
+    for the block): an upgrade that stops it fails here. The ORM's queries, run more often
+    than psycopg's threshold, are not: their plans must see each run's values."""
+    before = set(prepared_statements())
+    for _ in range(7):
+        Message.objects.filter(status="queued", session=session).count()
+    insert_if(None, [new_message(alice, session)])
+    new = [statement for statement in prepared_statements() if statement not in before]
+    assert len(new) == 1 and new[0].startswith("WITH rows0 AS (INSERT INTO"), new
+    with statements_prepared(), connection.cursor() as cursor:
+        cursor.execute("SELECT %s::int + 40", [2])
+        assert cursor.fetchone() == (42,)
+    assert "SELECT $1::int + 40" in prepared_statements()
+    assert connection.connection.prepare_threshold is None  # Django's default, restored
