@@ -221,7 +221,11 @@ def _source(fields: list[Field] | tuple[Field, ...], one: bool) -> str:
     if one:
         return "(SELECT " + ", ".join(f"%s::{field.db_type(connection)} AS {name}"
                                       for field, name in zip(fields, names, strict=True)) + ") AS v"
-    columns = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    # Arrays travel in binary when parameters are bound server-side: as text, psycopg would
+    # quote and escape every element in Python (each quote of each JSON document).
+    binary = connection.settings_dict["OPTIONS"].get("server_side_binding") is True
+    placeholder = "%b" if binary else "%s"
+    columns = ", ".join(f"{placeholder}::{field.db_type(connection)}[]" for field in fields)
     return f"unnest({columns}) AS v({', '.join(names)})"
 
 

@@ -7,6 +7,7 @@ in `test_embedded_sqlite.py`, through the whole service.)"""
 from datetime import UTC, datetime
 
 import pytest
+from django.conf import settings
 from django.db import IntegrityError, connection
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
@@ -113,7 +114,8 @@ def prepared_statements() -> list[str]:
         return [statement for (statement,) in cursor.fetchall()]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's prepared statements")
+@pytest.mark.skipif(connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS,
+                    reason="PostgreSQL's prepared statements, when they are on")
 def test_the_written_together_statements_are_prepared_and_the_orms_are_not(alice, session):
     """The writes are prepared at their first run (psycopg's public `prepare_threshold`, set
     for the block): an upgrade that stops it fails here. The ORM's queries, run more often
