@@ -113,6 +113,13 @@ def _insert_one_by_one(cursor, rows) -> None:
                        _db_values(row, _inserted_fields(type(row)), add=True))
 
 
+def _stored(rows) -> None:
+    """Mark inserted objects as the ORM marks the ones it saves (`Model._state`): a later
+    `save()` updates their row instead of inserting it again."""
+    for row in rows:
+        row._state.adding, row._state.db = False, connection.alias
+
+
 def rows_insert(rows: list[Model]) -> None:
     """Insert new objects (of any models), in one write."""
     insert_if(None, rows)
@@ -128,6 +135,7 @@ def insert_if(change: Statement | None, rows: list[Model]) -> bool:
                 if not cursor.fetchall():
                     return False
             _insert_one_by_one(cursor, rows)
+        _stored(rows)
         return True
     clauses, params = [], []
     if change is not None:
@@ -143,7 +151,10 @@ def insert_if(change: Statement | None, rows: list[Model]) -> bool:
     outcome = "(SELECT count(*) FROM changed)" if change is not None else "1"
     with statements_prepared(), connection.cursor() as cursor:
         cursor.execute("WITH " + ", ".join(clauses) + f" SELECT {outcome}", params)
-        return cursor.fetchone()[0] > 0
+        inserted = cursor.fetchone()[0] > 0
+    if inserted:
+        _stored(rows)
+    return inserted
 
 
 def changes_write(changes: list[RowChange]) -> list[bool]:
@@ -176,7 +187,10 @@ def changes_write(changes: list[RowChange]) -> list[bool]:
         cursor.execute("WITH " + ", ".join(clauses) + f" SELECT {pk} FROM changed",  # noqa: S608
                        params)
         made = {key for (key,) in cursor.fetchall()}
-    return [change.obj.pk in made for change in changes]
+    outcome = [change.obj.pk in made for change in changes]
+    _stored(row for change, done in zip(changes, outcome, strict=True) if done
+            for row in change.rows)
+    return outcome
 
 
 def _changes_one_by_one(changes: list[RowChange]) -> list[bool]:
@@ -196,6 +210,8 @@ def _changes_one_by_one(changes: list[RowChange]) -> list[bool]:
             made.append(bool(cursor.fetchall()))
             if made[-1]:
                 _insert_one_by_one(cursor, change.rows)
+    _stored(row for change, done in zip(changes, made, strict=True) if done
+            for row in change.rows)
     return made
 
 

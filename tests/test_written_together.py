@@ -71,6 +71,27 @@ def test_rows_are_inserted_only_if_the_change_wrote(alice, session):
     assert list(Message.objects.values_list("id", flat=True)) == [second.id]
 
 
+def test_objects_written_are_saved_as_the_orm_would_leave_them(alice, session):
+    """A later `save()` of an inserted object updates its row: it is not inserted again."""
+    message, refused = new_message(alice, session), new_message(alice, session)
+    quota = Statement("UPDATE accounts_account SET name = name WHERE id = %s RETURNING id",
+                      [alice.account.id])
+    nothing = Statement("UPDATE accounts_account SET name = name WHERE id = %s RETURNING id",
+                        ["acc_unknown"])
+    assert insert_if(quota, [message]) and not insert_if(nothing, [refused])
+    assert not message._state.adding and refused._state.adding
+    message.text = "edited"
+    message.save()
+    assert Message.objects.get(pk=message.pk).text == "edited"
+    event = Event(account=alice.account, type="message.status", session_id=session.pk,
+                  data={"status": "sending"})
+    assert changes_write([RowChange(moved(message, "sending"), ("status",), "status",
+                                    "queued", rows=(event,))]) == [True]
+    event.data = {"status": "kept"}
+    event.save()
+    assert list(Event.objects.values_list("data", flat=True)) == [{"status": "kept"}]
+
+
 def moved(message: Message, status: str) -> Message:
     message.status = status
     return message
