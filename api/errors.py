@@ -99,6 +99,8 @@ _ADDED_TABLE: list[tuple[str, int, str, str]] = [
      "Retry after the number of seconds in the Retry-After header"),
     ("qr_code_unavailable", 409, "The session has no QR code to scan in its current state",
      "Only a session waiting for its QR code to be scanned has one; check the session status"),
+    ("session_logged_out", 409, "The session was logged out and cannot be restarted",
+     "Its login is gone: delete it and create a new session to link the phone again"),
     ("idempotency_key_reused", 409,
      "This Idempotency-Key was already used with a different request",
      "Use a new Idempotency-Key for a different request; reuse a key only to retry the same one"),

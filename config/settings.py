@@ -273,6 +273,8 @@ MEDIA_RETENTION_DAYS = env_int("MEDIA_RETENTION_DAYS", 30, minimum=1)
 WHATSAPP_PROXY_URL = env_str("WHATSAPP_PROXY_URL")  # the real engine connects through it
 QR_TTL_SECONDS = env_int("QR_TTL_SECONDS", 60, minimum=1)
 SANDBOX_STATUS_DELAY_SECONDS = env_float("SANDBOX_STATUS_DELAY_SECONDS", 1.0, minimum=0)
+# How long a simulated network drop lasts before the sandbox session reconnects by itself.
+SANDBOX_RECONNECT_SECONDS = env_float("SANDBOX_RECONNECT_SECONDS", 2.0, minimum=0)
 ALLOW_PRIVATE_URLS = env_bool("ALLOW_PRIVATE_URLS", False)
 WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", True)
 # Test and air-gapped environments: outbound HTTP (media, webhooks) resolves no names and

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from api.errors import ApiError
 from sessions_app.models import EngineEventRecord, Session, SessionStatusChange
 from sessions_app.services import session_delete, session_restart
 
@@ -18,33 +19,34 @@ class SessionStatusChangeInline(admin.TabularInline):
 
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
-    list_display = ("id", "account", "name", "status", "phone_number", "engine", "created_at",
-                    "connected_at", "deleted_at")
-    list_filter = ("status", "engine", ("deleted_at", admin.EmptyFieldListFilter))
+    list_display = ("id", "account", "name", "status", "last_error_code", "phone_number",
+                    "engine", "created_at", "connected_at", "deleted_at")
+    list_filter = ("status", "last_error_code", "engine",
+                   ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("=id", "phone_number", "account__name", "=account__id", "name")
     list_select_related = ("account",)
     readonly_fields = [f.name for f in Session._meta.fields]
     inlines = (SessionStatusChangeInline,)
-    actions = ("reset_sessions", "log_out_and_remove")
+    actions = ("restart_sessions", "log_out_and_remove")
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
         return False  # sessions are created through the API, which starts the engine
 
-    @admin.action(description="Reset: log in again with a fresh QR code (disconnected, "
-                               "expired or failed sessions)", permissions=["change"])
-    def reset_sessions(self, request, queryset):
+    @admin.action(description="Restart: reconnect now (a stored login resumes, otherwise a "
+                               "new QR code)", permissions=["change"])
+    def restart_sessions(self, request, queryset):
         done, refused = 0, []
         for session in queryset:
             try:
                 session_restart(session=session,
-                                reason=f"reset by {request.user.get_username()}")
+                                reason=f"restarted by {request.user.get_username()}")
                 done += 1
-            except ValueError as error:
-                refused.append(f"{session.id}: {error}")
-        self.message_user(request, f"Reset {done} session(s).")
+            except ApiError as error:
+                refused.append(f"{session.id}: {error.message}")
+        self.message_user(request, f"Restarted {done} session(s).")
         if refused:
-            self.message_user(request, "Not reset: " + "; ".join(refused), level="warning")
+            self.message_user(request, "Not restarted: " + "; ".join(refused), level="warning")
 
     @admin.action(description="Log out and remove the selected sessions",
                   permissions=["change"])

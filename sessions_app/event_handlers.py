@@ -1,7 +1,7 @@
 """Engine events that change sessions. Each runs inside the consumer's transaction."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 
@@ -66,24 +66,42 @@ def on_connected(event: EngineEvent) -> None:
         session, S.CONNECTED, reason="connected", at=event.occurred_at,
         phone_number=event.data.get("phoneNumber") or session.phone_number,
         connected_at=event.occurred_at, qr_code="", pairing_code="", last_error="",
+        last_error_code="", reconnect_at=None,
     )
 
 
 def on_disconnected(event: EngineEvent) -> None:
+    """A transient loss: the engine reconnects by itself (at `reconnectAt`, when it says)."""
     session = _locked(event)
-    if session is None or session.status != S.CONNECTED:
+    if session is None or session.status in (S.EXPIRED, S.FAILED, S.LOGGED_OUT):
         return
-    session_transition(session, S.DISCONNECTED, reason=event.data.get("reason", ""),
-                       at=event.occurred_at, disconnected_at=event.occurred_at)
+    reason = str(event.data.get("reason") or "the connection was lost")
+    code = event.data.get("code") or base.CONNECTION_LOST
+    reconnect_at = event.data.get("reconnectAt")
+    fields = {"last_error": reason, "last_error_code": code,
+              "reconnect_at": datetime.fromisoformat(reconnect_at) if reconnect_at else None}
+    if session.status in (S.CONNECTED, S.STARTING) and (
+            session.status == S.CONNECTED or session.engine_device):
+        # It had a login (or is resuming one): it is disconnected until it reconnects.
+        session_transition(session, S.DISCONNECTED, reason=reason[:300], at=event.occurred_at,
+                           disconnected_at=event.occurred_at, **fields)
+    else:
+        # Still disconnected, or a new login whose engine cannot reach WhatsApp yet: the
+        # status stays, and keeps its time (the QR deadline of a new login runs from it).
+        session_transition(session, session.status, reason=reason[:300],
+                           at=session.status_changed_at,
+                           announce=code != session.last_error_code, **fields)
 
 
 def on_logged_out(event: EngineEvent) -> None:
     session = _locked(event)
     if session is None:
         return
-    session_transition(session, S.LOGGED_OUT, reason=event.data.get("reason", "logged out"),
-                       at=event.occurred_at, disconnected_at=event.occurred_at, qr_code="",
-                       pairing_code="")
+    reason = str(event.data.get("reason") or "logged out")
+    session_transition(session, S.LOGGED_OUT, reason=reason[:300], at=event.occurred_at,
+                       disconnected_at=event.occurred_at, qr_code="", pairing_code="",
+                       last_error=reason, reconnect_at=None, engine_device="",
+                       last_error_code=event.data.get("code") or base.LOGGED_OUT_BY_PHONE)
 
 
 def on_failed(event: EngineEvent) -> None:
@@ -92,7 +110,8 @@ def on_failed(event: EngineEvent) -> None:
         return
     error = str(event.data.get("error", "the engine failed"))
     session_transition(session, S.FAILED, reason=error[:300], at=event.occurred_at,
-                       last_error=error)
+                       last_error=error, reconnect_at=None,
+                       last_error_code=event.data.get("code") or base.ENGINE_ERROR)
 
 
 def handlers_register() -> None:

@@ -36,6 +36,10 @@ class Session(models.Model):
     qr_expires_at = models.DateTimeField(null=True, blank=True)
     pairing_code = models.CharField(max_length=16, blank=True)
     last_error = models.TextField(blank=True)
+    # Why it is not connected, as a code (engines.base.SESSION_ERROR_CODES), and when the
+    # engine tries again by itself (null: it will not, or does not know when).
+    last_error_code = models.CharField(max_length=40, blank=True)
+    reconnect_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     connected_at = models.DateTimeField(null=True, blank=True)
     disconnected_at = models.DateTimeField(null=True, blank=True)

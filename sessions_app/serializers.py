@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sessions_app.engines.base import SESSION_ERROR_CODES
 from sessions_app.models import Session, SessionStatus
 from sessions_app.qr import qr_data_url
 
@@ -32,6 +33,12 @@ class SessionOutput(serializers.Serializer):
     qr = serializers.SerializerMethodField()
     pairingCode = serializers.SerializerMethodField()
     lastError = serializers.CharField(source="last_error", allow_null=True)
+    lastErrorCode = serializers.ChoiceField(
+        source="last_error_code", choices=SESSION_ERROR_CODES, allow_null=True,
+        help_text="why the session is not connected (null when nothing went wrong)")
+    reconnectAt = serializers.DateTimeField(
+        source="reconnect_at", allow_null=True,
+        help_text="when the service next tries to reconnect by itself, if it will")
     createdAt = serializers.DateTimeField(source="created_at")
     connectedAt = serializers.DateTimeField(source="connected_at", allow_null=True)
     disconnectedAt = serializers.DateTimeField(source="disconnected_at", allow_null=True)
@@ -50,4 +57,5 @@ class SessionOutput(serializers.Serializer):
         data = super().to_representation(session)
         data["phoneNumber"] = data["phoneNumber"] or None
         data["lastError"] = data["lastError"] or None
+        data["lastErrorCode"] = data["lastErrorCode"] or None
         return data

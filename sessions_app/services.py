@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Account
 from api.errors import ApiError, E
 from api.serializers import iso
-from sessions_app.engines import get_engine
+from sessions_app.engines import base, get_engine
 from sessions_app.engines.base import EngineError
 from sessions_app.event_consumer import engine_events_drain
 from sessions_app.models import Session, SessionStatus, SessionStatusChange
@@ -24,16 +24,17 @@ logger = logging.getLogger(__name__)
 S = SessionStatus
 
 # Which status may follow which. Anything else an engine reports is stale or out of order.
+# `starting` follows any status but `logged_out`: a restart reconnects from wherever it is.
 TRANSITIONS: dict[str, set[str]] = {
-    S.STARTING: {S.QR_PENDING, S.CONNECTED, S.FAILED, S.EXPIRED, S.LOGGED_OUT},
-    S.QR_PENDING: {S.QR_PENDING, S.CONNECTED, S.FAILED, S.EXPIRED, S.LOGGED_OUT},
-    S.CONNECTED: {S.DISCONNECTED, S.FAILED, S.LOGGED_OUT},
-    # A restart (support's "reset") logs in again from scratch: starting, then a new QR code.
-    S.DISCONNECTED: {S.CONNECTED, S.FAILED, S.LOGGED_OUT, S.STARTING},
+    S.STARTING: {S.QR_PENDING, S.CONNECTED, S.DISCONNECTED, S.FAILED, S.EXPIRED, S.LOGGED_OUT},
+    S.QR_PENDING: {S.QR_PENDING, S.STARTING, S.CONNECTED, S.FAILED, S.EXPIRED, S.LOGGED_OUT},
+    S.CONNECTED: {S.DISCONNECTED, S.STARTING, S.FAILED, S.LOGGED_OUT},
+    S.DISCONNECTED: {S.CONNECTED, S.STARTING, S.FAILED, S.LOGGED_OUT},
     S.EXPIRED: {S.LOGGED_OUT, S.STARTING},
     S.FAILED: {S.LOGGED_OUT, S.STARTING},
     S.LOGGED_OUT: set(),
 }
+
 
 def session_event_data(session: Session, *, reason: str = "") -> dict:
     """The `data` of a `session.status` event."""
@@ -43,6 +44,8 @@ def session_event_data(session: Session, *, reason: str = "") -> dict:
         "status": session.status,
         "phoneNumber": session.phone_number or None,
         "lastError": session.last_error or None,
+        "lastErrorCode": session.last_error_code or None,
+        "reconnectAt": iso(session.reconnect_at),
         "reason": reason or None,
     }
     if session.status == S.QR_PENDING and session.qr_code:
@@ -116,7 +119,8 @@ def session_create(*, account_id: str, name: str = "", phone_number: str | None 
         with transaction.atomic():
             locked = Session.objects.select_for_update().get(pk=session.id)
             session_transition(locked, S.FAILED, reason="engine unavailable",
-                               last_error=f"The engine could not start the session: {exc}")
+                               last_error=f"The engine could not start the session: {exc}",
+                               last_error_code=base.ENGINE_UNREACHABLE)
         raise ApiError(
             E.service_unavailable, reason="The WhatsApp engine is unavailable.",
             headers={"Retry-After": str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)},
@@ -124,19 +128,30 @@ def session_create(*, account_id: str, name: str = "", phone_number: str | None 
     return session_after_engine_command(session, until=lambda s: s.status != S.STARTING)
 
 
-RESTARTABLE = (S.DISCONNECTED, S.EXPIRED, S.FAILED)
-
-
-def session_restart(*, session: Session, reason: str = "restarted by support") -> Session:
-    """Start logging a disconnected, expired or failed session in again: it gets a fresh QR
-    code (and a new deadline) under the same id. Raises ValueError for other statuses."""
+def session_restart(*, session: Session, reason: str = "restarted") -> Session:
+    """Reconnect now, from whatever status but `logged_out` (`session_logged_out`). A session
+    with a stored login resumes it (no QR code); one without, or an expired one, logs in
+    afresh with a new QR code and deadline, under the same id."""
     with transaction.atomic():
         locked = Session.objects.select_for_update().get(pk=session.id)
-        if locked.deleted_at is not None or locked.status not in RESTARTABLE:
-            raise ValueError(f"a {locked.status} session cannot be restarted")
+        if locked.deleted_at is not None:
+            raise ApiError(E.session_not_found, field="sessionId")
+        if locked.status == S.LOGGED_OUT:
+            raise ApiError(E.session_logged_out)
+        resume = bool(locked.engine_device) and locked.status != S.EXPIRED
         session_transition(locked, S.STARTING, reason=reason, qr_code="", qr_expires_at=None,
-                           pairing_code="", last_error="")
-    get_engine().start(session.id, phone_number=locked.requested_phone_number or None)
+                           pairing_code="", last_error="", last_error_code="",
+                           reconnect_at=None)
+    try:
+        get_engine().start(session.id, phone_number=locked.requested_phone_number or None,
+                           device=locked.engine_device if resume else None)
+    except EngineError as exc:
+        # A resuming session is picked up by the engine when it is back; a new login
+        # expires at its QR deadline.
+        raise ApiError(
+            E.service_unavailable, reason="The WhatsApp engine is unavailable.",
+            headers={"Retry-After": str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)},
+        ) from exc
     return session_after_engine_command(locked, until=lambda s: s.status != S.STARTING)
 
 
@@ -168,7 +183,8 @@ def session_delete(*, session: Session) -> None:
         if locked.deleted_at is not None:
             return
         session_transition(locked, S.LOGGED_OUT, reason="deleted through the API",
-                           deleted_at=timezone.now(), qr_code="", pairing_code="")
+                           deleted_at=timezone.now(), qr_code="", pairing_code="",
+                           reconnect_at=None, engine_device="")
         transaction.on_commit(lambda: _engine_logout(locked.id))
 
 
@@ -187,7 +203,8 @@ def session_expire(*, session_id: str) -> bool:
             return False
         expired = session_transition(
             session, S.EXPIRED, reason="QR code not scanned in time", qr_code="",
-            pairing_code="",
+            pairing_code="", last_error="The QR code was not scanned in time.",
+            last_error_code=base.LOGIN_TIMEOUT, reconnect_at=None,
         )
     if expired:
         try:
@@ -203,9 +220,10 @@ def _qr_overdue(session: Session) -> bool:
     now = timezone.now()
     if session.status == S.QR_PENDING:
         return session.qr_expires_at is not None and session.qr_expires_at <= now
-    # A session that never produced a QR code gives up at the same deadline.
-    return session.status == S.STARTING and (
-        session.created_at + timedelta(seconds=settings.QR_TTL_SECONDS) <= now
+    # A new login that never produced a QR code gives up at the same deadline, counted from
+    # its start. One resuming a stored login has no deadline: its engine keeps reconnecting.
+    return session.status == S.STARTING and not session.engine_device and (
+        session.status_changed_at + timedelta(seconds=settings.QR_TTL_SECONDS) <= now
     )
 
 
@@ -214,8 +232,8 @@ def sessions_expire_overdue(*, account_id: str | None = None) -> int:
     overdue = Session.objects.filter(
         deleted_at__isnull=True, status=S.QR_PENDING, qr_expires_at__lte=now
     ) | Session.objects.filter(
-        deleted_at__isnull=True, status=S.STARTING,
-        created_at__lte=now - timedelta(seconds=settings.QR_TTL_SECONDS),
+        deleted_at__isnull=True, status=S.STARTING, engine_device="",
+        status_changed_at__lte=now - timedelta(seconds=settings.QR_TTL_SECONDS),
     )
     if account_id is not None:
         overdue = overdue.filter(account_id=account_id)

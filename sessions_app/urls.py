@@ -6,6 +6,8 @@ from sessions_app.engines import get_simulator
 urlpatterns = [
     path("sessions", views.SessionListCreateApi.as_view(), name="sessions"),
     path("sessions/<str:session_id>", views.SessionDetailApi.as_view(), name="session"),
+    path("sessions/<str:session_id>/restart", views.SessionRestartApi.as_view(),
+         name="session-restart"),
     path("sessions/<str:session_id>/qr", views.SessionQrApi.as_view(), name="session-qr"),
 ]
 

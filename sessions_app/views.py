@@ -1,6 +1,7 @@
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
 
 from accounts.scopes import SESSIONS_READ, SESSIONS_WRITE
 from api.errors import ApiError, E
@@ -10,6 +11,7 @@ from api.schema import envelope, list_parameters
 from api.serializers import InputSerializer, StrictCharField
 from api.views import ApiView, ok
 from sessions_app.engines import get_simulator
+from sessions_app.engines.base import DISCONNECT_REASONS
 from sessions_app.models import SessionStatus
 from sessions_app.qr import qr_png
 from sessions_app.selectors import session_get, sessions_visible
@@ -19,6 +21,7 @@ from sessions_app.services import (
     session_create,
     session_delete,
     session_require_sendable,
+    session_restart,
     session_scannable_qr,
     sessions_expire_overdue,
 )
@@ -82,6 +85,21 @@ class SessionDetailApi(ApiView):
         return ok(SessionOutput(session).data)
 
 
+class SessionRestartApi(ApiView):
+    """Reconnect now: a stored login is resumed (no QR code), otherwise a new QR code comes."""
+
+    required_scopes = {"POST": SESSIONS_WRITE}
+    error_codes = ("session_not_found", "session_logged_out", "service_unavailable")
+
+    @extend_schema(operation_id="sessions_restart", summary="Reconnect a session now",
+                   request=None, responses=envelope(SessionOutput))
+    def post(self, request, session_id: str):
+        self.validated(InputSerializer, request.data or {})
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session = session_restart(session=session, reason="restarted through the API")
+        return ok(SessionOutput(session).data)
+
+
 class SessionQrApi(ApiView):
     required_scopes = {"GET": SESSIONS_READ}
     error_codes = ("session_not_found", "qr_code_expired", "session_starting",
@@ -140,18 +158,33 @@ class SandboxScanApi(ApiView):
         return ok(SessionOutput(applied).data)
 
 
+class DisconnectInput(InputSerializer):
+    reason = StrictCharField(
+        default="network", required=False,
+        help_text="network (reconnects by itself after SANDBOX_RECONNECT_SECONDS), or one "
+                  "that ends the session: logged_out, stream_replaced, banned")
+
+    def validate_reason(self, value: str) -> str:
+        if value not in DISCONNECT_REASONS:
+            raise serializers.ValidationError(
+                f"Must be one of: {', '.join(DISCONNECT_REASONS)}.")
+        return value
+
+
 class SandboxDisconnectApi(ApiView):
     required_scopes = {"POST": SESSIONS_WRITE}
-    error_codes = ("session_not_found", "session_not_connected", "session_disconnected")
+    error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
+                   "invalid_request")
 
     @extend_schema(operation_id="sandbox_disconnect",
-                   summary="Sandbox: the phone loses its connection",
-                   request=None, responses=envelope(SessionOutput))
+                   summary="Sandbox: the connection drops, for a reason",
+                   request=DisconnectInput, responses=envelope(SessionOutput))
     def post(self, request, session_id: str):
-        self.validated(InputSerializer, request.data or {})
+        data = self.validated(DisconnectInput, request.data or {})
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
         session_require_sendable(session=session, field=None)
-        get_simulator().disconnect(session.id)
+        connected_at = session.status_changed_at
+        get_simulator().disconnect(session.id, reason=data["reason"])
         applied = session_after_engine_command(
-            session, until=lambda s: s.status == SessionStatus.DISCONNECTED)
+            session, until=lambda s: s.status_changed_at > connected_at)
         return ok(SessionOutput(applied).data)

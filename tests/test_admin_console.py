@@ -94,14 +94,27 @@ def test_retry_a_failed_message(operator, world):
     assert message.history.filter(status="queued").count() == 1  # the retry
 
 
-def test_reset_a_session(operator, world, alice):
+def test_restart_a_session(operator, world, alice):
     session_id = world["session"]["id"]
-    alice.http.post(f"/v1/sandbox/sessions/{session_id}/disconnect")
+    alice.http.post(f"/v1/sandbox/sessions/{session_id}/disconnect",
+                    json={"reason": "stream_replaced"})
+    assert Session.objects.get(pk=session_id).status == "failed"
     operator.post(reverse("admin:sessions_app_session_changelist"),
-                  {"action": "reset_sessions", "_selected_action": [session_id]})
-    session = Session.objects.get(pk=session_id)
-    assert session.status == "qr_pending" and session.qr_code
-    assert alice.http.get(f"/v1/sessions/{session_id}/qr").status_code == 200
+                  {"action": "restart_sessions", "_selected_action": [session_id]})
+    session = Session.objects.get(pk=session_id)  # its stored login resumed: no QR code
+    assert (session.status, session.last_error_code, session.qr_code) == ("connected", "", "")
+    history = list(session.history.values_list("reason", flat=True))
+    assert history[-2:] == ["restarted by op", "connected"]
+
+
+def test_a_logged_out_session_is_not_restarted(operator, world, alice):
+    session_id = world["session"]["id"]
+    alice.http.post(f"/v1/sandbox/sessions/{session_id}/disconnect", json={"reason": "logged_out"})
+    response = operator.post(reverse("admin:sessions_app_session_changelist"),
+                             {"action": "restart_sessions", "_selected_action": [session_id]},
+                             follow=True)
+    assert "Not restarted" in response.content.decode()
+    assert Session.objects.get(pk=session_id).status == "logged_out"
 
 
 def test_redeliver_and_enable_a_disabled_webhook(operator, world):

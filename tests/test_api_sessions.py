@@ -276,6 +276,111 @@ def test_every_status_change_is_recorded_and_emits_session_status(alice):
     assert events[1].data["qr"]["code"].startswith("2@")
 
 
+# --- a lifecycle that looks after itself: disconnect reasons, reconnection, restart ----------
+
+
+def test_a_network_drop_says_why_and_when_it_reconnects(alice):
+    session = connected(alice)
+    response = alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect")
+    data = response.json()["data"]
+    assert (data["status"], data["lastErrorCode"]) == ("disconnected", "connection_lost")
+    assert data["lastError"] and data["reconnectAt"] > data["disconnectedAt"]
+    events = Event.objects.filter(session_id=session["id"], type="session.status")
+    event = events.order_by("id").last()
+    assert (event.data["lastErrorCode"], event.data["reconnectAt"]) == (
+        "connection_lost", data["reconnectAt"])
+
+
+def test_a_network_drop_reconnects_by_itself(alice, settings):
+    settings.SANDBOX_RECONNECT_SECONDS = 0
+    session = connected(alice)
+    alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect",
+                    json={"reason": "network"})
+    data = alice.http.get(f"/v1/sessions/{session['id']}").json()["data"]
+    assert (data["status"], data["lastErrorCode"], data["reconnectAt"]) == (
+        "connected", None, None)
+    history = list(SessionStatusChange.objects.filter(session_id=session["id"])
+                   .values_list("to_status", flat=True))
+    assert history[-2:] == ["disconnected", "connected"]
+
+
+@pytest.mark.parametrize("reason, status, code", [
+    ("logged_out", "logged_out", "logged_out_by_phone"),
+    ("stream_replaced", "failed", "stream_replaced"),
+    ("banned", "failed", "temporarily_banned"),
+])
+def test_whatsapps_and_the_phones_decisions_end_the_session(alice, reason, status, code):
+    session = connected(alice)
+    response = alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect",
+                               json={"reason": reason})
+    data = response.json()["data"]
+    assert (data["status"], data["lastErrorCode"], data["reconnectAt"]) == (status, code, None)
+    assert data["lastError"]
+
+
+def test_a_bad_disconnect_reason_is_refused(alice):
+    session = connected(alice)
+    url = f"/v1/sandbox/sessions/{session['id']}/disconnect"
+    assert_error(alice.http.post(url, json={"reason": "meteor"}), 400, "invalid_request",
+                 "reason")
+    assert_error(alice.http.post(url, json={"reason": 5}), 400, "invalid_parameter_type",
+                 "reason")
+    assert alice.http.get(f"/v1/sessions/{session['id']}").json()["data"]["status"] == (
+        "connected")
+
+
+@pytest.mark.parametrize("reason", ["network", "stream_replaced", "banned"])
+def test_restart_resumes_the_stored_login_without_a_qr_code(alice, reason):
+    session = connected(alice, phone="447911123456")
+    alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect", json={"reason": reason})
+    response = alice.http.post(f"/v1/sessions/{session['id']}/restart")
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert (data["status"], data["phoneNumber"], data["qr"]) == (
+        "connected", "447911123456", None)
+    assert (data["lastError"], data["lastErrorCode"]) == (None, None)
+
+
+def test_restart_of_an_expired_session_gives_a_fresh_qr_code(alice):
+    session = create(alice)
+    Session.objects.filter(pk=session["id"]).update(qr_expires_at=timezone.now())
+    expired = alice.http.get(f"/v1/sessions/{session['id']}").json()["data"]
+    assert (expired["status"], expired["lastErrorCode"]) == ("expired", "login_timeout")
+    data = alice.http.post(f"/v1/sessions/{session['id']}/restart").json()["data"]
+    assert data["status"] == "qr_pending" and data["qr"]["code"] != session["qr"]["code"]
+    assert data["lastErrorCode"] is None
+    again = alice.http.post(f"/v1/sessions/{session['id']}/restart").json()["data"]
+    assert again["status"] == "qr_pending" and again["qr"]["code"] != data["qr"]["code"]
+
+
+def test_a_restarted_login_gets_its_own_qr_deadline(alice, settings):
+    session = create(alice)
+    Session.objects.filter(pk=session["id"]).update(
+        created_at=timezone.now() - timedelta(days=1), qr_expires_at=timezone.now())
+    alice.http.get(f"/v1/sessions/{session['id']}")
+    alice.http.post(f"/v1/sessions/{session['id']}/restart")
+    assert sessions_expire_overdue() == 0
+    assert Session.objects.get(pk=session["id"]).status == "qr_pending"
+
+
+def test_restart_of_a_logged_out_session_is_session_logged_out(alice):
+    session = connected(alice)
+    alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect",
+                    json={"reason": "logged_out"})
+    assert_error(alice.http.post(f"/v1/sessions/{session['id']}/restart"), 409,
+                 "session_logged_out")
+
+
+def test_restart_takes_no_parameters_and_needs_sessions_write(live_server, alice):
+    session = connected(alice)
+    assert_error(alice.http.post(f"/v1/sessions/{session['id']}/restart", json={"now": True}),
+                 400, "invalid_request", "now")
+    _, read_only = alice.new_key(scopes=["sessions:read"])
+    with http_client(live_server.url, read_only) as reader:
+        assert_error(reader.post(f"/v1/sessions/{session['id']}/restart"), 403,
+                     "insufficient_permissions")
+
+
 # --- delete --------------------------------------------------------------------------------
 
 
@@ -337,6 +442,7 @@ def test_another_accounts_session_answers_exactly_like_an_unknown_one(alice, bob
             ("DELETE", f"/v1/sessions/{session_id}", None),
             ("POST", f"/v1/sandbox/sessions/{session_id}/scan", {"phoneNumber": "14155552671"}),
             ("POST", f"/v1/sandbox/sessions/{session_id}/disconnect", None),
+            ("POST", f"/v1/sessions/{session_id}/restart", None),
         ]:
             response = bob.http.request(method, path, json=body)
             error = assert_error(response, 404, "session_not_found")

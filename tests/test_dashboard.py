@@ -418,8 +418,23 @@ def test_expired_session_offers_a_new_qr_code(alice, alice_owner, settings):
     assert response.status_code == 302
     state = alice_owner.get(reverse("dashboard:session_state", args=[session.id])).json()
     assert state["status"] == "qr_pending" and state["qrImage"]
+    Session.objects.filter(pk=session.pk).update(status="logged_out")
     refused = alice_owner.post(reverse("dashboard:session_restart", args=[session.id]))
-    assert_catalogue_error(refused, "qr_code_unavailable")
+    assert_catalogue_error(refused, "session_logged_out")
+
+
+def test_a_dropped_session_says_why_and_offers_to_reconnect(alice, alice_owner):
+    alice_owner.post(reverse("dashboard:sessions"), {})
+    session = Session.objects.get(account=alice.account)
+    alice.http.post(f"/v1/sandbox/sessions/{session.id}/scan", json={"phoneNumber": "14155552671"})
+    alice.http.post(f"/v1/sandbox/sessions/{session.id}/disconnect")
+    state = alice_owner.get(reverse("dashboard:session_state", args=[session.id])).json()
+    assert (state["status"], state["lastErrorCode"], state["restartLabel"]) == (
+        "disconnected", "connection_lost", "Reconnect now")
+    assert "reconnects by itself at" in state["endedText"]
+    alice_owner.post(reverse("dashboard:session_restart", args=[session.id]))
+    session.refresh_from_db()
+    assert session.status == "connected"
 
 
 def test_delete_a_session(alice, alice_owner):

@@ -29,3 +29,26 @@ def test_the_periodic_expiry_runs_in_the_worker(alice, celery_worker):
         qr_expires_at=timezone.now() - timedelta(seconds=1)
     )
     wait_until(lambda: Session.objects.get(pk=created["id"]).status == "expired", timeout=30)
+
+
+def test_a_dropped_session_reconnects_by_itself_and_sends_what_waited(alice, celery_worker):
+    from messaging.models import Message
+
+    session = alice.http.post("/v1/sessions", json={}).json()["data"]
+    alice.http.post(f"/v1/sandbox/sessions/{session['id']}/scan",
+                    json={"phoneNumber": "14155552671"})
+    dropped = alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect").json()["data"]
+    assert dropped["status"] == "disconnected" and dropped["reconnectAt"]
+    accepted = alice.http.post("/v1/messages/text", json={
+        "sessionId": session["id"], "to": "14155550123", "text": "after the drop"})
+    assert accepted.status_code == 400  # contract: sending through a disconnected session
+    queued = Message.objects.create(
+        account=alice.account, session_id=session["id"], direction="outbound", type="text",
+        to_number="14155550123", text="queued before the drop", status="queued")
+    # The worker runs the sandbox's reconnection (SANDBOX_RECONNECT_SECONDS, 2 s by default),
+    # then the sender sends what waited.
+    wait_until(lambda: Session.objects.get(pk=session["id"]).status == "connected", timeout=20)
+    wait_until(lambda: Message.objects.get(pk=queued.pk).status == "read", timeout=20)
+    reasons = list(Session.objects.get(pk=session["id"]).history.values_list("to_status",
+                                                                              flat=True))
+    assert reasons[-2:] == ["disconnected", "connected"]

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
-from api.errors import ApiError, E
+from api.errors import ApiError
 from api.phones import normalize_phone_number
 from api.serializers import iso
 from dashboard.access import (
@@ -21,18 +21,32 @@ from sessions_app.models import Session, SessionStatus
 from sessions_app.qr import qr_data_url
 from sessions_app.selectors import session_get, sessions_visible
 from sessions_app.services import (
-    RESTARTABLE,
     session_create,
     session_delete,
     session_restart,
     sessions_expire_overdue,
 )
 
+S = SessionStatus
+# Where the page offers a restart (the service takes one from any status but logged_out).
+RESTART_OFFERED = (S.DISCONNECTED, S.EXPIRED, S.FAILED)
+
+
+def _ended_text(session: Session) -> str:
+    if session.status == S.EXPIRED:
+        return "The QR code was not scanned in time."
+    if session.status == S.DISCONNECTED:
+        retry = (f" The service reconnects by itself at {iso(session.reconnect_at)}."
+                 if session.reconnect_at else " The service reconnects by itself.")
+        return f"The connection dropped: {session.last_error or 'no reason given'}.{retry}"
+    return f"The session stopped: {session.last_error or 'no reason given'}"
+
 
 def session_state(session: Session) -> dict:
     """What the session page shows and its script polls: status, the QR image while there is
-    one to scan, the pairing code."""
+    one to scan, the pairing code, why it stopped and how a restart would go."""
     scannable = session.status == SessionStatus.QR_PENDING and bool(session.qr_code)
+    resumes = bool(session.engine_device) and session.status != S.EXPIRED
     return {
         "id": session.id,
         "status": session.status,
@@ -42,7 +56,11 @@ def session_state(session: Session) -> dict:
         "qrExpiresAt": iso(session.qr_expires_at) if scannable else None,
         "pairingCode": (session.pairing_code or None) if scannable else None,
         "lastError": session.last_error or None,
-        "restartable": session.status in RESTARTABLE,
+        "lastErrorCode": session.last_error_code or None,
+        "reconnectAt": iso(session.reconnect_at),
+        "restartable": session.status in RESTART_OFFERED,
+        "endedText": _ended_text(session) if session.status in RESTART_OFFERED else "",
+        "restartLabel": "Reconnect now" if resumes else "Get a new QR code",
     }
 
 
@@ -99,8 +117,8 @@ def session_restart_view(request: HttpRequest, session_id: str) -> HttpResponse:
     session = session_get(account_id=request.account.id, session_id=session_id)
     try:
         session_restart(session=session, reason="restarted from the dashboard")
-    except ValueError as refused:
-        return render_error(request, E.qr_code_unavailable, reason=str(refused))
+    except ApiError as refused:
+        return render_error(request, refused)
     return redirect("dashboard:session", session_id=session.id)
 
 

@@ -19,11 +19,26 @@ QR = "qr"  # data: {code}
 PAIRING_CODE = "pairing_code"  # data: {code}
 PAIRED = "paired"  # data: {phoneNumber}
 CONNECTED = "connected"  # data: {phoneNumber}
-DISCONNECTED = "disconnected"  # data: {reason}
-LOGGED_OUT = "logged_out"  # data: {reason}
-FAILED = "failed"  # data: {error}
+# data: {reason, code, reconnectAt?}: the engine reconnects by itself (at reconnectAt if known).
+DISCONNECTED = "disconnected"
+LOGGED_OUT = "logged_out"  # data: {reason, code?}
+FAILED = "failed"  # data: {error, code}: nothing will be retried
 MESSAGE_RECEIVED = "message_received"  # data: {whatsappId, from, type, text, ...}
 RECEIPT = "receipt"  # data: {messageId, whatsappId, status (sent|delivered|read|failed), error?}
+
+# Why a session is not connected (the session's `lastErrorCode`). The first two are transient:
+# the engine reconnects by itself. The others end the session (`expired`, `failed` or
+# `logged_out`) until someone restarts it.
+ENGINE_UNREACHABLE = "engine_unreachable"
+CONNECTION_LOST = "connection_lost"
+LOGIN_TIMEOUT = "login_timeout"
+ENGINE_ERROR = "engine_error"
+LOGGED_OUT_BY_PHONE = "logged_out_by_phone"
+STREAM_REPLACED = "stream_replaced"
+TEMPORARILY_BANNED = "temporarily_banned"
+CLIENT_OUTDATED = "client_outdated"
+SESSION_ERROR_CODES = (ENGINE_UNREACHABLE, CONNECTION_LOST, LOGGED_OUT_BY_PHONE, STREAM_REPLACED,
+                       TEMPORARILY_BANNED, CLIENT_OUTDATED, LOGIN_TIMEOUT, ENGINE_ERROR)
 
 EVENT_TYPES = frozenset(
     {QR, PAIRING_CODE, PAIRED, CONNECTED, DISCONNECTED, LOGGED_OUT, FAILED, MESSAGE_RECEIVED,
@@ -100,8 +115,11 @@ class Engine(abc.ABC):
         self.publish = publish
 
     @abc.abstractmethod
-    def start(self, session_id: str, *, phone_number: str | None = None) -> None:
-        """Begin logging in: QR codes (or a pairing code for `phone_number`) follow as events."""
+    def start(self, session_id: str, *, phone_number: str | None = None,
+              device: str | None = None) -> None:
+        """Connect the session, replacing any connection it has. With `device` (the linked
+        device a `paired` event named) resume that login: `connected` follows, no QR code.
+        Without, log in afresh: QR codes (or a pairing code for `phone_number`) follow."""
 
     @abc.abstractmethod
     def stop(self, session_id: str) -> None:
@@ -144,6 +162,11 @@ class Engine(abc.ABC):
         """Send read receipts for received messages."""
 
 
+# What a simulated disconnect may be, and the `lastErrorCode` each leaves.
+DISCONNECT_REASONS = {"network": CONNECTION_LOST, "logged_out": LOGGED_OUT_BY_PHONE,
+                      "stream_replaced": STREAM_REPLACED, "banned": TEMPORARILY_BANNED}
+
+
 class Simulator(abc.ABC):
     """An engine that plays the phone and WhatsApp too (the sandbox): the `/v1/sandbox` routes
     act through these. Their events follow on the bus like any other."""
@@ -153,8 +176,9 @@ class Simulator(abc.ABC):
         """The phone scans the session's QR code: the session connects."""
 
     @abc.abstractmethod
-    def disconnect(self, session_id: str) -> None:
-        """The phone loses its connection."""
+    def disconnect(self, session_id: str, *, reason: str = "network") -> None:
+        """The connection drops (`DISCONNECT_REASONS`): a network blip reconnects by itself;
+        the others are WhatsApp's or the phone's decisions, which end the session."""
 
     @abc.abstractmethod
     def inbound(self, session_id: str, *, from_number: str, text: str) -> str:

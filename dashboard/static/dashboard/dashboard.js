@@ -61,6 +61,8 @@
     show("connected-panel", state.status === "connected");
     show("waiting-panel", state.status === "starting");
     show("ended-panel", state.restartable);
+    document.getElementById("ended-text").textContent = state.endedText;
+    document.getElementById("restart-button").textContent = state.restartLabel;
   }
 
   function poll() {

@@ -1,7 +1,10 @@
 """The sandbox engine: a simulated WhatsApp, documented for users like a payment API's test mode.
 
 - A started session gets a QR code (and a pairing code when a phone number was given).
-- `scan` pairs it (it becomes connected), `disconnect` drops it, `inbound` delivers a message.
+- `scan` pairs it (it becomes connected), `inbound` delivers a message, `disconnect` drops it:
+  a network drop reconnects by itself after SANDBOX_RECONNECT_SECONDS, as a real engine does;
+  a logout from the phone, a stream replaced or a ban end the session.
+- `start` with the device a scan paired resumes that login (connected again, no QR code).
 - Numbers ending in 0000 are not on WhatsApp; sends to numbers ending in 0001 are rejected;
   every other send goes sent, delivered, read, SANDBOX_STATUS_DELAY_SECONDS apart.
 
@@ -12,6 +15,7 @@ through events on the bus, exactly like the real engine.
 import hashlib
 import secrets
 from base64 import b64encode
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -33,8 +37,12 @@ _STATE_TTL_SECONDS = 60 * 60 * 24 * 30
 _MESSAGE_TTL_SECONDS = 60 * 60 * 24
 NOT_ON_WHATSAPP_SUFFIX = "0000"
 REJECTED_SUFFIX = "0001"
-# The task that publishes a receipt when it is due (sandbox/tasks.py).
+# The tasks that publish a receipt when it is due, and reconnect after a network drop
+# (sandbox/tasks.py).
 PUBLISH_TASK = "sandbox.publish_event"
+RECONNECT_TASK = "sandbox.reconnect"
+# The simulated phone's linked device, as a `paired` event names it (the stored login).
+_DEVICE_SUFFIX = ":1@s.whatsapp.net"
 
 
 def _fake_key() -> str:
@@ -57,7 +65,13 @@ class SandboxEngine(base.Engine, Simulator):
         cache.set(self._key(session_id), {**self._get(session_id), **state}, _STATE_TTL_SECONDS)
 
     # --- the interface ---
-    def start(self, session_id: str, *, phone_number: str | None = None) -> None:
+    def start(self, session_id: str, *, phone_number: str | None = None,
+              device: str | None = None) -> None:
+        if device and device.endswith(_DEVICE_SUFFIX):
+            phone = device.removesuffix(_DEVICE_SUFFIX)
+            self._set(session_id, state="connected", phone=phone)
+            self.publish(EngineEvent(base.CONNECTED, session_id, {"phoneNumber": phone}))
+            return
         # The shape of a WhatsApp Web QR payload: ref, noise key, identity key, adv secret.
         code = f"2@{secrets.token_urlsafe(48)},{_fake_key()},{_fake_key()},{_fake_key()}"
         self._set(session_id, state="qr_pending", phone=None)
@@ -146,14 +160,46 @@ class SandboxEngine(base.Engine, Simulator):
     # --- sandbox controls (the /v1/sandbox routes) ---
     def scan(self, session_id: str, *, phone_number: str) -> None:
         self._set(session_id, state="connected", phone=phone_number)
-        self.publish(EngineEvent(base.PAIRED, session_id, {"phoneNumber": phone_number}),
-                     EngineEvent(base.CONNECTED, session_id, {"phoneNumber": phone_number}))
-
-    def disconnect(self, session_id: str) -> None:
-        self._set(session_id, state="disconnected")
+        device = f"{phone_number}{_DEVICE_SUFFIX}"
         self.publish(
-            EngineEvent(base.DISCONNECTED, session_id, {"reason": "disconnected in the sandbox"})
-        )
+            EngineEvent(base.PAIRED, session_id,
+                        {"phoneNumber": phone_number, "deviceJid": device}),
+            EngineEvent(base.CONNECTED, session_id, {"phoneNumber": phone_number}))
+
+    def disconnect(self, session_id: str, *, reason: str = "network") -> None:
+        code = base.DISCONNECT_REASONS[reason]
+        if reason == "logged_out":
+            self._set(session_id, state="logged_out")
+            self.publish(EngineEvent(base.LOGGED_OUT, session_id, {
+                "reason": "The phone unlinked this device (sandbox).", "code": code}))
+            return
+        if reason != "network":
+            self._set(session_id, state="failed")
+            error = {
+                "stream_replaced": "The number was opened in another WhatsApp Web client "
+                                   "(sandbox).",
+                "banned": "WhatsApp banned the number for a while (sandbox).",
+            }[reason]
+            self.publish(EngineEvent(base.FAILED, session_id, {"error": error, "code": code}))
+            return
+        self._set(session_id, state="disconnected")
+        delay = settings.SANDBOX_RECONNECT_SECONDS
+        reconnect_at = base.utcnow() + timedelta(seconds=delay)
+        self.publish(EngineEvent(base.DISCONNECTED, session_id, {
+            "reason": "The connection to WhatsApp dropped (sandbox).", "code": code,
+            "reconnectAt": reconnect_at.isoformat()}))
+        if delay <= 0:
+            self.reconnect(session_id)
+        else:
+            enqueue(RECONNECT_TASK, (session_id,), countdown=delay)
+
+    def reconnect(self, session_id: str) -> None:
+        """The network is back: a session still disconnected by it connects again."""
+        state = self._get(session_id)
+        if state.get("state") == "disconnected":
+            self._set(session_id, state="connected")
+            self.publish(EngineEvent(base.CONNECTED, session_id,
+                                     {"phoneNumber": state.get("phone")}))
 
     def inbound(self, session_id: str, *, from_number: str, text: str) -> str:
         whatsapp_id = "SBXIN" + secrets.token_hex(10).upper()
