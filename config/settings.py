@@ -271,6 +271,8 @@ WHATSAPP_ENGINE = env_str("WHATSAPP_ENGINE", "sandbox")
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_RETENTION_DAYS = env_int("MEDIA_RETENTION_DAYS", 30, minimum=1)
 WHATSAPP_PROXY_URL = env_str("WHATSAPP_PROXY_URL")  # the real engine connects through it
+# How many sessions one `run_engine` host runs at most (0: no limit).
+ENGINE_MAX_SESSIONS = env_int("ENGINE_MAX_SESSIONS", 0, minimum=0)
 QR_TTL_SECONDS = env_int("QR_TTL_SECONDS", 60, minimum=1)
 SANDBOX_STATUS_DELAY_SECONDS = env_float("SANDBOX_STATUS_DELAY_SECONDS", 1.0, minimum=0)
 # How long a simulated network drop lasts before the sandbox session reconnects by itself.

@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from messaging.models import Message
 from sessions_app.models import Session
+from sessions_app.selectors import engine_hosts_report
 from webhooks.models import Delivery
 
 
@@ -49,6 +50,23 @@ class StateCollector:
         for status, count in sorted(counts.items()):
             sessions.add_metric([status], count)
         yield sessions
+        yield from _engine_host_gauges()
+
+
+def _engine_host_gauges():
+    """The real engine's hosts (nothing for the sandbox, which runs in the service)."""
+    report, _healthy = engine_hosts_report()
+    if report is None:
+        return
+    for name, key, text in (
+            ("wa_engine_hosts_alive", "alive", "Engine hosts alive"),
+            ("wa_engine_sessions_owned", "sessionsOwned", "Sessions the engine hosts run"),
+            ("wa_engine_capacity_left", "capacityLeft",
+             "Sessions the engine hosts can still take (absent: unlimited)")):
+        if report[key] is not None:
+            gauge = GaugeMetricFamily(name, text)
+            gauge.add_metric([], report[key])
+            yield gauge
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

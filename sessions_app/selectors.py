@@ -4,6 +4,8 @@ from django.db.models import QuerySet
 
 from api.errors import ApiError, E
 from infra.local_cache import LocalTTLCache
+from sessions_app.engines import get_engine
+from sessions_app.engines.base import EngineError
 from sessions_app.models import Session, SessionStatus
 
 # Connected sessions as the send path reads them, per process, up to a second old. Only
@@ -44,3 +46,21 @@ def session_get_for_send(*, account_id: str, session_id: str) -> Session:
 
 def session_cache_forget(*, account_id: str, session_id: str) -> None:
     _sessions_for_send.delete((account_id, session_id))
+
+
+def engine_hosts_report() -> tuple[dict | None, bool]:
+    """The engine's hosts for `/v1/health` and `/metrics`: how many are alive, the sessions
+    they run, the room they have left (None: unlimited); and whether that is healthy (an
+    engine outside the service with no host alive is not). None for an in-process engine."""
+    try:
+        hosts = get_engine().hosts()
+    except EngineError:
+        hosts = []
+    if hosts is None:
+        return None, True
+    capacities = [host["capacity"] for host in hosts]
+    left = (sum(host["capacity"] - host["sessions"] for host in hosts)
+            if hosts and None not in capacities else None)
+    report = {"alive": len(hosts), "sessionsOwned": sum(host["sessions"] for host in hosts),
+              "capacityLeft": left, "hosts": hosts}
+    return report, bool(hosts)

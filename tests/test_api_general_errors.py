@@ -81,7 +81,35 @@ def test_health_is_open_and_reports_dependencies(anon):
     assert response.status_code == 200
     assert response.json()["data"] == {
         "status": "ok", "database": "ok", "redis": "ok", "engine": "sandbox",
+        "engineHosts": None,
     }
+
+
+def test_health_is_degraded_while_no_engine_host_runs(anon, settings):
+    """The real engine with no `run_engine` host alive: the API still accepts (sends wait
+    in their queues), so 200, but not "ok"."""
+    settings.WHATSAPP_ENGINE = "whatsmeow"
+    data = anon.get("/v1/health").json()["data"]
+    assert data["status"] == "degraded"
+    assert data["engineHosts"] == {"alive": 0, "sessionsOwned": 0, "capacityLeft": None,
+                                   "hosts": []}
+
+
+def test_with_no_engine_host_a_session_still_starts_sends_queue_and_deletes(alice, settings):
+    """The real engine with no `run_engine` host: nothing waits for an answer that cannot
+    come, nothing answers 503 (the engine's part is done when a host is back)."""
+    from sessions_app.models import Session
+
+    settings.WHATSAPP_ENGINE = "whatsmeow"
+    created = alice.http.post("/v1/sessions", json={})
+    assert created.status_code == 201 and created.json()["data"]["status"] == "starting"
+    session_id = created.json()["data"]["id"]
+    Session.objects.filter(pk=session_id).update(status="connected")  # as it was before
+    sent = alice.http.post("/v1/messages/text", json={
+        "sessionId": session_id, "to": "14155550123", "text": "waits for its host"})
+    assert sent.status_code == 201 and sent.json()["data"]["status"] == "queued"
+    deleted = alice.http.delete(f"/v1/sessions/{session_id}")
+    assert deleted.status_code == 200 and deleted.json()["data"]["status"] == "logged_out"
 
 
 @pytest.mark.subprocess

@@ -33,6 +33,11 @@ class Harness:
     def receive(self, session_id: str, sender: str, text: str) -> None:
         raise NotImplementedError
 
+    def end(self, session_id: str, reason: str) -> None:
+        """WhatsApp or the phone ends the session (`logged_out`, `stream_replaced`,
+        `banned`)."""
+        raise NotImplementedError
+
 
 class SandboxHarness(Harness):
     def pair(self, session_id, phone):
@@ -43,6 +48,9 @@ class SandboxHarness(Harness):
 
     def receive(self, session_id, sender, text):
         self.engine.inbound(session_id, from_number=sender, text=text)
+
+    def end(self, session_id, reason):
+        self.engine.disconnect(session_id, reason=reason)
 
 
 def make_sandbox(settings) -> Harness:
@@ -67,14 +75,17 @@ class FakeClientWhatsmeowEngine(base.Engine):
             raise EngineUnavailable("no such session")
         return self.runners[session_id]
 
-    def start(self, session_id, *, phone_number=None):
+    def start(self, session_id, *, phone_number=None, device=None):
         from neonize import events as neonize_events
 
         from sessions_app.engines.whatsmeow.runner import SessionRunner
         from tests.support.fake_neonize import FakeNeonizeClient
 
-        runner = SessionRunner(session_id, FakeNeonizeClient(), self.publish,
-                               phone_number=phone_number, events_module=neonize_events)
+        # A new runner, as a new child process would be (the ledger of sends stays).
+        ledger = self.runners[session_id].ledger if session_id in self.runners else None
+        runner = SessionRunner(session_id, FakeNeonizeClient(device=device), self.publish,
+                               phone_number=phone_number, events_module=neonize_events,
+                               ledger=ledger)
         self.runners[session_id] = runner
         runner.client.connect()
 
@@ -112,6 +123,9 @@ class WhatsmeowHarness(Harness):
 
     def receive(self, session_id, sender, text):
         self.engine.runners[session_id].client.receive(sender, text)
+
+    def end(self, session_id, reason):
+        self.engine.runners[session_id].client.end(reason)
 
 
 def make_whatsmeow(settings) -> Harness:
@@ -219,8 +233,49 @@ def test_check_numbers(harness, session_id):
 def test_dropping_the_connection_publishes_disconnected(harness, session_id):
     connect(harness, session_id)
     harness.drop(session_id)
-    assert harness.of_type(base.DISCONNECTED, session_id)
+    (dropped,) = harness.of_type(base.DISCONNECTED, session_id)
+    assert dropped.data["code"] == base.CONNECTION_LOST and dropped.data["reason"]
     assert harness.engine.state(session_id) == "disconnected"
+
+
+def test_a_stored_login_resumes_without_a_qr_code(harness, session_id):
+    connect(harness, session_id, "447911123456")
+    (paired,) = harness.of_type(base.PAIRED, session_id)
+    harness.drop(session_id)
+    harness.events.clear()
+    harness.engine.start(session_id, device=paired.data["deviceJid"])
+    assert not harness.of_type(base.QR, session_id)
+    (connected,) = harness.of_type(base.CONNECTED, session_id)
+    assert connected.data["phoneNumber"] == "447911123456"
+    assert harness.engine.state(session_id) == "connected"
+
+
+def test_a_resend_after_a_restart_is_recognised(harness, session_id):
+    connect(harness, session_id)
+    (paired,) = harness.of_type(base.PAIRED, session_id)
+    message_id = new_id("msg")
+    first = harness.engine.send_text(session_id, message_id=message_id, to="14155550123",
+                                     text="a")
+    harness.engine.start(session_id, device=paired.data["deviceJid"])  # a new process
+    again = harness.engine.send_text(session_id, message_id=message_id, to="14155550123",
+                                     text="a")
+    assert again.whatsapp_id == first.whatsapp_id
+
+
+@pytest.mark.parametrize("reason, event_type, code", [
+    ("logged_out", base.LOGGED_OUT, base.LOGGED_OUT_BY_PHONE),
+    ("stream_replaced", base.FAILED, base.STREAM_REPLACED),
+    ("banned", base.FAILED, base.TEMPORARILY_BANNED),
+])
+def test_whatsapps_and_the_phones_decisions_end_the_session(harness, session_id, reason,
+                                                            event_type, code):
+    connect(harness, session_id)
+    harness.end(session_id, reason)
+    (ended,) = harness.of_type(event_type, session_id)
+    assert ended.data["code"] == code
+    with pytest.raises(EngineUnavailable):
+        harness.engine.send_text(session_id, message_id=new_id("msg"), to="14155550123",
+                                  text="x")
 
 
 def test_logout_publishes_logged_out(harness, session_id):

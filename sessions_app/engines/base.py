@@ -161,6 +161,11 @@ class Engine(abc.ABC):
     def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
         """Send read receipts for received messages."""
 
+    def hosts(self) -> list[dict] | None:
+        """The processes that run sessions, `{worker, sessions, capacity}` each (capacity None
+        when unlimited); None for an engine that runs inside the service's own processes."""
+        return None
+
 
 # What a simulated disconnect may be, and the `lastErrorCode` each leaves.
 DISCONNECT_REASONS = {"network": CONNECTION_LOST, "logged_out": LOGGED_OUT_BY_PHONE,

@@ -32,9 +32,10 @@ class _Events:
 
 
 class FakeNeonizeClient:
-    def __init__(self) -> None:
+    def __init__(self, device: str | None = None) -> None:
         self.event = _Events()
         self.me: str | None = None
+        self.device = device  # a stored login: connect resumes it
         self.pending_receipts: list[N.Receipt] = []
         self.media: dict[str, bytes] = {}
         self.read_marks: list[tuple] = []
@@ -44,6 +45,10 @@ class FakeNeonizeClient:
 
     # --- the neonize surface the runner uses ---
     def connect(self) -> None:
+        if self.device:
+            self.me = self.device.partition(":")[0]
+            self._emit(ev.ConnectedEv, N.Connected(status=True))
+            return
         self.event.qr_handler(self, b"2@fakeref,fakenoisekey,fakeidentitykey,fakeadvsecret")
 
     def PairPhone(self, phone: str, show_push_notification: bool) -> str:
@@ -96,6 +101,26 @@ class FakeNeonizeClient:
 
     def drop(self) -> None:
         self._emit(ev.DisconnectedEv, N.Disconnected(status=True))
+
+    # WhatsApp's and the phone's decisions, as whatsmeow reports them.
+    def end(self, reason: str) -> None:
+        if reason == "logged_out":
+            self._emit(ev.LoggedOutEv, N.LoggedOut(OnConnect=False, Reason=2))
+        elif reason == "stream_replaced":
+            self._emit(ev.StreamReplacedEv, N.StreamReplaced())
+        elif reason == "banned":
+            self._emit(ev.TemporaryBanEv, N.TemporaryBan(Code=1, Expire=3600))
+        else:
+            raise ValueError(reason)
+
+    def keepalive(self, restored: bool) -> None:
+        if restored:
+            self._emit(ev.KeepAliveRestoredEv, N.KeepAliveRestored())
+        else:
+            self._emit(ev.KeepAliveTimeoutEv, N.KeepAliveTimeout(ErrorCount=1))
+
+    def connect_failure(self, reason: int) -> None:
+        self._emit(ev.ConnectFailureEv, N.ConnectFailure(Reason=reason, Message="refused"))
 
     def receive(self, sender: str, text: str) -> None:
         info = N.MessageInfo(ID=f"3EB0IN{next(_ids):08d}", Pushname="Contact",

@@ -101,7 +101,7 @@ class SandboxEngine(base.Engine, Simulator):
         state_key, delivered_key = self._key(session_id), f"sandbox:delivered:{message_id}"
         known = self._count_attempt_and_read(message_id, [state_key, delivered_key])
         state = known.get(state_key, {}).get("state")
-        if state in ("qr_pending", "disconnected", "logged_out", "stopped"):
+        if state in ("qr_pending", "disconnected", "logged_out", "failed", "stopped"):
             raise EngineUnavailable("the sandbox phone is not connected")
         if to.endswith(NOT_ON_WHATSAPP_SUFFIX) or to.endswith(REJECTED_SUFFIX):
             raise SendRejected(f"WhatsApp rejected the message to {to} (sandbox)")

@@ -1,41 +1,73 @@
-"""The real engine as the web and Celery processes see it: commands to the engine workers
-over Redis, answers awaited with a timeout. Never imports neonize."""
+"""The real engine as the web and Celery processes see it: commands to the engine supervisors
+over Redis, answers awaited with a timeout. Never imports neonize.
+
+Whatever goes wrong on the way (Redis away, no supervisor running the session, no answer in
+time) is `EngineUnavailable`: the caller retries later, and a send stays queued.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from functools import lru_cache
 
+import redis
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
-from infra.redis import redis_client
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineUnavailable, SendRejected, SentMessage
 from sessions_app.engines.whatsmeow import protocol
 
 COMMAND_TIMEOUT_SECONDS = 30
+MEDIA_TIMEOUT_SECONDS = 120
+# The socket waits at least as long as the longest command's answer may take.
+_WAIT_MARGIN_SECONDS = 10
+
+
+@lru_cache(maxsize=4)
+def _waiting_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2,
+                                socket_timeout=MEDIA_TIMEOUT_SECONDS + _WAIT_MARGIN_SECONDS)
+
+
+def outbound_media_name(session_id: str, message_id: str) -> str:
+    return f"outbound/{session_id}/{message_id}"
 
 
 class RemoteEngine(base.Engine):
     name = "whatsmeow"
 
-    def _redis(self):
+    def _redis(self) -> redis.Redis:
         if not settings.REDIS_URL:
             raise EngineUnavailable("the real engine needs REDIS_URL")
-        return redis_client()
+        return _waiting_client(settings.REDIS_URL)
 
     def _ns(self) -> str:
         return settings.REDIS_NAMESPACE
 
     def _call(self, session_id: str, op: str, args: dict | None = None,
               timeout: float = COMMAND_TIMEOUT_SECONDS):
+        try:
+            return self._call_over_redis(session_id, op, args, timeout)
+        except redis.RedisError as error:
+            raise EngineUnavailable(f"the engine cannot be reached: {error}") from error
+
+    def _call_over_redis(self, session_id: str, op: str, args: dict | None, timeout: float):
         client = self._redis()
+        if client.get(protocol.lease_key(self._ns(), session_id)) is None:
+            # Nobody runs the session now: say so at once rather than wait for no answer.
+            raise EngineUnavailable("no engine process runs this session now")
         reply_to = protocol.key(self._ns(), "engine", "reply", uuid.uuid4().hex)
-        client.rpush(protocol.session_queue(self._ns(), session_id),
-                     protocol.command(op, session_id, args, ttl=timeout, reply_to=reply_to))
+        queue = protocol.session_queue(self._ns(), session_id)
+        pipe = client.pipeline(transaction=False)
+        pipe.rpush(queue, protocol.command(op, session_id, args, ttl=timeout, reply_to=reply_to))
+        pipe.expire(queue, int(timeout) + _WAIT_MARGIN_SECONDS)  # never left behind
+        pipe.execute()
         answer = client.blpop([reply_to], timeout=max(1, int(timeout)))
         if answer is None:
-            raise EngineUnavailable(f"no engine worker answered {op} within {timeout:.0f} s")
+            raise EngineUnavailable(f"no engine process answered {op} within {timeout:.0f} s")
         message = json.loads(answer[1])
         if message.get("ok"):
             return message.get("result")
@@ -43,11 +75,24 @@ class RemoteEngine(base.Engine):
             raise SendRejected(message.get("reason", "WhatsApp refused the message"))
         raise EngineUnavailable(message.get("reason", "the engine failed"))
 
-    def start(self, session_id: str, *, phone_number: str | None = None) -> None:
-        client = self._redis()
-        client.rpush(protocol.key(self._ns(), protocol.START_QUEUE),
-                     protocol.command("start", session_id, {"phoneNumber": phone_number},
-                                      ttl=600))
+    def start(self, session_id: str, *, phone_number: str | None = None,
+              device: str | None = None) -> None:
+        # A start nobody picked up before the QR code would have expired is dropped. One for
+        # a session a host runs goes to that host (it replaces the session's process, even
+        # when it has no room for another session); any other to whichever host takes it.
+        command = protocol.command("start", session_id,
+                                   {"phoneNumber": phone_number, "device": device},
+                                   ttl=settings.QR_TTL_SECONDS)
+        try:
+            client = self._redis()
+            if client.get(protocol.lease_key(self._ns(), session_id)) is not None:
+                queue = protocol.session_queue(self._ns(), session_id)
+                client.rpush(queue, command)
+                client.expire(queue, settings.QR_TTL_SECONDS)
+            else:
+                client.rpush(protocol.key(self._ns(), protocol.START_QUEUE), command)
+        except redis.RedisError as error:
+            raise EngineUnavailable(f"the engine cannot be reached: {error}") from error
 
     def stop(self, session_id: str) -> None:
         self._call(session_id, "stop", timeout=10)
@@ -68,13 +113,26 @@ class RemoteEngine(base.Engine):
 
     def send_media(self, session_id: str, *, message_id: str, to: str, kind: str, data: bytes,
                    mime_type: str, filename: str | None, caption: str | None) -> SentMessage:
-        result = self._call(session_id, "send_media", {
-            "message_id": message_id, "to": to, "kind": kind, "data": data.hex(),
-            "mime_type": mime_type, "filename": filename, "caption": caption}, timeout=120)
+        # The bytes travel by a file in the storage the engine hosts share, not through Redis.
+        name = default_storage.save(outbound_media_name(session_id, message_id),
+                                    ContentFile(data))
+        try:
+            result = self._call(session_id, "send_media", {
+                "message_id": message_id, "to": to, "kind": kind, "file": name,
+                "mime_type": mime_type, "filename": filename, "caption": caption},
+                timeout=MEDIA_TIMEOUT_SECONDS)
+        finally:
+            default_storage.delete(name)
         return SentMessage(whatsapp_id=result["whatsappId"])
 
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
         return self._call(session_id, "check_numbers", {"numbers": numbers}, timeout=15)
+
+    def hosts(self) -> list[dict]:
+        try:
+            return protocol.engine_hosts(self._redis(), self._ns())
+        except redis.RedisError as error:
+            raise EngineUnavailable(f"the engine cannot be reached: {error}") from error
 
     def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
         self._call(session_id, "mark_read", {"chat": chat, "whatsapp_ids": whatsapp_ids},

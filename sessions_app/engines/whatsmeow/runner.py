@@ -2,7 +2,8 @@
 process, separated from the process so it can be driven by a fake client in tests.
 
 `client` is a neonize `NewClient` (or a stand-in with the same surface); `publish(*events)`
-puts EngineEvents on the bus.
+puts EngineEvents on the bus; `ledger` keeps what was sent (so a resend after any crash is
+recognised) and refuses every WhatsApp write once this process no longer owns the session.
 """
 
 from __future__ import annotations
@@ -19,13 +20,56 @@ logger = logging.getLogger(__name__)
 # Errors of whatsmeow that mean "WhatsApp refuses this message", not "try again later".
 _PERMANENT = ("not on whatsapp", "invalid jid", "bad request", "forbidden", "not-acceptable")
 
+# States after which this process has nothing left to do: it exits and is not restarted.
+FINAL_STATES = ("logged_out", "failed", "stopped")
+
+
+class NotOwner(EngineUnavailable):
+    """Another engine process owns the session now (its lease moved): write nothing."""
+
+
+class MemoryLedger:
+    """What a session sent, by our message id, kept in this process (the fake engine's tests;
+    the child process keeps it in Redis, where it outlives the process)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, str] = {}
+
+    def check_owner(self) -> None:
+        return None
+
+    def begin(self, message_id: str) -> str | None:
+        """Before a send: the WhatsApp id if this message went out before, else None (and the
+        send is marked as in flight)."""
+        known = self.entries.get(message_id)
+        if known == "":
+            raise SendRejected(IN_FLIGHT_UNKNOWN)
+        if known is None:
+            self.entries[message_id] = ""
+        return known
+
+    def done(self, message_id: str, whatsapp_id: str) -> None:
+        self.entries[message_id] = whatsapp_id
+
+    def abort(self, message_id: str) -> None:
+        self.entries.pop(message_id, None)
+
+
+IN_FLIGHT_UNKNOWN = ("The engine stopped while this message was being handed to WhatsApp, "
+                     "which may or may not have it; it was not sent again, so that it cannot "
+                     "arrive twice.")
+
 
 class SessionRunner:
     def __init__(self, session_id: str, client, publish, *, phone_number: str | None = None,
-                 events_module=None, media_sink=None) -> None:
+                 events_module=None, media_sink=None, ledger=None, notify=None) -> None:
         # media_sink(event, data) stores an incoming file and publishes its event; without
         # one, media messages are passed on without their file.
         self.media_sink = media_sink
+        self.ledger = ledger or MemoryLedger()
+        # notify(state, device_jid) tells the supervisor how the session is (it resets its
+        # backoff once connected, and resumes with the device after a crash).
+        self.notify = notify or (lambda state, device_jid: None)
         self.device_jid: str | None = None
         self.session_id = session_id
         self.client = client
@@ -33,8 +77,7 @@ class SessionRunner:
         self.phone_number_for_pairing = phone_number
         self.phone: str | None = None
         self.state = "starting"
-        self.sent: dict[str, str] = {}  # our message id -> whatsapp id (resends are recognised)
-        self.message_ids: dict[str, str] = {}  # whatsapp id -> our message id
+        self.message_ids: dict[str, str] = {}  # whatsapp id -> our message id (for receipts)
         self._pairing_requested = False
         self._lock = threading.Lock()
         self._register(events_module)
@@ -47,23 +90,49 @@ class SessionRunner:
         client.event.qr(self._on_qr)
         client.event(ev.PairStatusEv)(self._on_pair_status)
         client.event(ev.ConnectedEv)(self._on_connected)
+        client.event(ev.KeepAliveRestoredEv)(self._on_connected)
+        # whatsmeow reconnects by itself after these (its auto-reconnect is on).
         client.event(ev.DisconnectedEv)(
-            lambda _c, _e: self._emit_state("disconnected", EngineEvent(
-                base.DISCONNECTED, sid, {"reason": "connection lost"})))
+            lambda _c, _e: self._emit_state("disconnected", translate.disconnected_event(sid)))
+        client.event(ev.KeepAliveTimeoutEv)(
+            lambda _c, _e: self._emit_state("disconnected", translate.disconnected_event(sid)))
+        # ...and not after these: WhatsApp's or the phone's decisions.
         client.event(ev.LoggedOutEv)(
-            lambda _c, e: self._emit_state("logged_out", translate.logged_out_event(sid, e)))
-        client.event(ev.ConnectFailureEv)(
-            lambda _c, e: self._emit_state("failed", translate.connect_failure_event(sid, e)))
+            lambda _c, _e: self._emit_state("logged_out", translate.logged_out_event(sid)))
+        client.event(ev.StreamReplacedEv)(lambda _c, _e: self._emit_state(
+            "failed", translate.failed_event(sid, base.STREAM_REPLACED)))
+        client.event(ev.ClientOutdatedEv)(lambda _c, _e: self._emit_state(
+            "failed", translate.failed_event(sid, base.CLIENT_OUTDATED)))
+        client.event(ev.TemporaryBanEv)(
+            lambda _c, e: self._emit_state("failed", translate.temporary_ban_event(sid, e)))
+        client.event(ev.ConnectFailureEv)(self._on_connect_failure)
         client.event(ev.MessageEv)(self._on_message)
         client.event(ev.ReceiptEv)(self._on_receipt)
 
+    _STATE_OF_EVENT = {base.LOGGED_OUT: "logged_out", base.FAILED: "failed",
+                       base.DISCONNECTED: "disconnected"}
+
+    def _on_connect_failure(self, _client, failure) -> None:
+        logger.warning("session %s: WhatsApp refused the connection: %s (%s)", self.session_id,
+                       failure.Message, failure.Reason)
+        event = translate.connect_failure_event(self.session_id, failure)
+        self._emit_state(self._STATE_OF_EVENT[event.type], event)
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
     def _emit_state(self, state: str, event: EngineEvent) -> None:
+        if self.final:
+            return  # a logged-out or replaced session reports nothing after its end
         self.state = state
         self.publish(event)
+        self.notify(state, self.device_jid)
 
     def _on_qr(self, _client, code: bytes) -> None:
         self.state = "qr_pending"
         self.publish(EngineEvent(base.QR, self.session_id, {"code": code.decode()}))
+        self.notify(self.state, None)
         if self.phone_number_for_pairing and not self._pairing_requested:
             # whatsmeow can pair by phone number only once its QR flow has started.
             self._pairing_requested = True
@@ -75,13 +144,15 @@ class SessionRunner:
 
     def _on_pair_status(self, _client, event) -> None:
         if event.Error:
-            self._emit_state("failed", EngineEvent(base.FAILED, self.session_id,
-                                                   {"error": f"pairing failed: {event.Error}"}))
+            logger.warning("session %s: pairing failed: %s", self.session_id, event.Error)
+            self._emit_state("failed", translate.failed_event(
+                self.session_id, base.ENGINE_ERROR, " Pairing with the phone failed."))
             return
         self.phone = event.ID.User
         self.device_jid = f"{event.ID.User}:{event.ID.Device}@{event.ID.Server}"
         self.publish(EngineEvent(base.PAIRED, self.session_id,
                                  {"phoneNumber": self.phone, "deviceJid": self.device_jid}))
+        self.notify(self.state, self.device_jid)
 
     def _on_connected(self, _client, _event) -> None:
         if self.phone is None:
@@ -119,27 +190,28 @@ class SessionRunner:
         if self.state != "connected":
             raise EngineUnavailable(f"the session is {self.state}")
 
-    def _sent(self, message_id: str, response) -> SentMessage:
-        whatsapp_id = response.ID
-        with self._lock:
-            self.sent[message_id] = whatsapp_id
+    def _send(self, message_id: str, to: str, build) -> SentMessage:
+        self._require_connected()
+        with self._lock:  # one send of a message at a time, recorded before the next
+            known = self.ledger.begin(message_id)
+            if known:
+                return SentMessage(whatsapp_id=known)
+            try:
+                response = self.client.send_message(to, build())
+            except Exception as error:
+                self.ledger.abort(message_id)  # WhatsApp did not take it: a retry may send
+                text = str(error)
+                logger.warning("session %s: sending %s failed: %s", self.session_id,
+                               message_id, text)
+                if any(marker in text.lower() for marker in _PERMANENT):
+                    raise SendRejected(f"WhatsApp refused the message: {text}") from error
+                raise EngineUnavailable(f"sending failed: {text}") from error
+            whatsapp_id = response.ID
+            self.ledger.done(message_id, whatsapp_id)
             self.message_ids[whatsapp_id] = message_id
         self.publish(EngineEvent(base.RECEIPT, self.session_id, {
             "messageId": message_id, "whatsappId": whatsapp_id, "status": "sent"}))
         return SentMessage(whatsapp_id=whatsapp_id)
-
-    def _send(self, message_id: str, to: str, build) -> SentMessage:
-        self._require_connected()
-        if message_id in self.sent:
-            return SentMessage(whatsapp_id=self.sent[message_id])
-        try:
-            response = self.client.send_message(to, build())
-        except Exception as error:
-            text = str(error)
-            if any(marker in text.lower() for marker in _PERMANENT):
-                raise SendRejected(f"WhatsApp refused the message: {text}") from error
-            raise EngineUnavailable(f"sending failed: {text}") from error
-        return self._sent(message_id, response)
 
     def send_text(self, *, message_id: str, to: str, text: str) -> SentMessage:
         return self._send(message_id, to, lambda: text)
@@ -165,6 +237,7 @@ class SessionRunner:
 
     def mark_read(self, *, chat: str, whatsapp_ids: list[str]) -> None:
         self._require_connected()
+        self.ledger.check_owner()
         from neonize.utils.enum import ReceiptType
         from neonize.utils.jid import build_jid
 
@@ -172,11 +245,12 @@ class SessionRunner:
         self.client.mark_read(*whatsapp_ids, chat=jid, sender=jid, receipt=ReceiptType.READ)
 
     def logout(self) -> None:
+        self.ledger.check_owner()
         try:
             self.client.logout()
         finally:
-            self._emit_state("logged_out", EngineEvent(base.LOGGED_OUT, self.session_id,
-                                                       {"reason": "logged out"}))
+            self._emit_state("logged_out", EngineEvent(base.LOGGED_OUT, self.session_id, {
+                "reason": "Logged out by the service.", "code": base.LOGGED_OUT_BY_PHONE}))
 
     def state_name(self) -> str:
         return self.state

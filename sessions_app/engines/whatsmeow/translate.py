@@ -1,5 +1,5 @@
 """neonize (whatsmeow) events -> our EngineEvents. Imported only where neonize may be: the
-per-session child process, and tests."""
+per-session child process, and tests (and the supervisor, for its sentences)."""
 
 from __future__ import annotations
 
@@ -55,14 +55,62 @@ def message_event(session_id: str, message) -> EngineEvent | None:
     return EngineEvent(base.MESSAGE_RECEIVED, session_id, data)
 
 
-def logged_out_event(session_id: str, event) -> EngineEvent:
-    reason = event.DESCRIPTOR.fields_by_name["Reason"].enum_type.values_by_number.get(
-        event.Reason)
-    name = reason.name if reason else "unknown"
-    return EngineEvent(base.LOGGED_OUT, session_id,
-                       {"reason": f"logged out by WhatsApp ({name})"})
+def _enum_name(event, field: str) -> str:
+    value = event.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number.get(
+        getattr(event, field))
+    return value.name if value else "UNKNOWN"
+
+
+# whatsmeow's ConnectFailure reasons that are WhatsApp's decision, not a passing failure.
+_CONNECT_FAILURE_LOGOUT = {"LOGGED_OUT", "MAIN_DEVICE_GONE", "UNKNOWN_LOGOUT"}
+_CONNECT_FAILURE_FINAL = {"TEMP_BANNED": base.TEMPORARILY_BANNED,
+                          "CLIENT_OUTDATED": base.CLIENT_OUTDATED,
+                          "BAD_USER_AGENT": base.CLIENT_OUTDATED}
+
+# The sentence a customer reads (`lastError`) for each code; whatsmeow's own words go to the
+# engine's log, not to the API.
+SENTENCES = {
+    base.CONNECTION_LOST: "The connection to WhatsApp was lost; the service reconnects by itself.",
+    base.ENGINE_UNREACHABLE: "The engine process stopped; the service restarts it by itself.",
+    base.LOGGED_OUT_BY_PHONE: "The phone unlinked this device (WhatsApp > Linked devices).",
+    base.STREAM_REPLACED: "The number was opened in another WhatsApp Web client, which took "
+                          "over; restart the session to take it back.",
+    base.TEMPORARILY_BANNED: "WhatsApp banned this number for a while",
+    base.CLIENT_OUTDATED: "WhatsApp refused this client version; the engine needs an update.",
+    base.ENGINE_ERROR: "The engine failed.",
+}
+
+
+def disconnected_event(session_id: str, code: str = base.CONNECTION_LOST,
+                       reconnect_at=None) -> EngineEvent:
+    data = {"reason": SENTENCES[code], "code": code}
+    if reconnect_at is not None:
+        data["reconnectAt"] = reconnect_at.isoformat()
+    return EngineEvent(base.DISCONNECTED, session_id, data)
+
+
+def failed_event(session_id: str, code: str, detail: str = "") -> EngineEvent:
+    return EngineEvent(base.FAILED, session_id,
+                       {"error": SENTENCES[code] + detail, "code": code})
+
+
+def logged_out_event(session_id: str, event=None) -> EngineEvent:
+    return EngineEvent(base.LOGGED_OUT, session_id, {
+        "reason": SENTENCES[base.LOGGED_OUT_BY_PHONE], "code": base.LOGGED_OUT_BY_PHONE})
+
+
+def temporary_ban_event(session_id: str, event) -> EngineEvent:
+    reason = _enum_name(event, "Code").lower().replace("_", " ")
+    detail = f" ({reason}; it ends in {event.Expire} s)." if event.Expire else f" ({reason})."
+    return failed_event(session_id, base.TEMPORARILY_BANNED, detail)
 
 
 def connect_failure_event(session_id: str, event) -> EngineEvent:
-    return EngineEvent(base.FAILED, session_id,
-                       {"error": event.Message or "WhatsApp refused the connection"})
+    """WhatsApp refused the connection: a logout, a ban or an outdated client end the session;
+    anything else (its servers' trouble) is a passing loss."""
+    reason = _enum_name(event, "Reason")
+    if reason in _CONNECT_FAILURE_LOGOUT:
+        return logged_out_event(session_id)
+    if reason in _CONNECT_FAILURE_FINAL:
+        return failed_event(session_id, _CONNECT_FAILURE_FINAL[reason])
+    return disconnected_event(session_id)
