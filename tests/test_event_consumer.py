@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from sessions_app.engines import base, get_event_bus, publish_event
+from sessions_app.engines import base, publish_event
 from sessions_app.engines.base import EngineEvent, utcnow
+from sessions_app.engines.bus import get_event_bus
 from sessions_app.event_consumer import engine_events_drain
 from sessions_app.models import Session, SessionStatusChange
 

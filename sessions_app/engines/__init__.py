@@ -2,18 +2,16 @@
 
 Engines report what they observe as events on the bus (`bus.py`); publishing wakes the event
 consumer, a Celery task of the sessions app (`CONSUMER_TASK`), which turns them into database
-changes. Nothing in this package imports the apps above it: the engine's child processes
-import it without Django being set up.
+changes. Nothing in this package imports the apps above it.
+
+The real engine's child processes import modules of this package without Django: this file
+imports Django, the bus and the wake-ups only inside its functions, so that a child process
+(one per WhatsApp session) does not carry them.
 """
 
 from functools import lru_cache
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-
-from infra.wakeups import wake_after_commit
 from sessions_app.engines.base import Engine, EngineEvent, Simulator
-from sessions_app.engines.bus import get_event_bus
 
 # The consumer's task (sessions_app/tasks.py), and its one pending wake-up.
 CONSUMER_TASK = "sessions.drain_engine_events"
@@ -22,6 +20,9 @@ CONSUMER_WAKEUP_KEY = "engine-events:drain-scheduled"
 
 def publish_event(*events: EngineEvent) -> None:
     """Put engine events on the bus (all or none) and wake the consumer."""
+    from infra.wakeups import wake_after_commit
+    from sessions_app.engines.bus import get_event_bus
+
     get_event_bus().publish(*events)
     wake_after_commit(CONSUMER_TASK, key=CONSUMER_WAKEUP_KEY, timeout=30)
 
@@ -36,10 +37,14 @@ def _engine_for(name: str) -> Engine:
         from sessions_app.engines.whatsmeow.remote import RemoteEngine
 
         return RemoteEngine(publish_event)
+    from django.core.exceptions import ImproperlyConfigured
+
     raise ImproperlyConfigured(f"WHATSAPP_ENGINE={name!r} is not an engine this service has")
 
 
 def get_engine() -> Engine:
+    from django.conf import settings
+
     return _engine_for(settings.WHATSAPP_ENGINE)
 
 
