@@ -100,3 +100,15 @@ def test_the_end_to_end_floor_sees_every_message_through_and_posts_each_of_its_s
          "(SELECT count(DISTINCT delivery_id) FROM floor_attempt)"],
         capture_output=True, text=True, check=True).stdout.strip()
     assert counts == "32|96|96|96"
+
+
+def test_the_engine_benchmarks_measure_recovery_and_memory(bench_env, tmp_path):
+    """The real engine's: recovery through real engine hosts around the fake WhatsApp (two
+    sessions), and the memory of session processes (one, briefly)."""
+    done = _run("engine_recovery.py", "--sessions", "2", env=bench_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "engine_recovery.md").read_text()
+    assert "host killed (-9)" in report and "network drop" in report
+    done = _run("engine_memory.py", "--sessions", "1", "--settle", "3", env=bench_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sessions per GB" in (tmp_path / "engine_memory.md").read_text()

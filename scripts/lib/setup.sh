@@ -72,6 +72,12 @@ ensure_redis() {
   log "Redis did not start" && return 1
 }
 
+# ffmpeg and ffprobe: the real engine (neonize) needs them to send video and audio.
+ensure_ffmpeg() {
+  if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then return 0; fi
+  apt_install ffmpeg
+}
+
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
 ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then return 0; fi
