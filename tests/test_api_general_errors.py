@@ -112,6 +112,23 @@ def test_with_no_engine_host_a_session_still_starts_sends_queue_and_deletes(alic
     assert deleted.status_code == 200 and deleted.json()["data"]["status"] == "logged_out"
 
 
+def test_with_no_engine_host_an_unscanned_qr_code_still_expires(alice, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sessions_app.models import Session
+    from sessions_app.services import sessions_expire_overdue
+
+    settings.WHATSAPP_ENGINE = "whatsmeow"
+    session_id = alice.http.post("/v1/sessions", json={}).json()["data"]["id"]
+    Session.objects.filter(pk=session_id).update(
+        status_changed_at=timezone.now() - timedelta(seconds=settings.QR_TTL_SECONDS + 1))
+    assert sessions_expire_overdue() == 1  # the engine's stop cannot reach anyone: no matter
+    session = Session.objects.get(pk=session_id)
+    assert (session.status, session.last_error_code) == ("expired", "login_timeout")
+
+
 @pytest.mark.subprocess
 def test_database_unreachable_is_service_unavailable(alice):
     closed = free_port()

@@ -210,3 +210,18 @@ def test_credentials_can_live_in_postgresql(proxy, stream, settings):
     finally:
         process.terminate()
         process.join(10)
+
+
+def test_a_command_nobody_answers_leaves_nothing_behind_in_redis(settings):
+    """A host holds the session's lease but never reads its commands (it hangs): the caller
+    gives up with EngineUnavailable, and the command's list expires instead of staying."""
+    from sessions_app.engines.base import EngineUnavailable
+    from sessions_app.engines.whatsmeow.remote import RemoteEngine
+
+    session_id = f"ses_{uuid.uuid4().hex[:12].upper()}"
+    redis_client().set(protocol.lease_key(settings.REDIS_NAMESPACE, session_id), "hung:1",
+                       px=10_000)
+    with pytest.raises(EngineUnavailable):
+        RemoteEngine(lambda *events: None)._call(session_id, "logout", timeout=1)
+    queue = protocol.session_queue(settings.REDIS_NAMESPACE, session_id)
+    assert 0 < redis_client().ttl(queue) <= 11
