@@ -10,6 +10,7 @@ real engine runs in a separate worker process, and the sandbox takes the same pa
 from __future__ import annotations
 
 import abc
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -77,6 +78,16 @@ class EngineEvent:
             data=raw.get("data") or {},
             occurred_at=datetime.fromisoformat(raw["occurredAt"]),
         )
+
+
+def stream_append(client, stream: str, events) -> None:
+    """Put events on the bus's Redis stream, all or none: the one way they are written there
+    (by the bus itself, the real engine's hosts and their session processes). `client` is a
+    redis-py client; the entry's one field, `event`, holds `to_dict()` as JSON."""
+    pipe = client.pipeline(transaction=True)
+    for event in events:
+        pipe.xadd(stream, {"event": json.dumps(event.to_dict())})
+    pipe.execute()
 
 
 class EngineError(Exception):

@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from infra.redis import redis_client
-from sessions_app.engines.base import EngineEvent
+from sessions_app.engines.base import EngineEvent, stream_append
 
 
 def claim_timeout_seconds() -> int:
@@ -65,10 +65,7 @@ class RedisStreamBus:
         self._group_ready = True
 
     def publish(self, *events: EngineEvent) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        for event in events:
-            pipe.xadd(self.stream, {"event": json.dumps(event.to_dict())})
-        pipe.execute()
+        stream_append(self.client, self.stream, events)
 
     def read_batch(self, count: int) -> list[tuple[str, EngineEvent]]:
         self._ensure_group()

@@ -14,7 +14,6 @@ by WhatsApp: do not restart), anything else (the connection ended, a crash): res
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import multiprocessing
 import os
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 import redis
 
 from sessions_app.engines import base
-from sessions_app.engines.base import EngineError, SendRejected
+from sessions_app.engines.base import EngineError, SendRejected, stream_append
 from sessions_app.engines.whatsmeow import protocol
 from sessions_app.engines.whatsmeow.runner import (
     FINAL_STATES,
@@ -170,10 +169,7 @@ def child_main(config: ChildConfig, conn, client_factory=neonize_client,
     events = redis.Redis.from_url(config.redis_url, socket_connect_timeout=5, socket_timeout=5)
 
     def publish(*published) -> None:
-        pipeline = events.pipeline(transaction=True)
-        for event in published:
-            pipeline.xadd(config.stream, {"event": json.dumps(event.to_dict())})
-        pipeline.execute()
+        stream_append(events, config.stream, published)
         pipe.send({"id": None, "wake": True})  # the supervisor wakes the consumer
 
     client = client_factory(config)

@@ -135,10 +135,7 @@ class EngineSupervisor:
 
     # --- events ---
     def publish(self, *events: EngineEvent) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        for event in events:
-            pipe.xadd(self.stream, {"event": json.dumps(event.to_dict())})
-        pipe.execute()
+        base.stream_append(self.redis, self.stream, events)
         self.wake()
 
     # --- leases ---
