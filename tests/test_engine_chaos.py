@@ -306,6 +306,14 @@ def test_a_host_killed_leaves_no_process_and_its_sessions_move_to_the_other(host
     assert [(h["worker"], h["sessions"]) for h in health["engineHosts"]["hosts"]] == [
         ("host-a", 2), ("host-b", 2)]
     first_children = children_of(first.pid)
+    # Messages go to one of the doomed host's sessions through the host's death.
+    target = owners.index("host-a")
+    message_ids = [f"msg_{uuid.uuid4().hex[:12]}" for _ in range(30)]
+    outcomes: dict[str, str] = {}
+    sender = threading.Thread(target=send_all, args=(
+        RemoteEngine(publish_event), session_ids[target], message_ids, outcomes))
+    sender.start()
+    wait_until(lambda: len(outcomes) >= 5)
     killed = time.time()
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
@@ -318,6 +326,12 @@ def test_a_host_killed_leaves_no_process_and_its_sessions_move_to_the_other(host
     assert {owner(settings, sid) for sid in session_ids} == {"host-b"}
     stayed = Session.objects.filter(pk__in=set(session_ids) - set(moved))
     assert all(s.connected_at.timestamp() < killed for s in stayed)  # never interrupted
+    sender.join(120)
+    record = whatsapp_record(settings, session_ids[target])
+    assert all(record.count(m) <= 1 for m in message_ids), "a message reached WhatsApp twice"
+    assert len(outcomes) == len(message_ids), "a message was left unsettled"
+    assert all(m in record for m, outcome in outcomes.items() if outcome == "sent")
+    assert list(outcomes.values()).count("rejected") <= 1
     metrics = anon.get("/metrics").text
     assert "wa_engine_hosts_alive 1.0" in metrics and "wa_engine_sessions_owned 4.0" in metrics
 

@@ -22,14 +22,19 @@ from sessions_app.engines.whatsmeow import protocol
 
 COMMAND_TIMEOUT_SECONDS = 30
 MEDIA_TIMEOUT_SECONDS = 120
-# The socket waits at least as long as the longest command's answer may take.
-_WAIT_MARGIN_SECONDS = 10
+# A command must be taken up within its timeout, and its answer is awaited this much longer:
+# one taken up at the last moment can still answer, so a caller never gives up on a command
+# that is about to run (and then retries it while it runs).
+_ANSWER_GRACE_SECONDS = 10
+# The socket waits longer than any answer may take.
+_WAIT_MARGIN_SECONDS = 15
 
 
 @lru_cache(maxsize=4)
 def _waiting_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=2,
-                                socket_timeout=MEDIA_TIMEOUT_SECONDS + _WAIT_MARGIN_SECONDS)
+                                socket_timeout=MEDIA_TIMEOUT_SECONDS + _ANSWER_GRACE_SECONDS
+                                + _WAIT_MARGIN_SECONDS)
 
 
 def outbound_media_name(session_id: str, message_id: str) -> str:
@@ -65,7 +70,7 @@ class RemoteEngine(base.Engine):
         pipe.rpush(queue, protocol.command(op, session_id, args, ttl=timeout, reply_to=reply_to))
         pipe.expire(queue, int(timeout) + _WAIT_MARGIN_SECONDS)  # never left behind
         pipe.execute()
-        answer = client.blpop([reply_to], timeout=max(1, int(timeout)))
+        answer = client.blpop([reply_to], timeout=max(1, int(timeout)) + _ANSWER_GRACE_SECONDS)
         if answer is None:
             raise EngineUnavailable(f"no engine process answered {op} within {timeout:.0f} s")
         message = json.loads(answer[1])
