@@ -109,9 +109,10 @@ def main() -> None:
 
         owners = {sid: redis_client().get(f"{namespace}:engine:lease:{sid}").decode()
                   .rsplit(":", 1)[0] for sid in ids}
-        victims = [sid for sid, owner in owners.items() if owner == "host-a"]
+        doomed = owners[ids[0]]
+        victims = [sid for sid, owner in owners.items() if owner == doomed]
         killed = time.time()
-        hosts["host-a"].send_signal(signal.SIGKILL)
+        hosts[doomed].send_signal(signal.SIGKILL)
         failovers = connected_since(killed, victims, "host killed")
 
         delays = []

@@ -37,8 +37,10 @@ def _login_code(event: EngineEvent, reason: str, **fields) -> None:
         return
     expires_at = session.qr_expires_at or event.occurred_at + timedelta(
         seconds=settings.QR_TTL_SECONDS)
+    # A code means the engine reached WhatsApp: an earlier failed attempt is over.
     session_transition(session, S.QR_PENDING, reason=reason, at=event.occurred_at,
-                       announce=True, qr_expires_at=expires_at, **fields)
+                       announce=True, qr_expires_at=expires_at, last_error="",
+                       last_error_code="", reconnect_at=None, **fields)
 
 
 def on_qr(event: EngineEvent) -> None:

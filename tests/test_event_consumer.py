@@ -88,3 +88,38 @@ def test_a_failed_engine_shows_on_the_session(alice, session):
     data = alice.http.get(f"/v1/sessions/{session.id}").json()["data"]
     assert data["status"] == "failed"
     assert data["lastError"] == "dial tcp: no route"
+
+
+def test_a_new_login_that_cannot_reach_whatsapp_keeps_its_status_and_deadline(session):
+    """A session with no stored login is not `disconnected` (it never connected): it stays
+    in its status, says why and when the engine tries again, and its QR deadline holds."""
+    before = Session.objects.get(pk=session.id)
+    retry_at = utcnow() + timedelta(seconds=4)
+    publish_event(EngineEvent(base.DISCONNECTED, session.id, {
+        "reason": "The connection to WhatsApp was lost.", "code": base.CONNECTION_LOST,
+        "reconnectAt": retry_at.isoformat()}))
+    engine_events_drain()
+    waiting = Session.objects.get(pk=session.id)
+    assert (waiting.status, waiting.last_error_code) == (before.status, "connection_lost")
+    assert waiting.reconnect_at == retry_at
+    assert waiting.status_changed_at == before.status_changed_at  # the deadline runs on
+    publish_event(EngineEvent(base.QR, session.id, {"code": "2@reached,whatsapp"}))
+    engine_events_drain()
+    reached = Session.objects.get(pk=session.id)
+    assert (reached.status, reached.last_error_code, reached.reconnect_at) == (
+        "qr_pending", "", None)
+
+
+def test_a_stored_login_that_drops_is_disconnected_until_it_connects(session):
+    publish_event(connected_event(session))
+    engine_events_drain()
+    publish_event(EngineEvent(base.DISCONNECTED, session.id, {
+        "reason": "The engine process stopped.", "code": base.ENGINE_UNREACHABLE,
+        "reconnectAt": utcnow().isoformat()}))
+    engine_events_drain()
+    assert Session.objects.get(pk=session.id).last_error_code == "engine_unreachable"
+    publish_event(connected_event(session))
+    engine_events_drain()
+    back = Session.objects.get(pk=session.id)
+    assert (back.status, back.last_error, back.last_error_code, back.reconnect_at) == (
+        "connected", "", "", None)

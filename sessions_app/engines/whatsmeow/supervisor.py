@@ -416,7 +416,8 @@ class EngineSupervisor:
     # --- the loop ---
     def run(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        last_renew = last_scan = 0.0
+        # The first scan waits one interval: hosts started together see each other first.
+        last_renew, last_scan = 0.0, time.monotonic()
         while not self.stop_event.is_set():
             now = time.monotonic()
             try:
