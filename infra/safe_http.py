@@ -36,6 +36,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _6TO4 = ipaddress.ip_network("2002::/16")
 _TEREDO = ipaddress.ip_network("2001::/32")
+# Forms Python's `is_global` lets through: IPv4-compatible (::a.b.c.d, deprecated) and
+# IPv4-translated (::ffff:0:a.b.c.d) addresses carry an IPv4 address in their last 32 bits;
+# local-use NAT64 (RFC 8215) and site-local (deprecated) addresses are never public.
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")
 
 
 class UrlRefused(Exception):
@@ -63,7 +70,8 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.sixtofour
     if address in _TEREDO:
         return address.teredo[1] if address.teredo else None
-    if address in _NAT64:
+    if address in _NAT64 or address in _IPV4_TRANSLATED or (
+            address in _IPV4_COMPATIBLE and int(address) > 1):  # not :: or ::1 themselves
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -75,6 +83,10 @@ def address_refusal(address: IPAddress) -> str | None:
         if embedded is not None:
             inner = address_refusal(embedded)
             return f"embeds {embedded}, which {inner}" if inner else None
+    if isinstance(address, ipaddress.IPv6Address) and address in _LOCAL_NAT64:
+        return "is a local-use NAT64 address"
+    if isinstance(address, ipaddress.IPv6Address) and address in _SITE_LOCAL:
+        return "is a site-local address"
     if address.is_multicast:
         return "is a multicast address"
     if address.is_unspecified:
@@ -88,6 +100,14 @@ def address_refusal(address: IPAddress) -> str | None:
     if not address.is_global:
         return "is not a public address"
     return None
+
+
+def _is_address_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
@@ -156,8 +176,12 @@ def check_url(url: str) -> Target:
     if not settings.ALLOW_PRIVATE_URLS:
         for address in addresses:
             refusal = address_refusal(address)
+            if refusal and _is_address_literal(host):
+                raise UrlRefused(f"{host} {refusal}")
             if refusal:
-                raise UrlRefused(f"{host} resolves to {address}, which {refusal}")
+                # Say no more of a name: what it resolves to inside our network is not the
+                # caller's to learn.
+                raise UrlRefused(f"{host} does not resolve to a public address")
     address = addresses[0]
     literal = f"[{address}]" if address.version == 6 else str(address)
     netloc = f"{literal}:{port}"

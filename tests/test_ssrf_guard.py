@@ -17,6 +17,9 @@ HOSTILE = [
     "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1",
     "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",
     "2002:7f00:1::", "2002:c0a8:101::", "64:ff9b::a00:1", "64:ff9b::7f00:1",
+    # Forms Python calls global: IPv4-compatible, IPv4-translated, local-use NAT64, site-local.
+    "::127.0.0.1", "::10.0.0.1", "::ffff:0:7f00:1", "::ffff:0:a9fe:a9fe",
+    "64:ff9b:1::7f00:1", "64:ff9b:1::808:808", "fec0::1", "feff::1",
 ]
 PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8",
           "64:ff9b::808:808"]
@@ -51,6 +54,15 @@ def test_a_name_resolving_to_a_private_address_is_refused(fake_dns, settings, an
     fake_dns["media.customer.example"] = answer
     with pytest.raises(UrlRefused):
         check_url("https://media.customer.example/a.png")
+
+
+def test_a_refusal_does_not_say_what_a_name_resolves_to(fake_dns, settings):
+    settings.ALLOW_PRIVATE_URLS = False
+    fake_dns["media.customer.example"] = ["10.1.2.3"]
+    with pytest.raises(UrlRefused) as refused:
+        check_url("https://media.customer.example/a.png")
+    assert "10.1.2.3" not in refused.value.reason and "private" not in refused.value.reason
+    assert refused.value.reason == "media.customer.example does not resolve to a public address"
 
 
 def test_the_connection_is_pinned_to_the_checked_address(fake_dns, settings):
