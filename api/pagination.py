@@ -59,7 +59,8 @@ def paginate(
             queryset = queryset.filter(**make_filter(query_params[name]))
 
     raw_limit = query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses.
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise ApiError(E.invalid_request, field="limit",
                        reason=f"Must be an integer from 1 to {MAX_LIMIT}.")
     limit = int(raw_limit)

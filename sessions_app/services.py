@@ -46,6 +46,9 @@ def session_event_data(session: Session, *, reason: str = "") -> dict:
         "lastError": session.last_error or None,
         "lastErrorCode": session.last_error_code or None,
         "reconnectAt": iso(session.reconnect_at),
+        "createdAt": iso(session.created_at),
+        "connectedAt": iso(session.connected_at),
+        "disconnectedAt": iso(session.disconnected_at),
         "reason": reason or None,
     }
     if session.status == S.QR_PENDING and session.qr_code:

@@ -85,6 +85,14 @@ def test_health_is_open_and_reports_dependencies(anon):
     }
 
 
+# Superscript two and Arabic-Indic "10": str.isdigit() says yes to both.
+@pytest.mark.parametrize("limit", ["\u00b2", "\u0661\u0660", "0", "101", "-1", "1.5", " 5"])
+def test_a_limit_that_is_not_an_ascii_number_in_range_is_invalid_request(alice, limit):
+    for path in ("/v1/sessions", "/v1/messages", "/v1/webhooks"):
+        response = alice.http.get(path, params={"limit": limit})
+        assert_error(response, 400, "invalid_request", "limit")
+
+
 def test_health_is_degraded_while_no_engine_host_runs(anon, settings):
     """The real engine with no `run_engine` host alive: the API still accepts (sends wait
     in their queues), so 200, but not "ok"."""

@@ -274,6 +274,11 @@ def test_every_status_change_is_recorded_and_emits_session_status(alice):
     events = Event.objects.filter(session_id=session["id"], type="session.status").order_by("id")
     assert [e.data["status"] for e in events] == history
     assert events[1].data["qr"]["code"].startswith("2@")
+    # The event says what the API's session says, timestamps included.
+    connected_event = events[2].data
+    assert connected_event["createdAt"] == session["createdAt"]
+    assert connected_event["connectedAt"] == session["connectedAt"]
+    assert events[3].data["disconnectedAt"] is not None
 
 
 # --- a lifecycle that looks after itself: disconnect reasons, reconnection, restart ----------

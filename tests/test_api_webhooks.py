@@ -67,12 +67,18 @@ def test_a_malformed_secret_is_invalid_request(alice, receiver, secret):
     assert_error(create(alice, receiver, secret=secret), 400, "invalid_request", "secret")
 
 
-@pytest.mark.parametrize("url", ["not a url", "ftp://example.com/hook", "https://",
+@pytest.mark.parametrize("url", ["", "not a url", "ftp://example.com/hook", "https://",
                                  "https://user:pw@example.com/hook", "//example.com/hook",
                                  "https://example.com:99999/hook",
                                  "https://example.com/" + "x" * 2040])
 def test_malformed_urls_are_invalid_webhook_url(alice, receiver, url):
     response = alice.http.post("/v1/webhooks", json={"url": url, "events": ["session.status"]})
+    assert_error(response, 400, "invalid_webhook_url", "url")
+
+
+def test_an_empty_url_in_a_change_is_invalid_webhook_url(alice, receiver):
+    hook = create(alice, receiver).json()["data"]
+    response = alice.http.patch(f"/v1/webhooks/{hook['id']}", json={"url": ""})
     assert_error(response, 400, "invalid_webhook_url", "url")
 
 

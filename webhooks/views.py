@@ -107,7 +107,8 @@ class _SecretMixin:
 
 
 class WebhookCreateInput(_SecretMixin, InputSerializer):
-    url = StrictCharField()  # length, shape and scheme: validate_webhook_url
+    # Length, shape and scheme (an empty one too): validate_webhook_url.
+    url = StrictCharField(allow_blank=True)
     events = _EventsField(help_text=", ".join(EVENT_TYPES))
     sessionId = StrictCharField(required=False, allow_null=True)
     secret = StrictCharField(required=False)
@@ -115,7 +116,7 @@ class WebhookCreateInput(_SecretMixin, InputSerializer):
 
 
 class WebhookUpdateInput(_SecretMixin, InputSerializer):
-    url = StrictCharField(required=False)
+    url = StrictCharField(required=False, allow_blank=True)
     events = _EventsField(required=False)
     sessionId = StrictCharField(required=False, allow_null=True)
     enabled = StrictBooleanField(required=False)
