@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -81,6 +82,9 @@ def translate(exc: BaseException) -> ApiError | None:
     if isinstance(exc, drf.Throttled):
         headers = {"Retry-After": str(int(exc.wait or 1))}
         return ApiError(E.rate_limit_exceeded, headers=headers)
+    if isinstance(exc, RequestDataTooBig):
+        return ApiError(E.invalid_request, reason=(
+            f"The body is too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."))
     if isinstance(exc, drf.ParseError):
         return ApiError(E.invalid_request, reason=f"The body is not valid JSON: {exc.detail}")
     if isinstance(exc, drf.UnsupportedMediaType):
@@ -117,7 +121,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
 
 def json_error_response(err: ApiError) -> JsonResponse:
     """The same envelope for responses made outside DRF (Django's 404/500 under /v1)."""
-    response = JsonResponse(error_body(err), status=err.status_code)
+    # Written as DRF writes the API's answers: compact, UTF-8.
+    response = JsonResponse(error_body(err), status=err.status_code,
+                            json_dumps_params={"separators": (",", ":"), "ensure_ascii": False})
     for header, value in _headers_for(err).items():
         response[header] = value
     response.api_error = err

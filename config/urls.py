@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views import defaults
 from django.views.generic import RedirectView
-from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.negotiation import DefaultContentNegotiation
 
@@ -22,7 +26,8 @@ v1 = [
         SpectacularAPIView.as_view(
             authentication_classes=[],
             permission_classes=[],
-            renderer_classes=[OpenApiJsonRenderer, OpenApiYamlRenderer],
+            # The OpenAPI media type, plain JSON (`Accept: application/json`), or YAML.
+            renderer_classes=[OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer],
             content_negotiation_class=DefaultContentNegotiation,
         ),
         name="schema",

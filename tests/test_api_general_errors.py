@@ -208,3 +208,44 @@ def test_accept_header_never_changes_the_json_answer(alice):
     response = alice.http.get("/v1/account", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
+
+
+# --- hostile bodies and requests get their documented code, never a 500 --------------------
+
+
+def test_a_body_over_the_size_limit_is_invalid_request(alice, settings):
+    body = b'{"name": "' + b"x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10) + b'"}'
+    response = alice.http.post("/v1/sessions", content=body,
+                               headers={"Content-Type": "application/json"})
+    error = assert_error(response, 400, "invalid_request")
+    assert "too large" in error["details"]["reason"]
+
+
+def test_json_nested_too_deep_is_invalid_request(alice):
+    body = "[" * 5000 + "]" * 5000
+    response = alice.http.post("/v1/sessions", content=body,
+                               headers={"Content-Type": "application/json"})
+    assert_error(response, 400, "invalid_request")
+
+
+def test_a_lone_surrogate_in_a_key_or_a_value_is_invalid_request(alice):
+    for body in ('{"\\udfff": 1}', '{"name": "\\ud800"}', '{"name": ["x", {"a": "\\udc00"}]}'):
+        response = alice.http.post("/v1/sessions", content=body,
+                                   headers={"Content-Type": "application/json"})
+        assert_error(response, 400, "invalid_request")
+    # A whole pair is a character like any other (an emoji, escaped).
+    paired = alice.http.post("/v1/sessions", content='{"name": "\\ud83d\\ude00"}',
+                             headers={"Content-Type": "application/json"})
+    assert paired.status_code == 201 and paired.json()["data"]["name"] == "\U0001f600"
+
+
+def test_the_schema_answers_a_json_accept_header(anon):
+    response = anon.get("/v1/schema", headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    assert response.json()["openapi"].startswith("3.")
+
+
+def test_the_unknown_path_error_is_compact_json_like_every_answer(anon):
+    response = anon.get("/v1/no/such/path")
+    assert response.status_code == 404
+    assert b": " not in response.content and b", " not in response.content
