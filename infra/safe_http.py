@@ -372,7 +372,11 @@ class PinnedEndpoint:
                 self.close()
             elif timeout is not None:
                 sock.settimeout(self.timeout)
-            answer = Answer(response.status, snippet, httpx.Headers(response.getheaders()))
+            # http.client hands header values over as latin-1 text; as bytes, httpx takes any
+            # value a receiver sends (`X-Note: café`), not only ASCII.
+            headers = httpx.Headers([(name.encode("latin-1"), value.encode("latin-1"))
+                                     for name, value in response.getheaders()])
+            answer = Answer(response.status, snippet, headers)
         except (OSError, http.client.HTTPException) as exc:
             raise self._failed(exc) from exc
         self.idle_since = time.monotonic()

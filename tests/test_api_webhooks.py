@@ -76,6 +76,16 @@ def test_malformed_urls_are_invalid_webhook_url(alice, receiver, url):
     assert_error(response, 400, "invalid_webhook_url", "url")
 
 
+def test_a_receiver_answering_with_a_non_ascii_header_is_registered(alice, receiver):
+    """`X-Note: café` (latin-1 on the wire, as HTTP allows) in the receiver's answer."""
+    receiver.routes["/accented"] = Route(status=200, headers={"X-Note": "caf\u00e9"})
+    response = create(alice, receiver, path="/accented")
+    assert response.status_code == 201, response.text
+    hook = response.json()["data"]
+    patched = alice.http.patch(f"/v1/webhooks/{hook['id']}", json={"description": "ok"})
+    assert patched.status_code == 200
+
+
 def test_an_empty_url_in_a_change_is_invalid_webhook_url(alice, receiver):
     hook = create(alice, receiver).json()["data"]
     response = alice.http.patch(f"/v1/webhooks/{hook['id']}", json={"url": ""})
