@@ -8,13 +8,14 @@ import phonenumbers
 
 from api.errors import ApiError, E
 
-_SHAPE = re.compile(r"^\+?[1-9]\d{6,14}$")
+# ASCII digits only (`\d` takes any script's digits), the whole string.
+_SHAPE = re.compile(r"\+?[1-9][0-9]{6,14}")
 
 
 def normalize_phone_number(raw: object, *, field: str) -> str:
     if not isinstance(raw, str):
         raise ApiError(E.invalid_parameter_type, field=field, reason="Must be a string.")
-    if not _SHAPE.match(raw):
+    if not _SHAPE.fullmatch(raw):
         raise ApiError(
             E.invalid_phone_number,
             field=field,

@@ -59,6 +59,9 @@ def test_length_is_counted_in_characters_not_bytes(alice, session):
         ({"sessionId": "S", "to": TO, "text": ""}, "invalid_request", "text"),
         ({"sessionId": "S", "to": "555-1234", "text": "x"}, "invalid_phone_number", "to"),
         ({"sessionId": "S", "to": "+999123", "text": "x"}, "invalid_phone_number", "to"),
+        # An Arabic-Indic digit one at the end.
+        ({"sessionId": "S", "to": "+1415555267\u0661", "text": "x"}, "invalid_phone_number",
+         "to"),
         ({"sessionId": "S", "to": TO, "text": "x", "priority": 1}, "invalid_request",
          "priority"),
     ],
