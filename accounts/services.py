@@ -238,6 +238,20 @@ def plan_change_request_decide(*, request: PlanChangeRequest, approve: bool,
     return locked
 
 
+def _storable(details: dict) -> dict:
+    """The error's details as PostgreSQL's JSON takes them: it refuses a NUL character, which
+    a request can put in a parameter's name (`{"a\u0000b": 1}`)."""
+    return {name: value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+            for name, value in details.items()}
+
+
+def error_logs_purge() -> int:
+    """Forget error log entries older than ERROR_LOG_RETENTION_DAYS."""
+    cutoff = timezone.now() - timedelta(days=settings.ERROR_LOG_RETENTION_DAYS)
+    deleted, _ = ApiErrorLog.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
 def error_log_record(*, request: HttpRequest, error: ApiError, status: int,
                      api_key=None) -> None:
     """Record an error response (`api_key`: the request's, when it was admitted). Never
@@ -253,7 +267,7 @@ def error_log_record(*, request: HttpRequest, error: ApiError, status: int,
                 status=status,
                 code=error.code,
                 message=error.message[:500],
-                details=error.details,
+                details=_storable(error.details),
                 request_id=getattr(request, "request_id", ""),
             )
     except Exception:  # the database may be the very thing that is down

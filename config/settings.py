@@ -270,6 +270,7 @@ SERVICE_NAME = "whatsapp-api-service"
 WHATSAPP_ENGINE = env_str("WHATSAPP_ENGINE", "sandbox")
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_RETENTION_DAYS = env_int("MEDIA_RETENTION_DAYS", 30, minimum=1)
+ERROR_LOG_RETENTION_DAYS = env_int("ERROR_LOG_RETENTION_DAYS", 30, minimum=1)
 WHATSAPP_PROXY_URL = env_str("WHATSAPP_PROXY_URL")  # the real engine connects through it
 # How many sessions one `run_engine` host runs at most (0: no limit).
 ENGINE_MAX_SESSIONS = env_int("ENGINE_MAX_SESSIONS", 0, minimum=0)
@@ -344,6 +345,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-deliveries": {"task": "webhooks.sweep_deliveries",
                          "schedule": SWEEP_INTERVAL_SECONDS},
     "purge-inbound-media": {"task": "messaging.purge_inbound_media", "schedule": 3600.0},
+    "purge-error-logs": {"task": "accounts.purge_error_logs", "schedule": 3600.0},
     "purge-idempotency-records": {"task": "messaging.purge_idempotency_records",
                                   "schedule": 3600.0},
 }

@@ -249,3 +249,30 @@ def test_the_unknown_path_error_is_compact_json_like_every_answer(anon):
     response = anon.get("/v1/no/such/path")
     assert response.status_code == 404
     assert b": " not in response.content and b", " not in response.content
+
+
+def test_an_error_about_a_parameter_with_a_nul_in_its_name_is_still_recorded(alice):
+    from accounts.models import ApiErrorLog
+
+    response = alice.http.post("/v1/sessions", content='{"name": "x", "a\\u0000b": 1}',
+                               headers={"Content-Type": "application/json",
+                                        "X-Request-ID": "req-nul-1"})
+    assert_error(response, 400, "invalid_request", "a\x00b")
+    entry = ApiErrorLog.objects.get(request_id="req-nul-1")
+    assert entry.details["field"] == "a\ufffdb"
+
+
+def test_error_log_entries_are_purged_after_their_retention(alice, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import ApiErrorLog
+    from accounts.services import error_logs_purge
+
+    alice.http.get("/v1/sessions/ses_unknown", headers={"X-Request-ID": "req-old"})
+    alice.http.get("/v1/sessions/ses_unknown", headers={"X-Request-ID": "req-new"})
+    ApiErrorLog.objects.filter(request_id="req-old").update(
+        created_at=timezone.now() - timedelta(days=settings.ERROR_LOG_RETENTION_DAYS, hours=1))
+    assert error_logs_purge() == 1
+    assert list(ApiErrorLog.objects.values_list("request_id", flat=True)) == ["req-new"]

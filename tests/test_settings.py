@@ -61,3 +61,14 @@ def test_every_setting_is_in_the_readme_table():
     table = (root / "README.md").read_text()
     missing = sorted(name for name in names if f"`{name}`" not in table)
     assert names and not missing, missing
+
+
+def test_every_periodic_task_names_a_task_the_workers_have():
+    from django.conf import settings
+
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "accounts.purge_error_logs" in scheduled
+    assert scheduled <= set(app.tasks)
