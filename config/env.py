@@ -2,6 +2,8 @@
 with the variable's name, instead of surfacing later as a confusing runtime error."""
 
 import os
+import secrets
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -59,3 +61,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def local_secret(path: Path) -> str:
+    """A random secret kept in `path`, made on the first start (readable by this user only)
+    and read on every later one: a deployment that sets no SECRET_KEY still has a key of its
+    own, which survives restarts, rather than one published in the source."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text().strip()
+        if not secret:
+            raise ImproperlyConfigured(f"{path} is empty: delete it or set SECRET_KEY") from None
+        return secret
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret)
+    return secret

@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str, local_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
@@ -18,11 +18,13 @@ DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
+    if env_bool("REQUIRE_SECRET_KEY", False):
         raise ImproperlyConfigured("SECRET_KEY must be set")
-    # Embedded/dev default. API keys are stored as HMACs keyed by this value, so a real
-    # deployment must set its own and keep it: changing it invalidates every API key.
-    SECRET_KEY = "insecure-embedded-mode-secret-key-change-me"  # noqa: S105
+    # API keys are stored as HMACs keyed by this value, so it must stay the same: without
+    # SECRET_KEY, one made on the first start and kept in DATA_DIR (one machine only: hosts
+    # that share a database must share SECRET_KEY).
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    SECRET_KEY = local_secret(DATA_DIR / "secret-key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [

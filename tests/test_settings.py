@@ -72,3 +72,28 @@ def test_every_periodic_task_names_a_task_the_workers_have():
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "accounts.purge_error_logs" in scheduled
     assert scheduled <= set(app.tasks)
+
+
+def secret_key_of(data_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {name: value for name, value in os.environ.items()
+             if name not in ("SECRET_KEY", "REQUIRE_SECRET_KEY", "DATA_DIR")}
+    return subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; print(s.SECRET_KEY)"],
+        cwd=ROOT, env={**clean, "DATA_DIR": str(data_dir), **env}, capture_output=True,
+        text=True)
+
+
+def test_without_secret_key_a_random_one_is_made_once_and_kept(tmp_path):
+    first = secret_key_of(tmp_path)
+    assert first.returncode == 0, first.stderr
+    key = first.stdout.strip()
+    assert len(key) >= 60 and "insecure" not in key
+    assert (tmp_path / "secret-key").stat().st_mode & 0o777 == 0o600
+    assert secret_key_of(tmp_path).stdout.strip() == key  # the next start reads it back
+    assert secret_key_of(tmp_path / "elsewhere").stdout.strip() != key  # not a shared value
+
+
+def test_a_required_secret_key_stops_the_start_without_one(tmp_path):
+    refused = secret_key_of(tmp_path, REQUIRE_SECRET_KEY="true")
+    assert refused.returncode != 0 and "SECRET_KEY must be set" in refused.stderr
+    assert secret_key_of(tmp_path, SECRET_KEY="given").stdout.strip() == "given"
