@@ -7,6 +7,7 @@ import os
 from django.conf import settings
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -71,7 +72,10 @@ def _engine_host_gauges():
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
-    if token and request.headers.get("Authorization", "") != f"Bearer {token}":
+    if not token:  # off by default: the figures are the operator's, not the internet's
+        return HttpResponse("metrics are off: set METRICS_TOKEN to serve them\n", status=404,
+                            content_type="text/plain")
+    if not constant_time_compare(request.headers.get("Authorization", ""), f"Bearer {token}"):
         return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -332,7 +332,8 @@ def test_a_host_killed_leaves_no_process_and_its_sessions_move_to_the_other(host
     assert len(outcomes) == len(message_ids), "a message was left unsettled"
     assert all(m in record for m, outcome in outcomes.items() if outcome == "sent")
     assert list(outcomes.values()).count("rejected") <= 1
-    metrics = anon.get("/metrics").text
+    settings.METRICS_TOKEN = "scrape-secret"
+    metrics = anon.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).text
     assert "wa_engine_hosts_alive 1.0" in metrics and "wa_engine_sessions_owned 4.0" in metrics
 
 

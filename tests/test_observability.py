@@ -20,13 +20,21 @@ def metric(text: str, name: str, **labels) -> float:
     return 0.0
 
 
-def test_metrics_count_requests_messages_and_state(anon, alice):
-    before = anon.get("/metrics").text
+SCRAPE = {"Authorization": "Bearer scrape-secret"}
+
+
+@pytest.fixture
+def scraping(settings):
+    settings.METRICS_TOKEN = "scrape-secret"
+
+
+def test_metrics_count_requests_messages_and_state(anon, alice, scraping):
+    before = anon.get("/metrics", headers=SCRAPE).text
     alice.http.get("/v1/nope")
     session = connected_session(alice)
     alice.http.post("/v1/messages/text", json={"sessionId": session["id"], "to": "14155550123",
                                                "text": "hi"})
-    after = anon.get("/metrics")
+    after = anon.get("/metrics", headers=SCRAPE)
     assert after.status_code == 200
     text = after.text
     labels = {"method": "GET", "status": "404", "code": "resource_not_found"}
@@ -39,7 +47,7 @@ def test_metrics_count_requests_messages_and_state(anon, alice):
     assert "wa_webhook_deliveries_pending 0.0" in text
 
 
-def test_metrics_answer_while_the_database_is_down(anon, monkeypatch):
+def test_metrics_answer_while_the_database_is_down(anon, monkeypatch, scraping):
     from django.db import OperationalError
 
     from console.metrics import StateCollector
@@ -48,17 +56,19 @@ def test_metrics_answer_while_the_database_is_down(anon, monkeypatch):
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(StateCollector, "_collect", down)
-    response = anon.get("/metrics")
+    response = anon.get("/metrics", headers=SCRAPE)
     assert response.status_code == 200
     assert metric(response.text, "wa_state_available") == 0
     assert "wa_api_requests_total" in response.text
 
 
-def test_metrics_can_require_a_token(anon, settings):
+def test_metrics_need_their_token_and_are_off_without_one(anon, settings):
+    settings.METRICS_TOKEN = ""
+    assert anon.get("/metrics").status_code == 404
     settings.METRICS_TOKEN = "scrape-secret"
     assert anon.get("/metrics").status_code == 401
-    assert anon.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code \
-        == 200
+    assert anon.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert anon.get("/metrics", headers=SCRAPE).status_code == 200
 
 
 def test_json_log_lines_carry_request_account_and_message_ids():
