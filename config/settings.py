@@ -216,11 +216,14 @@ LOGOUT_REDIRECT_URL = "dashboard:login"
 DASHBOARD_LOGIN_RATE = env_str("DASHBOARD_LOGIN_RATE", "10/m")
 INVITATION_TTL_SECONDS = env_int("INVITATION_TTL_SECONDS", 7 * 86_400, minimum=60)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 3600, minimum=60)
-# Email (invitations, password resets): printed on the console unless an SMTP host is set.
+# Email (invitations, password resets) goes to EMAIL_HOST. Without one it is printed on the
+# console only when asked (EMAIL_TO_CONSOLE, as ./scripts/serve does on a developer's
+# machine): its links carry sign-in tokens, which must not reach a production log.
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
+    else "django.core.mail.backends.console.EmailBackend" if env_bool("EMAIL_TO_CONSOLE", False)
+    else "django.core.mail.backends.dummy.EmailBackend"
 )
 EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")

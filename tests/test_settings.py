@@ -97,3 +97,18 @@ def test_a_required_secret_key_stops_the_start_without_one(tmp_path):
     refused = secret_key_of(tmp_path, REQUIRE_SECRET_KEY="true")
     assert refused.returncode != 0 and "SECRET_KEY must be set" in refused.stderr
     assert secret_key_of(tmp_path, SECRET_KEY="given").stdout.strip() == "given"
+
+
+def email_backend(**env: str) -> str:
+    clean = {name: value for name, value in os.environ.items()
+             if name not in ("EMAIL_HOST", "EMAIL_TO_CONSOLE")}
+    return subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; print(s.EMAIL_BACKEND)"],
+        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, check=True,
+    ).stdout.strip().rsplit(".", 2)[-2]
+
+
+def test_emails_with_sign_in_links_reach_no_log_unless_asked():
+    assert email_backend() == "dummy"
+    assert email_backend(EMAIL_TO_CONSOLE="true") == "console"
+    assert email_backend(EMAIL_HOST="smtp.example.com") == "smtp"
