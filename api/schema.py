@@ -36,15 +36,19 @@ def list_parameters(*filters):
     ]
 
 
+class Pagination(serializers.Serializer):
+    """One component for every list's `pagination`."""
+
+    nextCursor = serializers.CharField(allow_null=True)
+
+
 def envelope(serializer_class: type[serializers.Serializer], *, many: bool = False):
     """`{success: true, data: <serializer>}` (lists add `pagination`) for the schema."""
     name = f"{serializer_class.__name__.removesuffix('Output')}{'List' if many else ''}Response"
     if name not in _envelopes:
         fields = {"success": serializers.BooleanField(), "data": serializer_class(many=many)}
         if many:
-            fields["pagination"] = inline_serializer(
-                "Pagination", {"nextCursor": serializers.CharField(allow_null=True)}
-            )
+            fields["pagination"] = Pagination()
         _envelopes[name] = inline_serializer(name, fields)
     return _envelopes[name]
 
@@ -98,6 +102,11 @@ class ApiAutoSchema(AutoSchema):
                 "content": {"application/json": {"schema": _error_schema(codes)}},
             }
         return operation
+
+    def get_auth(self) -> list[dict]:
+        """The key the operation takes (the API authenticates in its own admission, which
+        the generator cannot see): so the docs page's "Try it out" sends it."""
+        return [{"ApiKey": []}] if getattr(self.view, "takes_api_key", False) else []
 
     def get_description(self) -> str:
         """The view's own docstring only: the base views' say how they work, not what the

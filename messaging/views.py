@@ -1,6 +1,11 @@
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 
 from accounts.scopes import MESSAGES_READ, MESSAGES_SEND, SESSIONS_WRITE
 from api.errors import ApiError, E
@@ -90,9 +95,7 @@ class MessageMediaSendApi(ApiView):
     error_codes = (*SEND_ERRORS, "message_too_long", "media_url_inaccessible",
                    "invalid_media_type", "media_size_exceeded")
 
-    @extend_schema(operation_id="messages_send_media",
-                   summary="Send an image, video, document or audio file by URL",
-                   request=MediaSendInput, responses={201: envelope(MessageOutput)})
+    @extend_schema(request=MediaSendInput, responses={201: envelope(MessageOutput)})
     def post(self, request):
         data = self.validated(MediaSendInput, request.data)
         try:
@@ -108,8 +111,15 @@ class MessageMediaSendApi(ApiView):
         return ok(message_data(message), status=201)
 
 
-MEDIA_VIEWS = {kind: type(f"Message{kind.title()}SendApi", (MessageMediaSendApi,),
-                          {"kind": kind}) for kind in KINDS}
+def _media_view(kind: str) -> type[MessageMediaSendApi]:
+    """The endpoint of one kind, with an operation of its own in the schema."""
+    view = type(f"Message{kind.title()}SendApi", (MessageMediaSendApi,), {"kind": kind})
+    article = "an" if kind[0] in "aeiou" else "a"
+    return extend_schema_view(post=extend_schema(
+        operation_id=f"messages_send_{kind}", summary=f"Send {article} {kind} file by URL"))(view)
+
+
+MEDIA_VIEWS = {kind: _media_view(kind) for kind in KINDS}
 
 _STATUS_FILTER = {"queued": ["queued", "sending"], "sent": ["sent"], "delivered": ["delivered"],
                   "read": ["read"], "failed": ["failed"], "received": ["received"]}

@@ -51,3 +51,30 @@ def test_the_guides_are_served_and_linked_from_the_reference(anon):
     assert assets and all(not a.startswith(("http://", "https://", "//")) for a in assets)
     for asset in assets:
         assert anon.get(f"/docs/{asset}").status_code == 200, asset
+
+
+def test_every_keyed_operation_says_it_takes_the_key_and_has_its_own_id(anon):
+    """So that "Try it out" sends the key; and one id per operation (no generated suffixes)."""
+    schema = anon.get("/v1/schema").json()
+    assert schema["components"]["securitySchemes"]["ApiKey"] == {"type": "http",
+                                                                 "scheme": "bearer"}
+    ids = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            ids.append(operation["operationId"])
+            open_ = path in ("/v1/health",)
+            assert operation.get("security") == (None if open_ else [{"ApiKey": []}]), (
+                path, method)
+    assert len(ids) == len(set(ids))
+    assert {"messages_send_image", "messages_send_audio"} <= set(ids)
+
+
+def test_the_schema_is_generated_without_a_warning():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    errors = StringIO()
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=StringIO(),
+                 stderr=errors)
+    assert "Warning" not in errors.getvalue()
