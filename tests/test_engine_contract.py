@@ -337,3 +337,23 @@ def test_a_sandbox_send_makes_three_redis_round_trips(settings, redis_round_trip
     assert SandboxEngine.send_attempts(message_id) == 1
     assert [e.data["status"] for e in harness.events if e.type == base.RECEIPT] == [
         "sent", "delivered", "read"]
+
+
+def test_the_sandbox_stamps_each_receipt_with_when_the_phone_answers(settings, monkeypatch):
+    """`delivered` and `read` come SANDBOX_STATUS_DELAY_SECONDS apart, and say so: their
+    times are not the moment they were scheduled."""
+    from sessions_app.engines.sandbox import engine as sandbox
+
+    harness = make_sandbox(settings)
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 1
+    scheduled = []
+    monkeypatch.setattr(sandbox, "enqueue", lambda task, args, countdown: scheduled.append(
+        (EngineEvent.from_dict(args[0]), countdown)))
+    session_id = new_id("ses")
+    connect(harness, session_id)
+    harness.engine.send_text(session_id, message_id=new_id("msg"), to="14155550123", text="hi")
+    (sent,) = harness.of_type(base.RECEIPT, session_id)
+    assert [(e.data["status"], countdown) for e, countdown in scheduled] == [
+        ("delivered", 1), ("read", 2)]
+    assert [(e.occurred_at - sent.occurred_at).total_seconds() for e, _ in scheduled] == (
+        pytest.approx([1, 2], abs=0.01))

@@ -15,6 +15,7 @@ through events on the bus, exactly like the real engine.
 import hashlib
 import secrets
 from base64 import b64encode
+from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -124,7 +125,10 @@ class SandboxEngine(base.Engine, Simulator):
             # The recipient's phone answers whatever happens to us: its receipts are scheduled
             # before `sent` is announced, so a crash right after cannot lose them.
             for step, receipt in enumerate(receipts[1:], start=1):
-                enqueue(PUBLISH_TASK, (receipt.to_dict(),), countdown=delay * step)
+                # Stamped with when the phone answers, not with when it was scheduled.
+                due = replace(receipt, occurred_at=receipt.occurred_at
+                              + timedelta(seconds=delay * step))
+                enqueue(PUBLISH_TASK, (due.to_dict(),), countdown=delay * step)
             self.publish(receipts[0])
         cache.set(delivered_key, 1, _MESSAGE_TTL_SECONDS)
         return SentMessage(whatsapp_id=whatsapp_id)
