@@ -80,10 +80,13 @@ def decide_type(kind: str, declared: str, head: bytes) -> str:
 
 def _total_size(response: httpx.Response) -> int | None:
     if response.status_code == 206:
-        total = response.headers.get("content-range", "").rpartition("/")[2]
-        return int(total) if total.isdigit() else None
-    length = response.headers.get("content-length", "")
-    return int(length) if length.isdigit() else None
+        return _byte_count(response.headers.get("content-range", "").rpartition("/")[2])
+    return _byte_count(response.headers.get("content-length", ""))
+
+
+def _byte_count(text: str) -> int | None:
+    """A size the server declared, if it is one (ASCII digits: `"²".isdigit()` is true too)."""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _fetch(url: str, *, max_bytes: int, headers: dict[str, str], timeout: httpx.Timeout,

@@ -79,6 +79,15 @@ def test_a_type_outside_the_endpoint_is_invalid_media_type(alice, session, files
     assert not Message.objects.exists()
 
 
+def test_a_size_in_other_digits_is_taken_as_unknown_not_a_crash(alice, session, files):
+    """`Content-Range: bytes 0-N/²`: "²".isdigit() is true, int("²") is not a number."""
+    files.routes["/odd.png"] = Route(body=PNG, content_type="image/png", status=206,
+                                     honour_range=False,
+                                     headers={"Content-Range": f"bytes 0-{len(PNG) - 1}/\u00b2"})
+    response = send(alice, session, "image", files.url("/odd.png"))
+    assert response.status_code == 201, response.text
+
+
 def test_over_the_size_limit_is_media_size_exceeded(alice, session, files):
     error = assert_error(send(alice, session, "image", files.url("/huge.png")), 400,
                          "media_size_exceeded", "url")
