@@ -157,6 +157,12 @@ def api_page_not_found(request: HttpRequest, exception: Exception | None = None)
     return json_error_response(ApiError(E.resource_not_found))
 
 
+def api_bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 page under /v1 (a Host header not in ALLOWED_HOSTS, another suspicious
+    request), in the envelope."""
+    return json_error_response(ApiError(E.invalid_request, reason="The request was refused."))
+
+
 def api_server_error(request: HttpRequest) -> HttpResponse:
     """Django's 500 page under /v1, in the envelope."""
     return json_error_response(ApiError(E.internal_server_error))

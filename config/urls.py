@@ -12,7 +12,12 @@ from rest_framework.negotiation import DefaultContentNegotiation
 
 from api.health import HealthApi
 from api.middleware import is_api_path
-from api.views import api_page_not_found, api_route_not_found, api_server_error
+from api.views import (
+    api_bad_request,
+    api_page_not_found,
+    api_route_not_found,
+    api_server_error,
+)
 from console.metrics import metrics_view
 from dashboard.errors import dashboard_page_not_found, dashboard_server_error, is_dashboard_path
 
@@ -70,6 +75,12 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def bad_request(request, exception=None):
+    if is_api_path(request.path):
+        return api_bad_request(request, exception)
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request):
     if is_api_path(request.path):
         return api_server_error(request)
@@ -78,5 +89,6 @@ def server_error(request):
     return defaults.server_error(request)
 
 
+handler400 = bad_request
 handler404 = not_found
 handler500 = server_error

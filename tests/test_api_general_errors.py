@@ -276,3 +276,9 @@ def test_error_log_entries_are_purged_after_their_retention(alice, settings):
         created_at=timezone.now() - timedelta(days=settings.ERROR_LOG_RETENTION_DAYS, hours=1))
     assert error_logs_purge() == 1
     assert list(ApiErrorLog.objects.values_list("request_id", flat=True)) == ["req-new"]
+
+
+def test_a_host_header_not_allowed_gets_the_envelope_on_v1(anon):
+    response = anon.get("/v1/health", headers={"Host": "evil.example"})
+    assert_error(response, 400, "invalid_request")
+    assert response.headers["Content-Type"] == "application/json"
