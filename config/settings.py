@@ -214,6 +214,9 @@ LOGIN_REDIRECT_URL = "dashboard:overview"
 LOGOUT_REDIRECT_URL = "dashboard:login"
 # Sign-in attempts (POSTs) per client address and, separately, per email address.
 DASHBOARD_LOGIN_RATE = env_str("DASHBOARD_LOGIN_RATE", "10/m")
+# Behind a reverse proxy: take the client's address from the last X-Forwarded-For entry.
+CLIENT_IP_FROM_FORWARDED_FOR = env_bool("CLIENT_IP_FROM_FORWARDED_FOR", False)
+RATELIMIT_IP_META_KEY = "accounts.sign_in.client_address"
 INVITATION_TTL_SECONDS = env_int("INVITATION_TTL_SECONDS", 7 * 86_400, minimum=60)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 3600, minimum=60)
 # Email (invitations, password resets) goes to EMAIL_HOST. Without one it is printed on the

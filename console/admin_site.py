@@ -1,7 +1,9 @@
 """The admin site: Django's, with the operators' dashboard on its index page."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
 
+from accounts.sign_in import sign_in_attempts_exceeded
 from console.dashboard import dashboard_context
 
 
@@ -9,6 +11,20 @@ class ServiceAdminSite(admin.AdminSite):
     site_header = "WhatsApp API service"
     site_title = "WhatsApp API service admin"
     index_title = "Dashboard"
+
+    def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        """Django's sign-in, with the dashboard's limits on guessing (staff see every
+        tenant: their passwords are the ones most worth guessing)."""
+        if request.method == "POST" and sign_in_attempts_exceeded(
+                request, "admin-login", email_field="username"):
+            messages.error(request, "Too many sign-in attempts from here or for this name; "
+                                    "wait a minute.")
+            request.method = "GET"  # show the form again, with the refusal, checking nothing
+            response = super().login(request, extra_context=extra_context)
+            response.status_code = 429
+            response["Retry-After"] = "60"
+            return response
+        return super().login(request, extra_context=extra_context)
 
     def index(self, request, extra_context=None):
         context = {**(extra_context or {}), "dashboard": dashboard_context()}

@@ -101,3 +101,37 @@ def test_session_detail_shows_its_history_and_the_action_logs_it_out(operator, a
                   {"action": "log_out_and_remove", "_selected_action": [session_id]})
     assert Session.objects.get(pk=session_id).status == "logged_out"
     assert_error(alice.http.get(f"/v1/sessions/{session_id}"), 404, "session_not_found")
+
+
+def test_admin_sign_in_attempts_are_limited_like_the_dashboards(settings):
+    """Staff see every tenant: their passwords are capped against guessing too, even the
+    right one once the limit is reached."""
+    import uuid
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    settings.DASHBOARD_LOGIN_RATE = "3/m"
+    name = f"staff-{uuid.uuid4().hex[:8]}"
+    get_user_model().objects.create_superuser(name, f"{name}@example.com", "right-pw-123")
+    client = Client(REMOTE_ADDR=f"127.9.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}")
+    for _ in range(3):
+        wrong = client.post("/admin/login/", {"username": name, "password": "wrong"})
+        assert wrong.status_code == 200
+    refused = client.post("/admin/login/", {"username": name, "password": "right-pw-123"})
+    assert refused.status_code == 429 and refused["Retry-After"] == "60"
+    assert "Too many sign-in attempts" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_behind_a_proxy_the_limits_count_the_client_not_the_proxy(settings):
+    from django.test import RequestFactory
+
+    from accounts.sign_in import client_address
+
+    request = RequestFactory().post("/dashboard/login/", REMOTE_ADDR="10.0.0.2",
+                                    HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.7")
+    settings.CLIENT_IP_FROM_FORWARDED_FOR = False
+    assert client_address(request) == "10.0.0.2"  # a forged header is ignored by default
+    settings.CLIENT_IP_FROM_FORWARDED_FOR = True
+    assert client_address(request) == "203.0.113.7"  # the entry the proxy appended

@@ -1,6 +1,5 @@
 """Signing in and out, password resets and invitation links."""
 
-from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import SetPasswordForm
@@ -10,31 +9,17 @@ from django.urls import reverse_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django_ratelimit.core import is_ratelimited
 
 from accounts.services import MemberError, invitation_accept, invitation_find
+from accounts.sign_in import sign_in_attempts_exceeded
 from api.errors import CATALOGUE
 from dashboard.access import error_context, form_error_context
 from dashboard.forms import SignInForm
 
 
 def _too_many_attempts(request: HttpRequest, group: str, *, by_email: bool) -> bool:
-    """Count this POST against the limits (per address, and per email typed) and say whether
-    one is exceeded. Counting happens before the password is checked, so guesses are capped
-    whatever their outcome."""
-    field = "username" if by_email else "email"
-
-    def typed_email(_group: str, request: HttpRequest) -> str:
-        return request.POST.get(field, "").strip().lower()  # case cannot dodge the limit
-
-    limited = False
-    for name, key in (("ip", "ip"), ("email", typed_email)):
-        # The group carries the Redis namespace: deployments sharing a Redis count apart.
-        limited |= is_ratelimited(request, group=f"{settings.REDIS_NAMESPACE}:{group}:{name}",
-                                  key=key,
-                                  rate=settings.DASHBOARD_LOGIN_RATE, method="POST",
-                                  increment=True)
-    return limited
+    return sign_in_attempts_exceeded(request, group,
+                                     email_field="username" if by_email else "email")
 
 
 def _rate_limited_page(request: HttpRequest, template: str, form) -> HttpResponse:
