@@ -374,6 +374,20 @@ def test_media_goes_by_a_file_the_hosts_share_not_through_redis(hosts, linked, s
     assert not default_storage.exists(f"outbound/{session_id}/msg_media1")  # cleaned up
 
 
+def test_new_sessions_are_spread_over_the_hosts(hosts, alice, settings):
+    hosts.start("host-a")
+    hosts.start("host-b")
+    wait_until(lambda: len(protocol.engine_hosts(redis_client(), settings.REDIS_NAMESPACE)) == 2,
+               timeout=30)
+    ids = [Session.objects.create(account=alice.account, engine="whatsmeow").id
+           for _ in range(4)]
+    engine = RemoteEngine(publish_event)
+    for session_id in ids:
+        engine.start(session_id)  # a new login: a QR code follows
+    wait_until(lambda: all(status(sid)[0] == "qr_pending" for sid in ids), timeout=30)
+    assert sorted(owner(settings, sid) for sid in ids) == ["host-a"] * 2 + ["host-b"] * 2
+
+
 def test_a_host_at_capacity_leaves_the_rest_to_others(hosts, linked, settings):
     session_ids = linked(3)
     started = time.time()

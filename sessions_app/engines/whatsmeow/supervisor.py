@@ -7,7 +7,8 @@ live session it owns.
   the lease can expire, so another host never starts a session whose old child still runs.
   Children die with their supervisor (parent-death signal, and a closed pipe).
 - Capacity: at most `max_sessions` children per supervisor (0: no limit). Supervisors
-  announce how many sessions they run; a new or orphaned session goes to the least loaded.
+  announce how many sessions they run; each takes new and orphaned sessions up to its fair
+  share of all sessions over the live hosts with room.
 - Commands arrive on Redis lists: `start` on a shared queue (any supervisor), the rest on the
   session's own queue, read only by its owner. Replies go to the caller's reply key. A command
   whose caller already gave up (expired) is dropped, never run late.
@@ -177,22 +178,16 @@ class EngineSupervisor:
                 for session_id in list(self.children):
                     self._stop_child(session_id, release=False)
 
-    def _announce(self) -> None:
+    def _announce(self, starting: int = 0) -> None:
+        """Say how many sessions this host runs (`starting`: ones about to start, counted
+        before their processes start, which takes a moment the other hosts should not read
+        a stale load in)."""
         protocol.host_announce(self.redis, self.namespace, {
-            "worker": self.worker_id, "sessions": len(self.children),
+            "worker": self.worker_id, "sessions": len(self.children) + starting,
             "capacity": self.max_sessions or None}, self.lease_ms)
 
     def _has_room(self) -> bool:
         return not self.max_sessions or len(self.children) < self.max_sessions
-
-    def _least_loaded(self) -> bool:
-        """No live supervisor with room runs fewer sessions than this one (between equals,
-        the first by name takes the next one: hosts fill up in turn)."""
-        loads = [(host["sessions"], host["worker"])
-                 for host in protocol.engine_hosts(self.redis, self.namespace)
-                 if host["worker"] != self.worker_id
-                 and (not host["capacity"] or host["sessions"] < host["capacity"])]
-        return not loads or (len(self.children), self.worker_id) < min(loads)
 
     # --- children ---
     def _spawn(self, session_id: str, phone_number: str | None, lease_value: str,
@@ -362,12 +357,16 @@ class EngineSupervisor:
             self.redis.expire(queue, 60)
             return
         hops = command.get("hops", 0)
-        if hops < MAX_HOPS and not self._least_loaded():
+        if hops < MAX_HOPS and len(self.children) >= self._fair_share(1):
+            # One more would put this host above its share: a less loaded one takes it
+            # (this host waits a moment before it reads the queue again, so another can).
             self.redis.rpush(protocol.key(self.namespace, protocol.START_QUEUE),
                              json.dumps({**command, "hops": hops + 1}))
+            self.stop_event.wait(0.2)
             return
         lease_value = self._acquire(session_id)
         if lease_value is not None:
+            self._announce(starting=1)
             self._spawn(session_id, phone, lease_value, device_jid=device)
 
     def _reply(self, command: dict, message: dict) -> None:
@@ -400,8 +399,8 @@ class EngineSupervisor:
                 # its new process connects, so that its sends wait instead of failing.
                 self.publish(translate.disconnected_event(
                     session_id, base.ENGINE_UNREACHABLE, reconnect_at=base.utcnow()))
+                self._announce(starting=1)  # the others see this one's load at once
                 self._spawn(session_id, phone or None, lease_value, device_jid=device or None)
-                self._announce()  # the others see this one's load at once
 
     def _fair_share(self, unowned: int) -> int:
         """How many sessions this host should run: all sessions spread evenly over the live
