@@ -4,11 +4,13 @@ import hashlib
 import logging
 import secrets
 import string
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -27,6 +29,7 @@ from accounts.models import (
     PlanChangeStatus,
 )
 from accounts.scopes import ALL_SCOPES
+from accounts.sign_in import client_address
 from api.errors import ApiError
 
 logger = logging.getLogger(__name__)
@@ -245,6 +248,21 @@ def _storable(details: dict) -> dict:
             for name, value in details.items()}
 
 
+def _anonymous_entry_allowed(request: HttpRequest) -> bool:
+    """Errors of requests with no admitted key (random keys, scans) are recorded at most
+    ERROR_LOG_ANONYMOUS_PER_MINUTE times a minute per client address: one address cannot fill
+    the log. Requests with a key are always recorded (the rate limits bound them)."""
+    # The namespace, as in the sign-in limits: deployments sharing a Redis count apart.
+    bucket = (f"{settings.REDIS_NAMESPACE}:error-log:anonymous:{client_address(request)}:"
+              f"{int(time.time() // 60)}")
+    try:
+        if cache.add(bucket, 1, timeout=120):
+            return True
+        return cache.incr(bucket) <= settings.ERROR_LOG_ANONYMOUS_PER_MINUTE
+    except Exception:  # the cache is down: record, as before
+        return True
+
+
 def error_logs_purge() -> int:
     """Forget error log entries older than ERROR_LOG_RETENTION_DAYS."""
     cutoff = timezone.now() - timedelta(days=settings.ERROR_LOG_RETENTION_DAYS)
@@ -257,6 +275,8 @@ def error_log_record(*, request: HttpRequest, error: ApiError, status: int,
     """Record an error response (`api_key`: the request's, when it was admitted). Never
     raises: a failing log must not turn a 4xx into a 500."""
     key = api_key
+    if key is None and not _anonymous_entry_allowed(request):
+        return  # a flood of keyless requests from one address: its first entries are kept
     try:
         with transaction.atomic():
             ApiErrorLog.objects.create(

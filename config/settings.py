@@ -279,6 +279,7 @@ WHATSAPP_ENGINE = env_str("WHATSAPP_ENGINE", "sandbox")
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 MEDIA_RETENTION_DAYS = env_int("MEDIA_RETENTION_DAYS", 30, minimum=1)
 ERROR_LOG_RETENTION_DAYS = env_int("ERROR_LOG_RETENTION_DAYS", 30, minimum=1)
+ERROR_LOG_ANONYMOUS_PER_MINUTE = env_int("ERROR_LOG_ANONYMOUS_PER_MINUTE", 60, minimum=1)
 WHATSAPP_PROXY_URL = env_str("WHATSAPP_PROXY_URL")  # the real engine connects through it
 # How many sessions one `run_engine` host runs at most (0: no limit).
 ENGINE_MAX_SESSIONS = env_int("ENGINE_MAX_SESSIONS", 0, minimum=0)

@@ -282,3 +282,18 @@ def test_a_host_header_not_allowed_gets_the_envelope_on_v1(anon):
     response = anon.get("/v1/health", headers={"Host": "evil.example"})
     assert_error(response, 400, "invalid_request")
     assert response.headers["Content-Type"] == "application/json"
+
+
+def test_a_flood_of_keyless_requests_cannot_fill_the_error_log(anon, alice, settings):
+    """Random keys from one address: each is answered, the first ones are recorded; requests
+    with a valid key are not capped this way."""
+    settings.ERROR_LOG_ANONYMOUS_PER_MINUTE = 5
+    for n in range(12):
+        response = anon.get("/v1/account", headers={
+            "Authorization": f"Bearer wak_{n:012d}_{'x' * 32}", "X-Request-ID": f"flood-{n}"})
+        assert_error(response, 401, "invalid_api_key")
+    recorded = ApiErrorLog.objects.filter(request_id__startswith="flood-").count()
+    assert 5 <= recorded <= 10  # 5 a minute (a minute's turn may allow 5 more)
+    for n in range(8):
+        alice.http.get("/v1/sessions/ses_unknown", headers={"X-Request-ID": f"keyed-{n}"})
+    assert ApiErrorLog.objects.filter(request_id__startswith="keyed-").count() == 8
