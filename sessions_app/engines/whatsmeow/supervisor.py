@@ -238,10 +238,7 @@ class EngineSupervisor:
         else:
             reply_to = child.replies.pop(message["id"], None)
             if reply_to:
-                pipe = self.redis.pipeline()
-                pipe.rpush(reply_to, json.dumps(message))
-                pipe.expire(reply_to, 60)
-                pipe.execute()
+                self._answer(reply_to, message)
 
     def _store_media(self, session_id: str, event: dict, data: bytes) -> None:
         event = EngineEvent.from_dict(event)
@@ -370,9 +367,16 @@ class EngineSupervisor:
             self._spawn(session_id, phone, lease_value, device_jid=device)
 
     def _reply(self, command: dict, message: dict) -> None:
+        """Answer a command here, without its session's process."""
         if command.get("reply"):
-            self.redis.rpush(command["reply"], json.dumps({"id": command["id"], **message}))
-            self.redis.expire(command["reply"], 60)
+            self._answer(command["reply"], {"id": command["id"], **message})
+
+    def _answer(self, reply_to: str, message: dict) -> None:
+        """Put an answer where its caller waits; it expires if the caller gave up."""
+        pipe = self.redis.pipeline()
+        pipe.rpush(reply_to, json.dumps(message))
+        pipe.expire(reply_to, 60)
+        pipe.execute()
 
     def resume(self) -> None:
         """Take the sessions that should be running and that no live supervisor owns, up to

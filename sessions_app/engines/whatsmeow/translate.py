@@ -1,5 +1,6 @@
-"""neonize (whatsmeow) events -> our EngineEvents. Imported only where neonize may be: the
-per-session child process, and tests (and the supervisor, for its sentences)."""
+"""neonize (whatsmeow) events -> our EngineEvents, and the sentences a customer reads for
+each code. It never imports neonize: the session's process passes neonize's event objects in,
+and the supervisor uses it for its own `disconnected` events."""
 
 from __future__ import annotations
 
