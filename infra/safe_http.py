@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.client
+import io
 import ipaddress
 import re
 import select
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 from django.conf import settings
 
@@ -201,10 +203,77 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(trust_env=False)
 
 
-def _client(timeout: httpx.Timeout) -> httpx.Client:
-    # trust_env=False: an HTTP(S)_PROXY in the environment must not route around the guard.
-    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
-                        verify=_ssl_context())
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every step waits no longer than what is left before one deadline:
+    a socket's timeout counts per read, so a server that drips its answer a byte at a time
+    would otherwise hold the caller as long as it likes."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream, self._deadline = stream, deadline
+
+    def _left(self, timeout: float | None) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ReadTimeout("the exchange's deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._left(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, self._left(timeout)),
+            self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own connections, each bound to the deadline of the exchange."""
+
+    def __init__(self, deadline: float) -> None:
+        self._backend, self._deadline = httpcore.SyncBackend(), deadline
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ConnectTimeout("the exchange's deadline passed")
+        stream = self._backend.connect_tcp(
+            host, port, left if timeout is None else min(timeout, left), local_address,
+            socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class _Body(httpx.SyncByteStream):
+    """An httpcore response's body as httpx reads it, its failures as FetchFailed."""
+
+    def __init__(self, response: httpcore.Response) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._response.iter_stream()
+        except httpcore.TimeoutException as exc:
+            raise FetchFailed("no answer in time", timeout=True) from exc
+        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+            raise FetchFailed(f"the transfer failed: {type(exc).__name__}",
+                              unreachable=True) from exc
+
+    def close(self) -> None:
+        self._response.close()
 
 
 @contextlib.contextmanager
@@ -214,27 +283,40 @@ def safe_stream(
     *,
     headers: dict[str, str] | None = None,
     content: bytes | None = None,
-    timeout: httpx.Timeout | float = 5.0,
+    timeout: float = 5.0,
+    deadline: float | None = None,
     max_redirects: int = 3,
 ) -> Iterator[httpx.Response]:
-    """Open a response (streamed) with every hop checked. The caller reads what it needs."""
-    timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-    with _client(timeout) as client:
+    """Open a response (streamed) with every hop checked. The caller reads what it needs.
+
+    `timeout`: the longest wait for one step (connecting, one read); `deadline`: the most the
+    whole exchange may take, redirects, headers and body included (default: `timeout`).
+    Failures, reading the body included, raise FetchFailed."""
+    ends_at = time.monotonic() + (deadline if deadline is not None else timeout)
+    step = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+    # httpcore (under httpx) takes a network backend, which is where the deadline lives;
+    # trust_env does not exist at this level: no proxy from the environment routes around
+    # the guard.
+    with httpcore.ConnectionPool(ssl_context=_ssl_context(),
+                                 network_backend=_DeadlineBackend(ends_at)) as pool:
         for _hop in range(max_redirects + 1):
             target = check_url(url)
-            extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
-            request = client.build_request(
-                method, target.url,
-                headers={**(headers or {}), "Host": target.host_header},
-                content=content, extensions=extensions,
-            )
+            extensions: dict[str, Any] = {"timeout": step}
+            if target.sni_hostname:
+                extensions["sni_hostname"] = target.sni_hostname
+            request_headers = {"Accept": "*/*", **(headers or {}),
+                               "Host": target.host_header}
             try:
-                response = client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
+                raw = pool.handle_request(httpcore.Request(
+                    method, target.url, headers=list(request_headers.items()),
+                    content=content, extensions=extensions))
+            except httpcore.TimeoutException as exc:
                 raise FetchFailed("no answer in time", timeout=True) from exc
-            except httpx.TransportError as exc:
+            except (httpcore.NetworkError, httpcore.ProtocolError,
+                    httpcore.UnsupportedProtocol) as exc:
                 raise FetchFailed(f"could not connect: {type(exc).__name__}",
                                   unreachable=True) from exc
+            response = httpx.Response(raw.status, headers=raw.headers, stream=_Body(raw))
             if response.is_redirect and max_redirects:
                 location = response.headers.get("location", "")
                 response.close()
@@ -269,6 +351,34 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         http.client.HTTPConnection.connect(self)
         self.sock = self.tls_context.wrap_socket(self.sock,
                                                  server_hostname=self.server_hostname)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket read until a deadline: each read waits only what is left of it, so an answer
+    dripped a byte at a time still ends there (a socket's own timeout counts per read)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer's deadline passed")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """What http.client's response reads from: the socket, through a `_DeadlineReader`."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
 
 
 def _idle_socket_closed(sock: socket.socket) -> bool:
@@ -360,17 +470,16 @@ class PinnedEndpoint:
         if connection is None or connection.sock is None:
             raise FetchFailed("could not connect: no request in flight", unreachable=True)
         sock = connection.sock
+        deadline = time.monotonic() + (self.timeout if timeout is None else max(timeout, 0.001))
         try:
-            if timeout is not None:
-                sock.settimeout(max(timeout, 0.001))
             # What `getresponse` does, without its bookkeeping of a request it did not send.
-            response = http.client.HTTPResponse(sock, method="POST")
+            response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method="POST")
             response.begin()
             snippet = response.read(self.SNIPPET_BYTES)
             if response.will_close or not response.isclosed():
                 # Closed by the server, or the rest is not read: the connection is not reused.
                 self.close()
-            elif timeout is not None:
+            else:
                 sock.settimeout(self.timeout)
             # http.client hands header values over as latin-1 text; as bytes, httpx takes any
             # value a receiver sends (`X-Note: café`), not only ASCII.

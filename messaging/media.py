@@ -15,8 +15,10 @@ from infra.safe_http import FetchFailed, UrlRefused, safe_stream
 
 MB = 1024 * 1024
 PROBE_BYTES = 4096
-PROBE_TIMEOUT = httpx.Timeout(5.0, connect=3.0)
-DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# (longest wait for one step, most the whole fetch may take). The probe runs inside the API
+# request; the download in the sender, within its task's time limit.
+PROBE_TIMEOUT = (3.0, 5.0)
+DOWNLOAD_TIMEOUT = (15.0, 60.0)
 
 _OFFICE = {
     "application/msword",
@@ -89,10 +91,12 @@ def _byte_count(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
-def _fetch(url: str, *, max_bytes: int, headers: dict[str, str], timeout: httpx.Timeout,
+def _fetch(url: str, *, max_bytes: int, headers: dict[str, str], timeout: tuple[float, float],
            stop_at: int | None = None) -> tuple[httpx.Response, bytes]:
+    step, deadline = timeout
     try:
-        with safe_stream("GET", url, headers=headers, timeout=timeout) as response:
+        with safe_stream("GET", url, headers=headers, timeout=step,
+                         deadline=deadline) as response:
             if not 200 <= response.status_code < 300:
                 raise MediaError("media_url_inaccessible",
                                  f"The URL answered HTTP {response.status_code}.")

@@ -104,6 +104,17 @@ def test_an_unreachable_url_is_media_url_inaccessible(alice, session, files, url
     assert_error(send(alice, session, "image", url), 400, "media_url_inaccessible", "url")
 
 
+@pytest.mark.parametrize("drip", [0.25, 0.02], ids=["in-the-head", "in-the-body"])
+def test_a_file_host_that_drips_its_answer_is_cut_off_at_the_deadline(alice, session, files,
+                                                                     drip):
+    # Each byte comes well within a read's timeout; at 0.02 s a byte the head arrives within
+    # the probe's 5 s and the 4 KB it reads do not.
+    files.routes["/drip.png"] = Route(body=PNG * 60, content_type="image/png", drip=drip)
+    error = assert_error(send(alice, session, "image", files.url("/drip.png")), 400,
+                         "media_url_inaccessible", "url")
+    assert "in time" in error["details"]["reason"]
+
+
 def test_private_urls_are_refused_unless_allowed(alice, session, files, settings):
     settings.ALLOW_PRIVATE_URLS = False
     error = assert_error(send(alice, session, "image", files.url("/photo.png")), 400,

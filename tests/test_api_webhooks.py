@@ -22,6 +22,8 @@ def receiver(receiver):
         "/fail": Route(status=500, body=b"boom"),
         "/missing": Route(status=404),
         "/slow": Route(status=200, delay=6.5),
+        # Each byte comes well within a read's timeout; the answer as a whole takes 20 s.
+        "/drip": Route(status=200, body=b"ok", drip=0.25),
         "/moved": Route(status=302, headers={"Location": "/hook"}),
     })
     return receiver
@@ -163,8 +165,9 @@ def test_a_non_2xx_answer_to_the_test_event_is_refused(alice, receiver, path):
     assert "HTTP" in error["details"]["reason"]
 
 
-def test_no_answer_within_5_seconds_is_webhook_response_timeout(alice, receiver):
-    assert_error(create(alice, receiver, path="/slow"), 400, "webhook_response_timeout", "url")
+@pytest.mark.parametrize("path", ["/slow", "/drip"])
+def test_no_answer_within_5_seconds_is_webhook_response_timeout(alice, receiver, path):
+    assert_error(create(alice, receiver, path=path), 400, "webhook_response_timeout", "url")
     assert not Webhook.objects.exists()
 
 

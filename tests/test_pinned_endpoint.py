@@ -62,6 +62,16 @@ def test_no_answer_in_time_is_a_timeout(receiver):
     assert failed.value.timeout and not failed.value.unreachable
 
 
+def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_deadline(receiver):
+    # Each byte comes within the 0.5 s a read may wait; the whole answer would take 10 s.
+    receiver.routes["/drip"] = Route(status=200, body=b"ok", drip=0.1)
+    with PinnedEndpoint(receiver.url("/drip"), timeout=0.5) as endpoint, \
+            pytest.raises(FetchFailed) as failed:
+        endpoint.post(b"{}", HEADERS)
+    assert failed.value.timeout
+    assert endpoint.connection is None  # a connection cut mid-answer is never reused
+
+
 def test_a_closed_port_is_unreachable(receiver):
     with socket.socket() as probe:  # a loopback port that nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -20,6 +20,8 @@ class Route:
     declared_length: int | None = None  # lie about the size
     send_length: bool = True  # False: no Content-Length at all (streamed to close)
     delay: float = 0.0
+    # Seconds between the bytes of the answer, headers included (a server that drips it).
+    drip: float = 0.0
     # Called with each request before it is answered (it may block: a barrier, a pause);
     # a status it returns replaces `status`.
     on_request: Callable[["Hit"], int | None] | None = None
@@ -136,6 +138,16 @@ class LocalServer:
                     self.send_header("Content-Length", str(declared or len(payload)))
                 else:
                     self.send_header("Connection", "close")
+                if route.drip:
+                    self.close_connection = True
+                    head = b"".join(self._headers_buffer) + b"\r\n"
+                    self._headers_buffer = []
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        for byte in head + (payload if with_body else b""):
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(route.drip)
+                    return
                 self.end_headers()
                 if with_body:
                     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
