@@ -139,9 +139,20 @@ else:
 # Without Redis the broker is kombu's filesystem transport: a folder of message files that the
 # web process and the embedded worker share, so the same task code runs with no server at all.
 CELERY_QUEUE_DIR = DATA_DIR / "celery-queue"
+CELERY_VISIBILITY_TIMEOUT = env_float("CELERY_VISIBILITY_TIMEOUT", 300.0, minimum=5.0)
+TASK_COUNTDOWN_MAX_SECONDS = min(60.0, CELERY_VISIBILITY_TIMEOUT / 5)
 if REDIS_URL:
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    # A task a worker took stays in Redis, unacknowledged, while it waits for its countdown
+    # and while it runs; a worker killed outright (kill -9, a lost machine) leaves its tasks
+    # there until they are this old, then any worker puts them back in the queue (it looks
+    # every tenth of it). So countdowns are capped (TASK_COUNTDOWN_MAX_SECONDS; the sweepers
+    # own longer waits) and the task time limit stays under it.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": max(1, round(CELERY_VISIBILITY_TIMEOUT / 10)),
+        "unacked_restore_throttle": 1,
+    }
 else:
     CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -165,8 +176,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_TIME_LIMIT = 300
-CELERY_TASK_SOFT_TIME_LIMIT = 240
+# Under the visibility timeout, with the longest countdown: a task still running is never put
+# back in the queue. The longest runs (a sender's, a delivery run's) end within 30 s by design.
+CELERY_TASK_TIME_LIMIT = 150
+CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TIMEZONE = "UTC"
 # Celery's Django fix-up closes every database connection before and after each task unless
 # this is set: a new PostgreSQL connection per task. Set out of reach, it leaves connections

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from celery import current_app
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
@@ -25,7 +26,15 @@ logger = logging.getLogger(__name__)
 
 
 def enqueue(task: str, args: tuple, countdown: float | None = None) -> None:
-    """Send the named task to its queue (the task routes of the settings apply)."""
+    """Send the named task to its queue (the task routes of the settings apply).
+
+    A countdown is capped at TASK_COUNTDOWN_MAX_SECONDS: a worker holds a delayed task
+    unacknowledged until it runs, and the broker hands it to another worker when it is older
+    than the visibility timeout, long or short (that is how a killed worker's tasks come
+    back). A task woken early finds nothing due yet and waits again, or leaves the work to
+    its periodic sweeper."""
+    if countdown is not None:
+        countdown = min(countdown, settings.TASK_COUNTDOWN_MAX_SECONDS)
     current_app.send_task(task, args=list(args), countdown=countdown)
 
 

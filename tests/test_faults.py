@@ -167,6 +167,42 @@ def test_a_worker_killed_during_a_thousand_messages_sends_each_exactly_once(make
     assert len([i for i in ids if SandboxEngine.send_attempts(i) > 1]) <= 1
 
 
+def test_a_killed_workers_delayed_tasks_come_back_after_the_visibility_timeout(make_tenant,
+                                                                              settings):
+    """The sandbox schedules each message's receipts as delayed tasks, which the worker holds
+    unacknowledged until they are due. Killed outright, it takes them along: the broker gives
+    them to the next worker once they are CELERY_VISIBILITY_TIMEOUT old (kombu's default,
+    an hour, left them waiting that long)."""
+    from config.celery import app
+
+    queue = f"vis-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_queue = queue
+    env = {"SANDBOX_STATUS_DELAY_SECONDS": "4", "CELERY_VISIBILITY_TIMEOUT": "8",
+           "SWEEP_INTERVAL_SECONDS": "1"}
+    alice = make_tenant("delayed", plan="business")
+    session = connected_session(alice)
+    body = {"sessionId": session["id"], "to": "14155550123", "text": "receipts pending"}
+    ids = [alice.http.post("/v1/messages/text", json=body).json()["data"]["id"]
+           for _ in range(20)]
+
+    def count(status: str) -> int:
+        return MessageStatusChange.objects.filter(message_id__in=ids, status=status).count()
+
+    with start_worker(queue=queue, namespace=settings.REDIS_NAMESPACE, extra_env=env) as first:
+        wait_until(lambda: count("sent") == 20, timeout=60)
+        os.killpg(first.pid, signal.SIGKILL)
+    assert count("read") < 20, "the receipts came before the worker could be killed"
+    with start_worker(queue=queue, namespace=settings.REDIS_NAMESPACE, extra_env=env):
+        wait_until(lambda: count("read") == 20, timeout=60)
+    assert count("sent") == 20
+    # Each receipt once. Restored together, a message's `read` may be applied before its
+    # `delivered`, which then changes nothing (read implies it): as when WhatsApp skips it.
+    changes = MessageStatusChange.objects.filter(message_id__in=ids, status__in=("delivered",
+                                                                                 "read"))
+    pairs = list(changes.values_list("message_id", "status"))
+    assert len(pairs) == len(set(pairs)) and count("read") == 20
+
+
 def test_postgresql_going_away_answers_503_then_recovers(alice):
     from django.db import connection
 

@@ -141,3 +141,21 @@ def test_letting_a_wake_up_go_with_the_cache_down_does_not_fail_the_task(monkeyp
     monkeypatch.setattr(cache, "delete", cache_down)
     woken(f"wake-test:{uuid.uuid4().hex}")
     assert "could not let the wake-up" in caplog.text
+
+
+def test_a_countdown_is_capped_under_the_brokers_visibility_timeout(monkeypatch, settings):
+    from celery import current_app
+
+    from infra import wakeups
+
+    monkeypatch.undo()  # the real `enqueue`, down to Celery's own send_task
+    sent = []
+    monkeypatch.setattr(current_app, "send_task",
+                        lambda name, args, countdown: sent.append((name, countdown)))
+    wakeups.enqueue("some.task", ("x",), countdown=5 * 3600)
+    wakeups.enqueue("some.task", ("x",), countdown=2.0)
+    wakeups.enqueue("some.task", ("x",))
+    assert sent == [("some.task", settings.TASK_COUNTDOWN_MAX_SECONDS), ("some.task", 2.0),
+                    ("some.task", None)]
+    assert settings.TASK_COUNTDOWN_MAX_SECONDS + settings.CELERY_TASK_TIME_LIMIT \
+        < settings.CELERY_VISIBILITY_TIMEOUT
