@@ -162,6 +162,10 @@ else:
         "control_folder": str(CELERY_QUEUE_DIR / "control"),
         "store_processed": False,
     }
+# A worker that loses the broker keeps trying to reach it, as it starts and after, for as long
+# as it takes (its process supervisor starts it again if it exits all the same).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # Webhook deliveries wait on customers' servers (5 s for one that does not answer). On a queue

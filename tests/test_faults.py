@@ -3,9 +3,7 @@ for hours, a Celery worker killed during a 1,000-message run."""
 
 import itertools
 import os
-import shutil
 import signal
-import subprocess
 import time
 import uuid
 from datetime import timedelta
@@ -17,7 +15,12 @@ from django.utils import timezone
 from messaging.models import Message, MessageStatusChange
 from tests.conftest import assert_error, connected_session, http_client
 from tests.support.http_server import LocalServer, Route
-from tests.support.servers import database_url_of_test_db, free_port, gunicorn_server
+from tests.support.servers import (
+    OwnRedis,
+    database_url_of_test_db,
+    free_port,
+    gunicorn_server,
+)
 from tests.support.worker import celery_worker as start_worker
 from tests.support.worker import wait_until
 from webhooks.delivery import RETRY_DELAYS, webhook_deliver_due
@@ -25,29 +28,6 @@ from webhooks.models import Delivery, DeliveryAttempt
 from webhooks.outbox import event_record
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
-
-
-class OwnRedis:
-    """A redis-server of this test's own on a free loopback port, to stop and start."""
-
-    def __init__(self, directory) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        subprocess.run([shutil.which("redis-server"), "--port", str(self.port), "--bind",
-                        "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "yes",
-                        "--dir", str(self.directory)], check=True, capture_output=True)
-        wait_until(lambda: subprocess.run(
-            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip()
-            == b"PONG", timeout=10)
-
-    def stop(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"],
-                       capture_output=True)
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
-                                          capture_output=True).returncode != 0, timeout=10)
 
 
 def test_redis_going_away_answers_503_then_recovers_and_loses_nothing(alice, tmp_path):

@@ -83,3 +83,9 @@ ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then return 0; fi
   apt_install chromium
 }
+
+# nginx, the web front of the production setup (deploy/), which the fault tests run.
+ensure_nginx() {
+  if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then return 0; fi
+  apt_install nginx-light
+}

@@ -3,12 +3,13 @@ several processes or a broken dependency. Bounded waits; always stopped."""
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -71,3 +72,41 @@ def database_url_of_test_db() -> str:
     s = connection.settings_dict
     password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
     return f"postgres://{s['USER']}{password}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+class OwnRedis:
+    """A redis-server of this test's own on a free loopback port, to stop and start."""
+
+    def __init__(self, directory, *, append_only: bool = False) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        # With its append-only file (as production's Redis runs), a restart keeps the data.
+        self.persistence = (["--appendonly", "yes", "--appendfsync", "always"] if append_only
+                            else ["--appendonly", "no"])
+
+    def start(self) -> None:
+        subprocess.run([shutil.which("redis-server"), "--port", str(self.port), "--bind",
+                        "127.0.0.1", "--save", "", *self.persistence, "--daemonize", "yes",
+                        "--dir", str(self.directory)], check=True, capture_output=True)
+        wait_until(lambda: subprocess.run(
+            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip()
+            == b"PONG", timeout=10)
+
+    def stop(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"],
+                       capture_output=True)
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
+                                          capture_output=True).returncode != 0, timeout=10)
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20, interval: float = 0.1):
+    """Poll until `condition()` is truthy (bounded); returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

@@ -4,10 +4,10 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from tests.support.servers import ROOT, database_url_of_test_db, stop_process_group
+from tests.support.servers import wait_until as wait_until  # where the tests import it from
 
 
 @contextlib.contextmanager
@@ -37,15 +37,3 @@ def celery_worker(*, queue: str, namespace: str, extra_env: dict[str, str] | Non
         yield process
     finally:
         stop_process_group(process, grace=15)
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 20, interval: float = 0.1):
-    """Poll until `condition()` is truthy (bounded); returns its value or fails the test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
