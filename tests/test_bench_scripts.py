@@ -2,7 +2,7 @@
 to the API or the pipeline that breaks a benchmark fails here, not on the next day someone
 measures. No figure is asserted: speed is measured by the benchmarks, never by tests. The runs
 get a database of their own (`BENCH_DATABASE`, dropped after) and write their reports to a
-temporary folder (`BENCH_RESULTS_DIR`). (`accept.py` needs wrk: not run here.)"""
+temporary folder (`BENCH_RESULTS_DIR`). (`accept.py` and `front.py` need wrk: not run here.)"""
 
 import os
 import subprocess
