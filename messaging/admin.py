@@ -2,8 +2,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from api.errors import ApiError
 from messaging.models import Message, MessageStatusChange
-from messaging.services import message_retry
+from messaging.services import message_cancel, message_retry
 
 
 class MessageStatusChangeInline(admin.TabularInline):
@@ -29,7 +30,7 @@ class MessageAdmin(admin.ModelAdmin):
     inlines = (MessageStatusChangeInline,)
     show_full_result_count = False
     date_hierarchy = "created_at"
-    actions = ("retry_failed",)
+    actions = ("retry_failed", "cancel_queued")
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -61,3 +62,14 @@ class MessageAdmin(admin.ModelAdmin):
     def retry_failed(self, request, queryset):
         retried = sum(message_retry(message=m) for m in queryset.filter(status="failed"))
         self.message_user(request, f"Queued {retried} failed message(s) again.")
+
+    @admin.action(description="Cancel the selected queued messages", permissions=["retry"])
+    def cancel_queued(self, request, queryset):
+        canceled = 0
+        for message in queryset.filter(status="queued", direction="outbound"):
+            try:
+                message_cancel(account_id=message.account_id, message_id=message.pk)
+                canceled += 1
+            except ApiError:  # taken by a sender meanwhile: it is being sent
+                pass
+        self.message_user(request, f"Canceled {canceled} queued message(s).")

@@ -47,6 +47,7 @@ def on_message_received(event: EngineEvent) -> None:
         from_number=event.data["from"], text=event.data.get("text", ""),
         at=event.occurred_at, type=event.data.get("type", "text"),
         media=event.data.get("media"),
+        content=event.data.get("location") or event.data.get("contacts"),
     )
 
 

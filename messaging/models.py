@@ -25,6 +25,9 @@ class MessageType(models.TextChoices):
     VIDEO = "video"
     DOCUMENT = "document"
     AUDIO = "audio"
+    LOCATION = "location"
+    CONTACT = "contact"
+    STICKER = "sticker"  # inbound only
 
 
 class Message(models.Model):
@@ -49,6 +52,9 @@ class Message(models.Model):
     # The stored file of an incoming media message (until MEDIA_RETENTION_DAYS).
     media_file = models.CharField(max_length=500, blank=True)
     caption = models.TextField(blank=True)
+    # What a location or contact message holds, as the API shows it: {latitude, longitude,
+    # name, address}, or a list of {name, phoneNumber, vcard}.
+    content = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)

@@ -323,6 +323,17 @@ def _deliver(engine, session_id: str, message: Message) -> bool:
         if message.type == "text":
             result = engine.send_text(session_id, message_id=message.id,
                                       to=message.to_number, text=message.text)
+        elif message.type == "location":
+            location = message.content
+            result = engine.send_location(
+                session_id, message_id=message.id, to=message.to_number,
+                latitude=location["latitude"], longitude=location["longitude"],
+                name=location.get("name"), address=location.get("address"))
+        elif message.type == "contact":
+            result = engine.send_contacts(
+                session_id, message_id=message.id, to=message.to_number,
+                contacts=[{"name": card["name"], "vcard": card["vcard"]}
+                          for card in message.content])
         else:
             try:
                 data, mime_type = media_download(message)

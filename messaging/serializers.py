@@ -3,6 +3,9 @@ from rest_framework import serializers
 from api.serializers import iso
 from messaging.models import Message, MessageStatus
 
+# The types whose content is a file (`media`).
+MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
+
 
 class MediaOutput(serializers.Serializer):
     url = serializers.CharField(allow_null=True)
@@ -10,6 +13,19 @@ class MediaOutput(serializers.Serializer):
     size = serializers.IntegerField(allow_null=True)
     filename = serializers.CharField(allow_null=True)
     caption = serializers.CharField(allow_null=True)
+
+
+class LocationOutput(serializers.Serializer):
+    latitude = serializers.FloatField()
+    longitude = serializers.FloatField()
+    name = serializers.CharField(allow_null=True)
+    address = serializers.CharField(allow_null=True)
+
+
+class ContactOutput(serializers.Serializer):
+    name = serializers.CharField()
+    phoneNumber = serializers.CharField(allow_null=True)
+    vcard = serializers.CharField(allow_null=True)
 
 
 class ErrorOutput(serializers.Serializer):
@@ -28,6 +44,8 @@ class MessageOutput(serializers.Serializer):
     to = serializers.CharField(allow_null=True)
     text = serializers.CharField(allow_null=True)
     media = MediaOutput(allow_null=True)
+    location = LocationOutput(allow_null=True, help_text="type `location` only")
+    contacts = ContactOutput(many=True, allow_null=True, help_text="type `contact` only")
     error = ErrorOutput(allow_null=True)
     whatsappId = serializers.CharField(allow_null=True)
     createdAt = serializers.DateTimeField()
@@ -50,7 +68,7 @@ def message_data(m: Message) -> dict:
     Written out by hand and called without a serializer: it runs on the accept path and for
     every webhook event, and building a serializer cost more than this."""
     media = None
-    if m.type != "text":
+    if m.type in MEDIA_TYPES:
         url = m.media_url or None
         if m.direction == "inbound":
             url = f"/v1/messages/{m.id}/media" if m.media_file else None
@@ -66,6 +84,8 @@ def message_data(m: Message) -> dict:
         "type": m.type,
         "text": m.text if m.type == "text" else None,
         "media": media,
+        "location": m.content if m.type == "location" else None,
+        "contacts": m.content if m.type == "contact" else None,
         "status": "queued" if m.status == MessageStatus.SENDING else m.status,
         "error": {"code": m.error_code, "message": m.error_message} if m.error_code else None,
         "whatsappId": m.whatsapp_id or None,

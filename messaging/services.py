@@ -86,11 +86,12 @@ def message_send(
     type: str,
     text: str = "",
     media: MediaSpec | None = None,
+    content: dict | list | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
 ) -> Message:
     """Accept an outbound message: checks, quota, insert; the session's sender is woken after
-    commit."""
+    commit. `content`: a location's or contacts' fields, as the API shows them."""
     session = session_get_for_send(account_id=key.account_id, session_id=session_id)
     session_require_sendable(session=session)
     if not recipient_on_whatsapp(session=session, number=to):
@@ -108,6 +109,7 @@ def message_send(
         media_size=media.size if media else None,
         media_filename=media.filename if media else "",
         caption=media.caption if media else "",
+        content=content,
         status=MessageStatus.QUEUED,
         idempotency_key=idempotency_key,
         request_id=request_id,
@@ -329,6 +331,26 @@ def message_retry(*, message: Message, reason: str = "retried by support") -> bo
     return True
 
 
+def message_cancel(*, account_id: str, message_id: str) -> Message:
+    """Fail a message still queued with `message_canceled`, so that it is never sent. Its row
+    is locked meanwhile: a sender claiming it waits, then finds it failed."""
+    with transaction.atomic():
+        message = (Message.objects.select_for_update()
+                   .filter(account_id=account_id, pk=message_id).first())
+        if message is None:
+            raise ApiError(E.message_not_found)
+        if message.direction != "outbound" or message.status != MessageStatus.QUEUED:
+            shown = "queued" if message.status == MessageStatus.SENDING else message.status
+            reason = ("It is being sent." if message.status == MessageStatus.SENDING
+                      else f"It is {shown}.")
+            raise ApiError(E.message_not_cancelable, reason=reason)
+        message_statuses_apply([StatusUpdate(
+            message.id, MessageStatus.FAILED, None, "", E.message_canceled.code,
+            "Canceled by the API before it was sent.")], known=[message])
+    message.refresh_from_db()
+    return message
+
+
 def message_fail(*, message_id: str, code: str, reason: str) -> bool:
     return message_status_apply(message_id=message_id, status=MessageStatus.FAILED,
                                 error_code=code, error_message=reason)
@@ -336,7 +358,8 @@ def message_fail(*, message_id: str, code: str, reason: str) -> bool:
 
 def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text: str,
                     at: datetime | None = None, type: str = "text",
-                    media: dict | None = None) -> Message | None:
+                    media: dict | None = None,
+                    content: dict | list | None = None) -> Message | None:
     """Store an inbound message once (the engine may report it twice) and emit
     `message.received`."""
     session = Session.objects.filter(pk=session_id, deleted_at__isnull=True).first()
@@ -351,7 +374,7 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
                 text=text if type == "text" else "", caption=text if type != "text" else "",
                 status=MessageStatus.RECEIVED, whatsapp_id=whatsapp_id,
                 media_file=media.get("file", ""), media_size=media.get("size"),
-                media_mime_type=media.get("mimeType", ""),
+                media_mime_type=media.get("mimeType", ""), content=content,
             )
             MessageStatusChange.objects.create(message=message, status=MessageStatus.RECEIVED)
             MESSAGE_STATUS.labels("received").inc()

@@ -6,9 +6,13 @@ from sessions_app.engines import get_simulator
 urlpatterns = [
     path("messages", views.MessageListApi.as_view(), name="messages"),
     path("messages/text", views.MessageTextSendApi.as_view(), name="messages-text"),
+    path("messages/location", views.MessageLocationSendApi.as_view(), name="messages-location"),
+    path("messages/contact", views.MessageContactSendApi.as_view(), name="messages-contact"),
     *[path(f"messages/{kind}", view.as_view(), name=f"messages-{kind}")
       for kind, view in views.MEDIA_VIEWS.items()],
     path("messages/<str:message_id>", views.MessageDetailApi.as_view(), name="message"),
+    path("messages/<str:message_id>/cancel", views.MessageCancelApi.as_view(),
+         name="message-cancel"),
     path("messages/<str:message_id>/media", views.MessageMediaDownloadApi.as_view(),
          name="message-media"),
 ]

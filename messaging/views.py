@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.utils import (
@@ -6,6 +8,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
+from rest_framework import serializers
 
 from accounts.scopes import MESSAGES_READ, MESSAGES_SEND, SESSIONS_WRITE
 from api.errors import ApiError, E
@@ -22,12 +25,15 @@ from messaging.services import (
     CAPTION_MAX_CHARACTERS,
     TEXT_MAX_CHARACTERS,
     MediaSpec,
+    message_cancel,
     message_send,
 )
+from messaging.vcard import vcard
 from sessions_app.engines import get_simulator
 from sessions_app.selectors import session_get
 from sessions_app.services import session_after_engine_command, session_require_sendable
 
+CONTACTS_MAX = 10
 SEND_ERRORS = ("session_not_found", "session_not_connected", "session_disconnected",
                "invalid_phone_number", "recipient_not_on_whatsapp",
                "daily_message_limit_reached", "idempotency_key_reused",
@@ -66,6 +72,76 @@ class MediaSendInput(_SendInput):
                 reason=f"{len(value)} characters; the limit is {CAPTION_MAX_CHARACTERS}.",
             )
         return value
+
+
+class StrictNumberField(serializers.FloatField):
+    """A JSON number (integer or not), never a string or a boolean."""
+
+    default_error_messages = {"invalid_type": "Must be a number."}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float) or data != data:
+            self.fail("invalid_type")
+        return float(data)
+
+
+def _within(value: float, limit: int, field: str) -> float:
+    if not -limit <= value <= limit:
+        raise ApiError(E.invalid_parameter_value, field=field,
+                       reason=f"{value} is outside -{limit}..{limit}.")
+    return value
+
+
+class LocationFields(serializers.Serializer):
+    """A location's fields (a send, or the sandbox's contact writing one)."""
+
+    latitude = StrictNumberField(help_text="-90 to 90")
+    longitude = StrictNumberField(help_text="-180 to 180")
+    name = StrictCharField(required=False, allow_blank=True, max_length=256)
+    address = StrictCharField(required=False, allow_blank=True, max_length=512)
+
+    def validate_latitude(self, value: float) -> float:
+        return _within(value, 90, "latitude")
+
+    def validate_longitude(self, value: float) -> float:
+        return _within(value, 180, "longitude")
+
+
+def location_content(data: dict) -> dict:
+    return {"latitude": data["latitude"], "longitude": data["longitude"],
+            "name": data.get("name") or None, "address": data.get("address") or None}
+
+
+class LocationSendInput(_SendInput, LocationFields):
+    pass
+
+
+class ContactInput(InputSerializer):
+    name = StrictCharField(max_length=256)
+    phoneNumber = StrictCharField()
+
+    def validate_phoneNumber(self, value: str) -> str:
+        return normalize_phone_number(value, field="contacts.phoneNumber")
+
+
+class ContactFields(serializers.Serializer):
+    contacts = serializers.ListField(child=ContactInput(), allow_empty=True,
+                                     help_text=f"1 to {CONTACTS_MAX} contact cards")
+
+    def validate_contacts(self, value: list[dict]) -> list[dict]:
+        if not 1 <= len(value) <= CONTACTS_MAX:
+            raise ApiError(E.invalid_parameter_value, field="contacts",
+                           reason=f"{len(value)} contacts; between 1 and {CONTACTS_MAX}.")
+        return value
+
+
+def contacts_content(data: dict) -> list[dict]:
+    return [{"name": card["name"], "phoneNumber": card["phoneNumber"],
+             "vcard": vcard(card["name"], card["phoneNumber"])} for card in data["contacts"]]
+
+
+class ContactSendInput(_SendInput, ContactFields):
+    pass
 
 
 def _send_kwargs(request) -> dict:
@@ -108,6 +184,32 @@ class MessageMediaSendApi(ApiView):
                           caption=data.get("caption", ""))
         message = message_send(session_id=data["sessionId"], to=data["to"], type=self.kind,
                                media=media, **_send_kwargs(request))
+        return ok(message_data(message), status=201)
+
+
+class MessageLocationSendApi(ApiView):
+    required_scopes = {"POST": MESSAGES_SEND}
+    error_codes = (*SEND_ERRORS, "invalid_parameter_value")
+
+    @extend_schema(operation_id="messages_send_location", summary="Send a location",
+                   request=LocationSendInput, responses={201: envelope(MessageOutput)})
+    def post(self, request):
+        data = self.validated(LocationSendInput, request.data)
+        message = message_send(session_id=data["sessionId"], to=data["to"], type="location",
+                               content=location_content(data), **_send_kwargs(request))
+        return ok(message_data(message), status=201)
+
+
+class MessageContactSendApi(ApiView):
+    required_scopes = {"POST": MESSAGES_SEND}
+    error_codes = (*SEND_ERRORS, "invalid_parameter_value")
+
+    @extend_schema(operation_id="messages_send_contact", summary="Send contact cards",
+                   request=ContactSendInput, responses={201: envelope(MessageOutput)})
+    def post(self, request):
+        data = self.validated(ContactSendInput, request.data)
+        message = message_send(session_id=data["sessionId"], to=data["to"], type="contact",
+                               content=contacts_content(data), **_send_kwargs(request))
         return ok(message_data(message), status=201)
 
 
@@ -174,6 +276,17 @@ class MessageDetailApi(ApiView):
         return ok(message_data(message))
 
 
+class MessageCancelApi(ApiView):
+    required_scopes = {"POST": MESSAGES_SEND}
+    error_codes = ("message_not_found", "message_not_cancelable")
+
+    @extend_schema(operation_id="messages_cancel", summary="Cancel a message still queued",
+                   request=None, responses=envelope(MessageOutput))
+    def post(self, request, message_id: str):
+        message = message_cancel(account_id=request.auth.account_id, message_id=message_id)
+        return ok(message_data(message))
+
+
 class MessageMediaDownloadApi(ApiView):
     """The file of an incoming media message, kept until MEDIA_RETENTION_DAYS."""
 
@@ -199,12 +312,25 @@ class MessageMediaDownloadApi(ApiView):
 # --- the sandbox's controls: a contact writes (only while the sandbox engine runs) ----------
 
 
+INBOUND_TYPES = {"text": ("text",), "location": ("latitude", "longitude", "name", "address"),
+                 "contact": ("contacts",)}
+
+
 class InboundInput(InputSerializer):
-    text = StrictCharField(trim_whitespace=False)
+    """What the sandbox's contact writes: `type` and that type's fields."""
+
+    type = StrictCharField(required=False, default="text",
+                           help_text=f"one of {', '.join(INBOUND_TYPES)} (default text)")
+    text = StrictCharField(trim_whitespace=False, required=False)
 
     def get_fields(self) -> dict:
         fields = super().get_fields()
         fields["from"] = StrictCharField(help_text="the contact writing")  # a Python keyword
+        # Each type's fields, required by `validate` for that type only.
+        for name, field in {**LocationFields().get_fields(),
+                            **ContactFields().get_fields()}.items():
+            field.required = False
+            fields[name] = field
         return fields
 
     def validate_text(self, value: str) -> str:
@@ -212,23 +338,51 @@ class InboundInput(InputSerializer):
             raise ApiError(E.message_too_long, field="text")
         return value
 
+    def validate_type(self, value: str) -> str:
+        if value not in INBOUND_TYPES:
+            raise ApiError(E.invalid_request, field="type",
+                           reason=f"Must be one of: {', '.join(INBOUND_TYPES)}.")
+        return value
+
+    validate_latitude = LocationFields.validate_latitude
+    validate_longitude = LocationFields.validate_longitude
+    validate_contacts = ContactFields.validate_contacts
+
+    def validate(self, data: dict) -> dict:
+        kind = data["type"]
+        for field in INBOUND_TYPES[kind]:
+            if field not in data and field not in ("name", "address"):
+                raise ApiError(E.missing_required_parameter, field=field,
+                               reason=f"Required for a {kind} message.")
+        for other, fields in INBOUND_TYPES.items():
+            for field in fields:
+                if other != kind and field in data:
+                    raise ApiError(E.invalid_request, field=field,
+                                   reason=f"Not a field of a {kind} message.")
+        return data
+
 
 class SandboxInboundApi(ApiView):
     """Answers with the message once it is stored, so that a test can go on at once."""
 
     required_scopes = {"POST": SESSIONS_WRITE}
     error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
-                   "invalid_phone_number", "message_too_long")
+                   "invalid_phone_number", "message_too_long", "invalid_parameter_value")
 
     @extend_schema(operation_id="sandbox_inbound",
-                   summary="Sandbox: a contact sends the session a text message",
+                   summary="Sandbox: a contact sends the session a message",
                    request=InboundInput, responses={201: envelope(MessageOutput)})
     def post(self, request, session_id: str):
         data = self.validated(InboundInput, request.data)
         sender = normalize_phone_number(data["from"], field="from")
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
         session_require_sendable(session=session, field=None)
-        whatsapp_id = get_simulator().inbound(session.id, from_number=sender, text=data["text"])
+        kind = data["type"]
+        content = {"location": location_content, "contact": contacts_content,
+                   "text": lambda data: None}[kind](data)
+        whatsapp_id = get_simulator().inbound(session.id, from_number=sender,
+                                              text=data.get("text", ""), type=kind,
+                                              content=content)
         stored = Message.objects.filter(session=session, direction="inbound",
                                         whatsapp_id=whatsapp_id)
         session_after_engine_command(session, until=lambda s: stored.exists())

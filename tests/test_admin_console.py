@@ -94,6 +94,19 @@ def test_retry_a_failed_message(operator, world):
     assert message.history.filter(status="queued").count() == 1  # the retry
 
 
+def test_cancel_queued_messages(operator, world, alice):
+    session_id = world["session"]["id"]
+    queued = alice.http.post("/v1/messages/text", json={
+        "sessionId": session_id, "to": "14155550123", "text": "not now"}).json()["data"]
+    operator.post(reverse("admin:messaging_message_changelist"),
+                  {"action": "cancel_queued",
+                   "_selected_action": [queued["id"], world["message"].pk]})
+    canceled = Message.objects.get(pk=queued["id"])
+    assert (canceled.status, canceled.error_code) == ("failed", "message_canceled")
+    world["message"].refresh_from_db()
+    assert world["message"].error_code != "message_canceled"  # not queued: left as it was
+
+
 def test_restart_a_session(operator, world, alice):
     session_id = world["session"]["id"]
     alice.http.post(f"/v1/sandbox/sessions/{session_id}/disconnect",

@@ -794,3 +794,19 @@ def test_no_form_input_makes_a_server_error(alice, alice_owner, receiver):
     names = set(Session.objects.filter(account=alice.account).values_list("name", flat=True))
     assert names <= {"", "💥" * 50, "<script>alert(1)</script>", "' OR 1=1 --", "%s%n"}
     assert not Webhook.objects.exists()
+
+
+def test_a_location_and_contact_cards_show_on_the_message_page(alice, alice_owner, settings):
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    session = connected_session(alice)
+    place = alice.http.post("/v1/messages/location", json={
+        "sessionId": session["id"], "to": "14155550123", "latitude": 48.8584,
+        "longitude": 2.2945, "name": "<Eiffel>"}).json()["data"]
+    page = alice_owner.get(reverse("dashboard:message", args=[place["id"]])).content.decode()
+    assert "openstreetmap.org/?mlat=48.858400&amp;mlon=2.294500" in page
+    assert "&lt;Eiffel&gt;" in page and "<Eiffel>" not in page
+    cards = alice.http.post("/v1/messages/contact", json={
+        "sessionId": session["id"], "to": "14155550123",
+        "contacts": [{"name": "Ann", "phoneNumber": "14155550100"}]}).json()["data"]
+    page = alice_owner.get(reverse("dashboard:message", args=[cards["id"]])).content.decode()
+    assert "Ann <code>+14155550100</code>" in page

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from infra.ids import new_id
+from messaging.vcard import vcard
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent, EngineUnavailable, SendRejected
 from sessions_app.engines.sandbox.engine import SandboxEngine
@@ -107,6 +108,12 @@ class FakeClientWhatsmeowEngine(base.Engine):
     def send_media(self, session_id, **kwargs):
         return self._runner(session_id).send_media(**kwargs)
 
+    def send_location(self, session_id, **kwargs):
+        return self._runner(session_id).send_location(**kwargs)
+
+    def send_contacts(self, session_id, **kwargs):
+        return self._runner(session_id).send_contacts(**kwargs)
+
     def check_numbers(self, session_id, numbers):
         return self._runner(session_id).check_numbers(numbers)
 
@@ -204,6 +211,24 @@ def test_sending_media_takes_bytes(harness, session_id):
         data=b"\x89PNG\r\n\x1a\n" + b"0" * 32, mime_type="image/png", filename="a.png",
         caption="look",
     )
+    assert sent.whatsapp_id
+
+
+def test_sending_a_location_returns_an_id(harness, session_id):
+    connect(harness, session_id)
+    sent = harness.engine.send_location(
+        session_id, message_id=new_id("msg"), to="14155550123", latitude=48.8584,
+        longitude=2.2945, name="Tour Eiffel", address=None)
+    assert sent.whatsapp_id
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_sending_contact_cards_returns_an_id(harness, session_id, count):
+    connect(harness, session_id)
+    cards = [{"name": f"Ann {n}", "vcard": vcard(f"Ann {n}", f"1415555010{n}")}
+             for n in range(count)]
+    sent = harness.engine.send_contacts(session_id, message_id=new_id("msg"),
+                                        to="14155550123", contacts=cards)
     assert sent.whatsapp_id
 
 
@@ -357,3 +382,58 @@ def test_the_sandbox_stamps_each_receipt_with_when_the_phone_answers(settings, m
         ("delivered", 1), ("read", 2)]
     assert [(e.occurred_at - sent.occurred_at).total_seconds() for e, _ in scheduled] == (
         pytest.approx([1, 2], abs=0.01))
+
+
+def test_the_real_engine_builds_locations_and_contact_cards_as_whatsapp_protobufs():
+    """What the real engine hands neonize's send_message: WhatsApp's own message protobufs
+    (neonize has no builder for these two; the fake client records what it was given)."""
+    events = []
+    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
+    session_id = new_id("ses")
+    engine.start(session_id)
+    engine.runners[session_id].client.pair("14155552671")
+    engine.send_location(session_id, message_id=new_id("msg"), to="14155550123",
+                         latitude=-33.8568, longitude=151.2153, name="Opera House",
+                         address="Bennelong Point")
+    one = vcard("Ann", "14155550100")
+    engine.send_contacts(session_id, message_id=new_id("msg"), to="14155550123",
+                         contacts=[{"name": "Ann", "vcard": one}])
+    engine.send_contacts(session_id, message_id=new_id("msg"), to="14155550123",
+                         contacts=[{"name": "Ann", "vcard": one},
+                                   {"name": "Bo", "vcard": vcard("Bo", "14155550101")}])
+    location, card, cards = (message for _to, message in engine.runners[session_id].client.sent)
+    assert location.locationMessage.degreesLatitude == -33.8568
+    assert location.locationMessage.degreesLongitude == 151.2153
+    assert (location.locationMessage.name, location.locationMessage.address) == (
+        "Opera House", "Bennelong Point")
+    assert card.contactMessage.displayName == "Ann" and card.contactMessage.vcard == one
+    assert [c.displayName for c in cards.contactsArrayMessage.contacts] == ["Ann", "Bo"]
+    assert "waid=14155550101:+14155550101" in cards.contactsArrayMessage.contacts[1].vcard
+
+
+def test_the_real_engine_reports_locations_contact_cards_and_stickers_it_receives():
+    from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+
+    events = []
+    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
+    session_id = new_id("ses")
+    engine.start(session_id)
+    client = engine.runners[session_id].client
+    client.pair("14155552671")
+    client.receive_message("447911123456", E2E.Message(locationMessage=E2E.LocationMessage(
+        degreesLatitude=51.5, degreesLongitude=-0.12, name="Here")))
+    client.receive_message("447911123456", E2E.Message(
+        contactsArrayMessage=E2E.ContactsArrayMessage(contacts=[
+            E2E.ContactMessage(displayName="Ann", vcard=vcard("Ann", "14155550100")),
+            E2E.ContactMessage(displayName="No number", vcard="BEGIN:VCARD\nEND:VCARD")])))
+    client.receive_message("447911123456", E2E.Message(
+        stickerMessage=E2E.StickerMessage(mimetype="image/webp")))
+    client.receive_message("447911123456", E2E.Message(
+        reactionMessage=E2E.ReactionMessage(text="👍")))
+    received = [e.data for e in events if e.type == base.MESSAGE_RECEIVED]
+    assert [data["type"] for data in received] == ["location", "contact", "sticker"]
+    assert received[0]["location"] == {"latitude": 51.5, "longitude": -0.12, "name": "Here",
+                                       "address": None}
+    assert [(c["name"], c["phoneNumber"]) for c in received[1]["contacts"]] == [
+        ("Ann", "14155550100"), ("No number", None)]
+    assert received[2]["mimeType"] == "image/webp"

@@ -165,6 +165,16 @@ class Engine(abc.ABC):
         """Send bytes as image, video, document or audio (`kind`)."""
 
     @abc.abstractmethod
+    def send_location(self, session_id: str, *, message_id: str, to: str, latitude: float,
+                      longitude: float, name: str | None, address: str | None) -> SentMessage:
+        """Send a pinned location."""
+
+    @abc.abstractmethod
+    def send_contacts(self, session_id: str, *, message_id: str, to: str,
+                      contacts: list[dict]) -> SentMessage:
+        """Send contact cards: each `{name, vcard}` (one card, or several in one message)."""
+
+    @abc.abstractmethod
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
         """Which of these numbers (digits, international) are on WhatsApp."""
 
@@ -197,5 +207,8 @@ class Simulator(abc.ABC):
         the others are WhatsApp's or the phone's decisions, which end the session."""
 
     @abc.abstractmethod
-    def inbound(self, session_id: str, *, from_number: str, text: str) -> str:
-        """A contact sends the session a text message; returns its WhatsApp id."""
+    def inbound(self, session_id: str, *, from_number: str, text: str = "", type: str = "text",
+                content: dict | list | None = None) -> str:
+        """A contact sends the session a message: a text, a `location` (`content`: latitude,
+        longitude, name, address) or a `contact` (`content`: the cards); returns its WhatsApp
+        id."""

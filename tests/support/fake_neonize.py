@@ -38,6 +38,7 @@ class FakeNeonizeClient:
         self.device = device  # a stored login: connect resumes it
         self.pending_receipts: list[N.Receipt] = []
         self.media: dict[str, bytes] = {}
+        self.sent: list = []  # (to, the message as built), in order
         self.read_marks: list[tuple] = []
 
     def _emit(self, event_type, event) -> None:
@@ -63,6 +64,7 @@ class FakeNeonizeClient:
         if str(to).endswith("0001"):
             raise SendMessageError("server returned error 406: not-acceptable")
         whatsapp_id = f"3EB0FAKE{next(_ids):08d}"
+        self.sent.append((str(to), message))
         for kind in (1, 4):  # DELIVERED, READ: the recipient's phone answers later
             self.pending_receipts.append(N.Receipt(
                 MessageSource=N.MessageSource(Chat=_jid(str(to)), Sender=_jid(str(to))),
@@ -127,6 +129,13 @@ class FakeNeonizeClient:
                              MessageSource=N.MessageSource(Chat=_jid(sender),
                                                            Sender=_jid(sender), IsFromMe=False))
         self._emit(ev.MessageEv, N.Message(Info=info, Message=E2E.Message(conversation=text)))
+
+    def receive_message(self, sender: str, message: E2E.Message) -> None:
+        """Any message a contact sends, as WhatsApp's protobuf."""
+        info = N.MessageInfo(ID=f"3EB0MSG{next(_ids):08d}", Pushname="Contact",
+                             MessageSource=N.MessageSource(Chat=_jid(sender),
+                                                           Sender=_jid(sender), IsFromMe=False))
+        self._emit(ev.MessageEv, N.Message(Info=info, Message=message))
 
     def receive_image(self, sender: str, data: bytes, caption: str = "") -> None:
         info = N.MessageInfo(ID=f"3EB0IMG{next(_ids):08d}",

@@ -149,6 +149,14 @@ class SandboxEngine(base.Engine, Simulator):
                    mime_type: str, filename: str | None, caption: str | None) -> SentMessage:
         return self._send(session_id, message_id, to)
 
+    def send_location(self, session_id: str, *, message_id: str, to: str, latitude: float,
+                      longitude: float, name: str | None, address: str | None) -> SentMessage:
+        return self._send(session_id, message_id, to)
+
+    def send_contacts(self, session_id: str, *, message_id: str, to: str,
+                      contacts: list[dict]) -> SentMessage:
+        return self._send(session_id, message_id, to)
+
     @staticmethod
     def send_attempts(message_id: str) -> int:
         """How often the sandbox was asked to send this message, refused asks included (tests
@@ -205,14 +213,14 @@ class SandboxEngine(base.Engine, Simulator):
             self.publish(EngineEvent(base.CONNECTED, session_id,
                                      {"phoneNumber": state.get("phone")}))
 
-    def inbound(self, session_id: str, *, from_number: str, text: str) -> str:
+    def inbound(self, session_id: str, *, from_number: str, text: str = "", type: str = "text",
+                content: dict | list | None = None) -> str:
         whatsapp_id = "SBXIN" + secrets.token_hex(10).upper()
-        self.publish(
-            EngineEvent(
-                base.MESSAGE_RECEIVED,
-                session_id,
-                {"whatsappId": whatsapp_id, "from": from_number, "type": "text", "text": text,
-                 "to": self._get(session_id).get("phone")},
-            )
-        )
+        data = {"whatsappId": whatsapp_id, "from": from_number, "type": type, "text": text,
+                "to": self._get(session_id).get("phone")}
+        if type == "location":
+            data["location"] = content
+        elif type == "contact":
+            data["contacts"] = content
+        self.publish(EngineEvent(base.MESSAGE_RECEIVED, session_id, data))
         return whatsapp_id

@@ -130,6 +130,19 @@ class RemoteEngine(base.Engine):
             default_storage.delete(name)
         return SentMessage(whatsapp_id=result["whatsappId"])
 
+    def send_location(self, session_id: str, *, message_id: str, to: str, latitude: float,
+                      longitude: float, name: str | None, address: str | None) -> SentMessage:
+        result = self._call(session_id, "send_location", {
+            "message_id": message_id, "to": to, "latitude": latitude, "longitude": longitude,
+            "name": name, "address": address})
+        return SentMessage(whatsapp_id=result["whatsappId"])
+
+    def send_contacts(self, session_id: str, *, message_id: str, to: str,
+                      contacts: list[dict]) -> SentMessage:
+        result = self._call(session_id, "send_contacts",
+                            {"message_id": message_id, "to": to, "contacts": contacts})
+        return SentMessage(whatsapp_id=result["whatsappId"])
+
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
         return self._call(session_id, "check_numbers", {"numbers": numbers}, timeout=15)
 

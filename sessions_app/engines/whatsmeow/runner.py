@@ -169,7 +169,7 @@ class SessionRunner:
         event = translate.message_event(self.session_id, message)
         if event is None:
             return
-        if event.data["type"] == "text" or self.media_sink is None:
+        if event.data["type"] not in translate.MEDIA_TYPES or self.media_sink is None:
             self.publish(event)
             return
         try:
@@ -227,6 +227,27 @@ class SessionRunner:
                     data, filename=filename, caption=caption, mimetype=mime_type),
             }
             return builders[kind]()
+
+        return self._send(message_id, to, build)
+
+    def send_location(self, *, message_id: str, to: str, latitude: float, longitude: float,
+                      name: str | None, address: str | None) -> SentMessage:
+        from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+
+        return self._send(message_id, to, lambda: E2E.Message(locationMessage=E2E.LocationMessage(
+            degreesLatitude=latitude, degreesLongitude=longitude, name=name or "",
+            address=address or "")))
+
+    def send_contacts(self, *, message_id: str, to: str, contacts: list[dict]) -> SentMessage:
+        from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+
+        def build():
+            cards = [E2E.ContactMessage(displayName=card["name"], vcard=card["vcard"])
+                     for card in contacts]
+            if len(cards) == 1:
+                return E2E.Message(contactMessage=cards[0])
+            return E2E.Message(contactsArrayMessage=E2E.ContactsArrayMessage(
+                displayName=f"{len(cards)} contacts", contacts=cards))
 
         return self._send(message_id, to, build)
 

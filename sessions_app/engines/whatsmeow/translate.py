@@ -4,6 +4,8 @@ and the supervisor uses it for its own `disconnected` events."""
 
 from __future__ import annotations
 
+import re
+
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent
 
@@ -12,7 +14,17 @@ RECEIPT_STATUS = {"DELIVERED": "delivered", "READ": "read", "PLAYED": "read",
                   "SERVER_ERROR": "failed"}
 
 _MEDIA_FIELDS = {"imageMessage": "image", "videoMessage": "video", "audioMessage": "audio",
-                 "documentMessage": "document"}
+                 "documentMessage": "document", "stickerMessage": "sticker"}
+# The types whose content is a file to download.
+MEDIA_TYPES = frozenset(_MEDIA_FIELDS.values())
+_WAID = re.compile(r"waid=(\d{5,15})")
+
+
+def _contact(card) -> dict:
+    """A contact card as the API shows it; the number is the vCard's WhatsApp id, if any."""
+    number = _WAID.search(card.vcard or "")
+    return {"name": card.displayName or "", "phoneNumber": number.group(1) if number else None,
+            "vcard": card.vcard or None}
 
 
 def receipt_events(session_id: str, receipt, message_ids: dict[str, str]) -> list[EngineEvent]:
@@ -44,6 +56,16 @@ def message_event(session_id: str, message) -> EngineEvent | None:
         data["text"] = body.conversation
     elif body.HasField("extendedTextMessage"):
         data["text"] = body.extendedTextMessage.text
+    elif body.HasField("locationMessage"):
+        place = body.locationMessage
+        data.update(type="location", location={
+            "latitude": place.degreesLatitude, "longitude": place.degreesLongitude,
+            "name": place.name or None, "address": place.address or None})
+    elif body.HasField("contactMessage"):
+        data.update(type="contact", contacts=[_contact(body.contactMessage)])
+    elif body.HasField("contactsArrayMessage"):
+        data.update(type="contact",
+                    contacts=[_contact(card) for card in body.contactsArrayMessage.contacts])
     else:
         for field, kind in _MEDIA_FIELDS.items():
             if body.HasField(field):
