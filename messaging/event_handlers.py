@@ -48,6 +48,7 @@ def on_message_received(event: EngineEvent) -> None:
         at=event.occurred_at, type=event.data.get("type", "text"),
         media=event.data.get("media"),
         content=event.data.get("location") or event.data.get("contacts"),
+        reply_to_whatsapp_id=event.data.get("replyToWhatsappId") or "",
     )
 
 

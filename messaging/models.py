@@ -55,6 +55,10 @@ class Message(models.Model):
     # What a location or contact message holds, as the API shows it: {latitude, longitude,
     # name, address}, or a list of {name, phoneNumber, vcard}.
     content = models.JSONField(null=True, blank=True)
+    # The message this one replies to (same session and chat). No index: nothing looks
+    # messages up by the one they quote.
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+", db_index=False)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)

@@ -40,7 +40,7 @@ from messaging.services import (
     session_sender_woken,
 )
 from sessions_app.engines import get_engine
-from sessions_app.engines.base import EngineUnavailable, SendRejected
+from sessions_app.engines.base import EngineUnavailable, Quote, SendRejected
 from sessions_app.models import Session, SessionStatus
 from webhooks.outbox import webhooks_read_once
 
@@ -316,24 +316,40 @@ def _why_nothing_ready(session_id: str) -> str | None:
     return None
 
 
+def _quote_of(message: Message) -> Quote | None:
+    """What the engine quotes of the message this one replies to. One that never reached
+    WhatsApp (it failed) has nothing to quote: the reply goes without."""
+    if message.reply_to_id is None:
+        return None
+    quoted = (Message.objects.filter(pk=message.reply_to_id)
+              .only("direction", "type", "from_number", "text", "caption", "whatsapp_id")
+              .first())
+    if quoted is None or not quoted.whatsapp_id:
+        return None
+    return Quote(whatsapp_id=quoted.whatsapp_id, sender=quoted.from_number,
+                 from_me=quoted.direction == "outbound",
+                 text=quoted.text or quoted.caption or f"[{quoted.type}]")
+
+
 def _deliver(engine, session_id: str, message: Message) -> bool:
     """Send one claimed message and record the outcome. Returns False when it was put back
     for a retry (the messages behind it must wait), True when it is settled: sent or failed."""
     try:
+        quote = _quote_of(message)
         if message.type == "text":
             result = engine.send_text(session_id, message_id=message.id,
-                                      to=message.to_number, text=message.text)
+                                      to=message.to_number, text=message.text, reply_to=quote)
         elif message.type == "location":
             location = message.content
             result = engine.send_location(
                 session_id, message_id=message.id, to=message.to_number,
                 latitude=location["latitude"], longitude=location["longitude"],
-                name=location.get("name"), address=location.get("address"))
+                name=location.get("name"), address=location.get("address"), reply_to=quote)
         elif message.type == "contact":
             result = engine.send_contacts(
                 session_id, message_id=message.id, to=message.to_number,
                 contacts=[{"name": card["name"], "vcard": card["vcard"]}
-                          for card in message.content])
+                          for card in message.content], reply_to=quote)
         else:
             try:
                 data, mime_type = media_download(message)
@@ -343,7 +359,7 @@ def _deliver(engine, session_id: str, message: Message) -> bool:
             result = engine.send_media(
                 session_id, message_id=message.id, to=message.to_number, kind=message.type,
                 data=data, mime_type=mime_type, filename=message.media_filename or None,
-                caption=message.caption or None,
+                caption=message.caption or None, reply_to=quote,
             )
     except SendRejected as rejected:
         message_fail(message_id=message.id, code=rejected.code, reason=rejected.reason)

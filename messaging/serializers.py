@@ -46,6 +46,8 @@ class MessageOutput(serializers.Serializer):
     media = MediaOutput(allow_null=True)
     location = LocationOutput(allow_null=True, help_text="type `location` only")
     contacts = ContactOutput(many=True, allow_null=True, help_text="type `contact` only")
+    replyTo = serializers.CharField(allow_null=True,
+                                    help_text="the id of the message this one replies to")
     error = ErrorOutput(allow_null=True)
     whatsappId = serializers.CharField(allow_null=True)
     createdAt = serializers.DateTimeField()
@@ -86,6 +88,7 @@ def message_data(m: Message) -> dict:
         "media": media,
         "location": m.content if m.type == "location" else None,
         "contacts": m.content if m.type == "contact" else None,
+        "replyTo": m.reply_to_id,
         "status": "queued" if m.status == MessageStatus.SENDING else m.status,
         "error": {"code": m.error_code, "message": m.error_message} if m.error_code else None,
         "whatsappId": m.whatsapp_id or None,

@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.authentication import AuthenticatedKey
@@ -87,6 +88,7 @@ def message_send(
     text: str = "",
     media: MediaSpec | None = None,
     content: dict | list | None = None,
+    reply_to: str | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
 ) -> Message:
@@ -94,6 +96,9 @@ def message_send(
     commit. `content`: a location's or contacts' fields, as the API shows them."""
     session = session_get_for_send(account_id=key.account_id, session_id=session_id)
     session_require_sendable(session=session)
+    if reply_to is not None and not _in_chat(reply_to, session=session, chat=to):
+        raise ApiError(E.message_not_found, field="replyTo",
+                       reason="No message of this session's chat with that number has this id.")
     if not recipient_on_whatsapp(session=session, number=to):
         raise ApiError(E.recipient_not_on_whatsapp, field="to")
     message = Message(
@@ -110,6 +115,7 @@ def message_send(
         media_filename=media.filename if media else "",
         caption=media.caption if media else "",
         content=content,
+        reply_to_id=reply_to,
         status=MessageStatus.QUEUED,
         idempotency_key=idempotency_key,
         request_id=request_id,
@@ -136,6 +142,13 @@ def message_send(
     schedule_session_sender(session.id)
     transaction.on_commit(MESSAGE_STATUS.labels("queued").inc)
     return message
+
+
+def _in_chat(message_id: str, *, session: Session, chat: str) -> bool:
+    """Whether the message is one of the session's chat with `chat`: sent to it, or from it."""
+    return (Message.objects.filter(pk=message_id, session=session)
+            .filter(Q(direction="outbound", to_number=chat)
+                    | Q(direction="inbound", from_number=chat)).exists())
 
 
 # The task of a session's sender run (messaging/tasks.py).
@@ -359,12 +372,16 @@ def message_fail(*, message_id: str, code: str, reason: str) -> bool:
 def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text: str,
                     at: datetime | None = None, type: str = "text",
                     media: dict | None = None,
-                    content: dict | list | None = None) -> Message | None:
+                    content: dict | list | None = None,
+                    reply_to_whatsapp_id: str = "") -> Message | None:
     """Store an inbound message once (the engine may report it twice) and emit
     `message.received`."""
     session = Session.objects.filter(pk=session_id, deleted_at__isnull=True).first()
     if session is None:
         return None
+    # The message it quotes, when this service knows it (one of the session's, either way).
+    reply_to = (Message.objects.filter(session=session, whatsapp_id=reply_to_whatsapp_id)
+                .values_list("id", flat=True).first() if reply_to_whatsapp_id else None)
     try:
         with transaction.atomic():
             media = media or {}
@@ -375,6 +392,7 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
                 status=MessageStatus.RECEIVED, whatsapp_id=whatsapp_id,
                 media_file=media.get("file", ""), media_size=media.get("size"),
                 media_mime_type=media.get("mimeType", ""), content=content,
+                reply_to_id=reply_to,
             )
             MessageStatusChange.objects.create(message=message, status=MessageStatus.RECEIVED)
             MESSAGE_STATUS.labels("received").inc()

@@ -43,6 +43,8 @@ SEND_ERRORS = ("session_not_found", "session_not_connected", "session_disconnect
 class _SendInput(InputSerializer):
     sessionId = StrictCharField()
     to = StrictCharField(help_text="international format, digits, optional leading +")
+    replyTo = StrictCharField(required=False,
+                              help_text="the id of a message of this session and chat to quote")
 
     def validate_to(self, value: str) -> str:
         return normalize_phone_number(value, field="to")
@@ -144,8 +146,8 @@ class ContactSendInput(_SendInput, ContactFields):
     pass
 
 
-def _send_kwargs(request) -> dict:
-    return {"key": request.auth,
+def _send_kwargs(request, data: dict) -> dict:
+    return {"key": request.auth, "reply_to": data.get("replyTo"),
             "idempotency_key": request.headers.get("Idempotency-Key"),
             "request_id": current_request_id.get() or ""}
 
@@ -159,7 +161,7 @@ class MessageTextSendApi(ApiView):
     def post(self, request):
         data = self.validated(TextSendInput, request.data)
         message = message_send(session_id=data["sessionId"], to=data["to"], type="text",
-                               text=data["text"], **_send_kwargs(request))
+                               text=data["text"], **_send_kwargs(request, data))
         return ok(message_data(message), status=201)
 
 
@@ -183,7 +185,7 @@ class MessageMediaSendApi(ApiView):
                           filename=data.get("filename") or default_name,
                           caption=data.get("caption", ""))
         message = message_send(session_id=data["sessionId"], to=data["to"], type=self.kind,
-                               media=media, **_send_kwargs(request))
+                               media=media, **_send_kwargs(request, data))
         return ok(message_data(message), status=201)
 
 
@@ -196,7 +198,7 @@ class MessageLocationSendApi(ApiView):
     def post(self, request):
         data = self.validated(LocationSendInput, request.data)
         message = message_send(session_id=data["sessionId"], to=data["to"], type="location",
-                               content=location_content(data), **_send_kwargs(request))
+                               content=location_content(data), **_send_kwargs(request, data))
         return ok(message_data(message), status=201)
 
 
@@ -209,7 +211,7 @@ class MessageContactSendApi(ApiView):
     def post(self, request):
         data = self.validated(ContactSendInput, request.data)
         message = message_send(session_id=data["sessionId"], to=data["to"], type="contact",
-                               content=contacts_content(data), **_send_kwargs(request))
+                               content=contacts_content(data), **_send_kwargs(request, data))
         return ok(message_data(message), status=201)
 
 
@@ -319,6 +321,7 @@ INBOUND_TYPES = {"text": ("text",), "location": ("latitude", "longitude", "name"
 class InboundInput(InputSerializer):
     """What the sandbox's contact writes: `type` and that type's fields."""
 
+    replyTo = StrictCharField(required=False, help_text="the id of a message it quotes")
     type = StrictCharField(required=False, default="text",
                            help_text=f"one of {', '.join(INBOUND_TYPES)} (default text)")
     text = StrictCharField(trim_whitespace=False, required=False)
@@ -367,7 +370,8 @@ class SandboxInboundApi(ApiView):
 
     required_scopes = {"POST": SESSIONS_WRITE}
     error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
-                   "invalid_phone_number", "message_too_long", "invalid_parameter_value")
+                   "invalid_phone_number", "message_too_long", "invalid_parameter_value",
+                   "message_not_found")
 
     @extend_schema(operation_id="sandbox_inbound",
                    summary="Sandbox: a contact sends the session a message",
@@ -380,9 +384,17 @@ class SandboxInboundApi(ApiView):
         kind = data["type"]
         content = {"location": location_content, "contact": contacts_content,
                    "text": lambda data: None}[kind](data)
+        quoted = ""
+        if "replyTo" in data:
+            quoted = (Message.objects.filter(session=session, pk=data["replyTo"])
+                      .exclude(whatsapp_id="").values_list("whatsapp_id", flat=True).first())
+            if quoted is None:
+                raise ApiError(E.message_not_found, field="replyTo",
+                               reason="No message of this session that WhatsApp knows has "
+                                      "this id.")
         whatsapp_id = get_simulator().inbound(session.id, from_number=sender,
                                               text=data.get("text", ""), type=kind,
-                                              content=content)
+                                              content=content, reply_to_whatsapp_id=quoted)
         stored = Message.objects.filter(session=session, direction="inbound",
                                         whatsapp_id=whatsapp_id)
         session_after_engine_command(session, until=lambda s: stored.exists())

@@ -159,3 +159,64 @@ def test_the_sandboxs_contact_sends_a_location_and_contact_cards(alice, session)
 def test_a_bad_sandbox_inbound_message_is_refused_with_its_code(alice, session, fields, code,
                                                                   field):
     assert_error(inbound(alice, session, **fields), 400, code, field)
+
+
+def test_a_reply_names_the_message_it_answers_in_either_direction(alice, session):
+    question = inbound(alice, session, text="Where are you?").json()["data"]
+    answer = alice.http.post("/v1/messages/location", json={
+        "sessionId": session["id"], "to": "+447911123456", "latitude": 1, "longitude": 2,
+        "replyTo": question["id"]})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["data"]["replyTo"] == question["id"]
+    assert sent_through_the_sandbox(alice, answer.json()["data"]["id"],
+                                    session)["status"] == "read"
+    ours = send(alice, "text", session, text="first").json()["data"]
+    follow_up = send(alice, "text", session, text="and then", replyTo=ours["id"]).json()["data"]
+    assert follow_up["replyTo"] == ours["id"]
+    assert alice.http.get(f"/v1/messages/{follow_up['id']}").json()["data"]["replyTo"] \
+        == ours["id"]
+
+
+def test_a_reply_to_an_unknown_foreign_or_other_chats_message_is_message_not_found(
+        alice, bob, session):
+    theirs = connected_session(bob)
+    bobs = bob.http.post("/v1/messages/text", json={
+        "sessionId": theirs["id"], "to": TO, "text": "bob's"}).json()["data"]
+    other_chat = alice.http.post("/v1/messages/text", json={
+        "sessionId": session["id"], "to": "14155550999", "text": "elsewhere"}).json()["data"]
+    for reply_to in ("msg_unknown", bobs["id"], other_chat["id"]):
+        assert_error(send(alice, "text", session, text="re", replyTo=reply_to), 404,
+                     "message_not_found", "replyTo")
+    assert_error(send(alice, "text", session, text="re", replyTo=5), 400,
+                 "invalid_parameter_type", "replyTo")
+
+
+def test_an_inbound_reply_names_the_message_it_quotes_when_it_is_known(alice, session):
+    ours = send(alice, "text", session, text="Shall we meet?").json()["data"]
+    sent_through_the_sandbox(alice, ours["id"], session)
+    reply = inbound(alice, session, text="Yes", replyTo=ours["id"])
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["data"]["replyTo"] == ours["id"]
+    queued = send(alice, "text", session, text="not sent yet").json()["data"]
+    assert_error(inbound(alice, session, text="?", replyTo=queued["id"]), 404,
+                 "message_not_found", "replyTo")  # WhatsApp never saw it: nothing to quote
+
+
+def test_the_sender_hands_the_engine_the_quote_of_a_reply(alice, session, monkeypatch):
+    from sessions_app.engines.base import Quote
+
+    quotes = []
+    real_send_text = SandboxEngine.send_text
+
+    def recording_send_text(self, session_id, *, reply_to=None, **kwargs):
+        quotes.append(reply_to)
+        return real_send_text(self, session_id, reply_to=reply_to, **kwargs)
+
+    monkeypatch.setattr(SandboxEngine, "send_text", recording_send_text)
+    question = inbound(alice, session, text="Where are you?").json()["data"]
+    reply = alice.http.post("/v1/messages/text", json={
+        "sessionId": session["id"], "to": "447911123456", "text": "Here",
+        "replyTo": question["id"]}).json()["data"]
+    sent_through_the_sandbox(alice, reply["id"], session)
+    assert quotes == [Quote(whatsapp_id=question["whatsappId"], sender="447911123456",
+                            from_me=False, text="Where are you?")]

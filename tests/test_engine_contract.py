@@ -100,19 +100,24 @@ class FakeClientWhatsmeowEngine(base.Engine):
         runner = self.runners.get(session_id)
         return runner.state if runner else None
 
-    def send_text(self, session_id, *, message_id, to, text):
-        sent = self._runner(session_id).send_text(message_id=message_id, to=to, text=text)
+    # What the child process receives: the quote as a dict, over the command pipe.
+    def send_text(self, session_id, *, reply_to=None, **kwargs):
+        sent = self._runner(session_id).send_text(reply_to=reply_to and reply_to.to_dict(),
+                                                  **kwargs)
         self._runner(session_id).client.deliver_receipts()
         return sent
 
-    def send_media(self, session_id, **kwargs):
-        return self._runner(session_id).send_media(**kwargs)
+    def send_media(self, session_id, *, reply_to=None, **kwargs):
+        return self._runner(session_id).send_media(reply_to=reply_to and reply_to.to_dict(),
+                                                   **kwargs)
 
-    def send_location(self, session_id, **kwargs):
-        return self._runner(session_id).send_location(**kwargs)
+    def send_location(self, session_id, *, reply_to=None, **kwargs):
+        return self._runner(session_id).send_location(
+            reply_to=reply_to and reply_to.to_dict(), **kwargs)
 
-    def send_contacts(self, session_id, **kwargs):
-        return self._runner(session_id).send_contacts(**kwargs)
+    def send_contacts(self, session_id, *, reply_to=None, **kwargs):
+        return self._runner(session_id).send_contacts(
+            reply_to=reply_to and reply_to.to_dict(), **kwargs)
 
     def check_numbers(self, session_id, numbers):
         return self._runner(session_id).check_numbers(numbers)
@@ -437,3 +442,50 @@ def test_the_real_engine_reports_locations_contact_cards_and_stickers_it_receive
     assert [(c["name"], c["phoneNumber"]) for c in received[1]["contacts"]] == [
         ("Ann", "14155550100"), ("No number", None)]
     assert received[2]["mimeType"] == "image/webp"
+
+
+@pytest.mark.parametrize("kind", ["text", "location", "contact"])
+def test_a_reply_quotes_the_message_it_answers(harness, session_id, kind):
+    connect(harness, session_id)
+    quote = base.Quote(whatsapp_id="3EB0QUOTED", sender="447911123456", from_me=False,
+                       text="Where are you?")
+    send = {"text": lambda: harness.engine.send_text(
+                session_id, message_id=new_id("msg"), to="447911123456", text="Here",
+                reply_to=quote),
+            "location": lambda: harness.engine.send_location(
+                session_id, message_id=new_id("msg"), to="447911123456", latitude=1.5,
+                longitude=2.5, name=None, address=None, reply_to=quote),
+            "contact": lambda: harness.engine.send_contacts(
+                session_id, message_id=new_id("msg"), to="447911123456",
+                contacts=[{"name": "Ann", "vcard": vcard("Ann", "14155550100")}],
+                reply_to=quote)}
+    assert send[kind]().whatsapp_id
+    if harness.engine.name != "whatsmeow":
+        return  # the sandbox's phone shows nothing: the quote is the real engine's to build
+    _to, message = harness.engine.runners[session_id].client.sent[-1]
+    content = {"text": message.extendedTextMessage, "location": message.locationMessage,
+               "contact": message.contactMessage}[kind]
+    context = content.contextInfo
+    assert context.stanzaID == "3EB0QUOTED"
+    assert context.participant == "447911123456@s.whatsapp.net"
+    assert context.quotedMessage.conversation == "Where are you?"
+    if kind == "text":
+        assert message.extendedTextMessage.text == "Here"
+
+
+def test_the_real_engine_reports_which_message_a_received_reply_quotes():
+    from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+
+    events = []
+    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
+    session_id = new_id("ses")
+    engine.start(session_id)
+    client = engine.runners[session_id].client
+    client.pair("14155552671")
+    client.receive_message("447911123456", E2E.Message(
+        extendedTextMessage=E2E.ExtendedTextMessage(
+            text="Yes", contextInfo=E2E.ContextInfo(stanzaID="3EB0ASKED"))))
+    client.receive_message("447911123456", E2E.Message(conversation="no quote"))
+    received = [e.data for e in events if e.type == base.MESSAGE_RECEIVED]
+    assert received[0]["replyToWhatsappId"] == "3EB0ASKED"
+    assert "replyToWhatsappId" not in received[1]

@@ -112,6 +112,27 @@ class SentMessage:
     whatsapp_id: str
 
 
+@dataclass(frozen=True)
+class Quote:
+    """The message a send replies to, as WhatsApp knows it: its id, who wrote it (the
+    session's own number when `from_me`) and the words shown in the quote."""
+
+    whatsapp_id: str
+    sender: str
+    from_me: bool
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"whatsappId": self.whatsapp_id, "sender": self.sender, "fromMe": self.from_me,
+                "text": self.text}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> Quote | None:
+        if not raw:
+            return None
+        return cls(raw["whatsappId"], raw["sender"], raw["fromMe"], raw["text"])
+
+
 class Engine(abc.ABC):
     """One implementation per way of reaching WhatsApp. Methods are keyed by our session id;
     `message_id` is our id, given so an engine can recognise a resend of the same message."""
@@ -146,8 +167,10 @@ class Engine(abc.ABC):
         None when it knows nothing of the session."""
 
     @abc.abstractmethod
-    def send_text(self, session_id: str, *, message_id: str, to: str, text: str) -> SentMessage:
-        """Send, or raise SendRejected / EngineUnavailable. Receipts follow as events."""
+    def send_text(self, session_id: str, *, message_id: str, to: str, text: str,
+                  reply_to: Quote | None = None) -> SentMessage:
+        """Send, or raise SendRejected / EngineUnavailable. Receipts follow as events. Every
+        send may quote the message it replies to (`reply_to`)."""
 
     @abc.abstractmethod
     def send_media(
@@ -161,17 +184,19 @@ class Engine(abc.ABC):
         mime_type: str,
         filename: str | None,
         caption: str | None,
+        reply_to: Quote | None = None,
     ) -> SentMessage:
         """Send bytes as image, video, document or audio (`kind`)."""
 
     @abc.abstractmethod
     def send_location(self, session_id: str, *, message_id: str, to: str, latitude: float,
-                      longitude: float, name: str | None, address: str | None) -> SentMessage:
+                      longitude: float, name: str | None, address: str | None,
+                      reply_to: Quote | None = None) -> SentMessage:
         """Send a pinned location."""
 
     @abc.abstractmethod
     def send_contacts(self, session_id: str, *, message_id: str, to: str,
-                      contacts: list[dict]) -> SentMessage:
+                      contacts: list[dict], reply_to: Quote | None = None) -> SentMessage:
         """Send contact cards: each `{name, vcard}` (one card, or several in one message)."""
 
     @abc.abstractmethod
@@ -208,7 +233,7 @@ class Simulator(abc.ABC):
 
     @abc.abstractmethod
     def inbound(self, session_id: str, *, from_number: str, text: str = "", type: str = "text",
-                content: dict | list | None = None) -> str:
+                content: dict | list | None = None, reply_to_whatsapp_id: str = "") -> str:
         """A contact sends the session a message: a text, a `location` (`content`: latitude,
         longitude, name, address) or a `contact` (`content`: the cards); returns its WhatsApp
-        id."""
+        id. `reply_to_whatsapp_id`: the message it quotes."""

@@ -4,6 +4,7 @@ neonize event objects (the protobuf messages whatsmeow's events arrive as)."""
 import itertools
 
 from neonize import events as ev
+from neonize.client import NewClient
 from neonize.exc import SendMessageError
 from neonize.proto import Neonize_pb2 as N
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
@@ -31,8 +32,12 @@ class _Events:
         self.qr_handler = handler
 
 
-class FakeNeonizeClient:
-    def __init__(self, device: str | None = None) -> None:
+class FakeNeonizeClient(NewClient):
+    """neonize's client with WhatsApp's side played here: what would reach WhatsApp (through
+    the Go library) is overridden, and neonize's own message builders that do not (a reply's
+    quote) run as they are."""
+
+    def __init__(self, device: str | None = None) -> None:  # no Go client behind it
         self.event = _Events()
         self.me: str | None = None
         self.device = device  # a stored login: connect resumes it

@@ -142,19 +142,24 @@ class SandboxEngine(base.Engine, Simulator):
             cache.incr(attempts_key)
         return cache.get_many(keys)
 
-    def send_text(self, session_id: str, *, message_id: str, to: str, text: str) -> SentMessage:
+    # The simulated phone shows nothing: what a send holds (a quote included) changes nothing
+    # of how it is delivered.
+    def send_text(self, session_id: str, *, message_id: str, to: str, text: str,
+                  reply_to: base.Quote | None = None) -> SentMessage:
         return self._send(session_id, message_id, to)
 
     def send_media(self, session_id: str, *, message_id: str, to: str, kind: str, data: bytes,
-                   mime_type: str, filename: str | None, caption: str | None) -> SentMessage:
+                   mime_type: str, filename: str | None, caption: str | None,
+                   reply_to: base.Quote | None = None) -> SentMessage:
         return self._send(session_id, message_id, to)
 
     def send_location(self, session_id: str, *, message_id: str, to: str, latitude: float,
-                      longitude: float, name: str | None, address: str | None) -> SentMessage:
+                      longitude: float, name: str | None, address: str | None,
+                      reply_to: base.Quote | None = None) -> SentMessage:
         return self._send(session_id, message_id, to)
 
     def send_contacts(self, session_id: str, *, message_id: str, to: str,
-                      contacts: list[dict]) -> SentMessage:
+                      contacts: list[dict], reply_to: base.Quote | None = None) -> SentMessage:
         return self._send(session_id, message_id, to)
 
     @staticmethod
@@ -214,7 +219,7 @@ class SandboxEngine(base.Engine, Simulator):
                                      {"phoneNumber": state.get("phone")}))
 
     def inbound(self, session_id: str, *, from_number: str, text: str = "", type: str = "text",
-                content: dict | list | None = None) -> str:
+                content: dict | list | None = None, reply_to_whatsapp_id: str = "") -> str:
         whatsapp_id = "SBXIN" + secrets.token_hex(10).upper()
         data = {"whatsappId": whatsapp_id, "from": from_number, "type": type, "text": text,
                 "to": self._get(session_id).get("phone")}
@@ -222,5 +227,7 @@ class SandboxEngine(base.Engine, Simulator):
             data["location"] = content
         elif type == "contact":
             data["contacts"] = content
+        if reply_to_whatsapp_id:
+            data["replyToWhatsappId"] = reply_to_whatsapp_id
         self.publish(EngineEvent(base.MESSAGE_RECEIVED, session_id, data))
         return whatsapp_id

@@ -17,7 +17,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from sessions_app.engines import base
-from sessions_app.engines.base import EngineUnavailable, SendRejected, SentMessage
+from sessions_app.engines.base import EngineUnavailable, Quote, SendRejected, SentMessage
 from sessions_app.engines.whatsmeow import protocol
 
 COMMAND_TIMEOUT_SECONDS = 30
@@ -111,36 +111,42 @@ class RemoteEngine(base.Engine):
         except EngineUnavailable:
             return None
 
-    def send_text(self, session_id: str, *, message_id: str, to: str, text: str) -> SentMessage:
+    def send_text(self, session_id: str, *, message_id: str, to: str, text: str,
+                  reply_to: Quote | None = None) -> SentMessage:
         result = self._call(session_id, "send_text",
-                            {"message_id": message_id, "to": to, "text": text})
+                            {"message_id": message_id, "to": to, "text": text,
+                             "reply_to": reply_to and reply_to.to_dict()})
         return SentMessage(whatsapp_id=result["whatsappId"])
 
     def send_media(self, session_id: str, *, message_id: str, to: str, kind: str, data: bytes,
-                   mime_type: str, filename: str | None, caption: str | None) -> SentMessage:
+                   mime_type: str, filename: str | None, caption: str | None,
+                   reply_to: Quote | None = None) -> SentMessage:
         # The bytes travel by a file in the storage the engine hosts share, not through Redis.
         name = default_storage.save(outbound_media_name(session_id, message_id),
                                     ContentFile(data))
         try:
             result = self._call(session_id, "send_media", {
                 "message_id": message_id, "to": to, "kind": kind, "file": name,
-                "mime_type": mime_type, "filename": filename, "caption": caption},
+                "mime_type": mime_type, "filename": filename, "caption": caption,
+                "reply_to": reply_to and reply_to.to_dict()},
                 timeout=MEDIA_TIMEOUT_SECONDS)
         finally:
             default_storage.delete(name)
         return SentMessage(whatsapp_id=result["whatsappId"])
 
     def send_location(self, session_id: str, *, message_id: str, to: str, latitude: float,
-                      longitude: float, name: str | None, address: str | None) -> SentMessage:
+                      longitude: float, name: str | None, address: str | None,
+                      reply_to: Quote | None = None) -> SentMessage:
         result = self._call(session_id, "send_location", {
             "message_id": message_id, "to": to, "latitude": latitude, "longitude": longitude,
-            "name": name, "address": address})
+            "name": name, "address": address, "reply_to": reply_to and reply_to.to_dict()})
         return SentMessage(whatsapp_id=result["whatsappId"])
 
     def send_contacts(self, session_id: str, *, message_id: str, to: str,
-                      contacts: list[dict]) -> SentMessage:
+                      contacts: list[dict], reply_to: Quote | None = None) -> SentMessage:
         result = self._call(session_id, "send_contacts",
-                            {"message_id": message_id, "to": to, "contacts": contacts})
+                            {"message_id": message_id, "to": to, "contacts": contacts,
+                             "reply_to": reply_to and reply_to.to_dict()})
         return SentMessage(whatsapp_id=result["whatsappId"])
 
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:

@@ -12,7 +12,13 @@ import logging
 import threading
 
 from sessions_app.engines import base
-from sessions_app.engines.base import EngineEvent, EngineUnavailable, SendRejected, SentMessage
+from sessions_app.engines.base import (
+    EngineEvent,
+    EngineUnavailable,
+    Quote,
+    SendRejected,
+    SentMessage,
+)
 from sessions_app.engines.whatsmeow import translate
 
 logger = logging.getLogger(__name__)
@@ -190,14 +196,16 @@ class SessionRunner:
         if self.state != "connected":
             raise EngineUnavailable(f"the session is {self.state}")
 
-    def _send(self, message_id: str, to: str, build) -> SentMessage:
+    def _send(self, message_id: str, to: str, build, reply_to: dict | None = None
+              ) -> SentMessage:
         self._require_connected()
         with self._lock:  # one send of a message at a time, recorded before the next
             known = self.ledger.begin(message_id)
             if known:
                 return SentMessage(whatsapp_id=known)
             try:
-                response = self.client.send_message(to, build())
+                response = self.client.send_message(
+                    to, self._quoting(build(), to, Quote.from_dict(reply_to)))
             except Exception as error:
                 self.ledger.abort(message_id)  # WhatsApp did not take it: a retry may send
                 text = str(error)
@@ -213,11 +221,29 @@ class SessionRunner:
             "messageId": message_id, "whatsappId": whatsapp_id, "status": "sent"}))
         return SentMessage(whatsapp_id=whatsapp_id)
 
-    def send_text(self, *, message_id: str, to: str, text: str) -> SentMessage:
-        return self._send(message_id, to, lambda: text)
+    def _quoting(self, built, chat: str, quote: Quote | None):
+        """The message built, quoting `quote` if it replies to one, with neonize's own
+        builder: it takes what the message holds (the text, or the one content field set)."""
+        if quote is None:
+            return built
+        from neonize.proto import Neonize_pb2 as N
+        from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+        from neonize.utils.jid import build_jid
+
+        content = built if isinstance(built, str) else built.ListFields()[0][1]
+        quoted = N.Message(
+            Info=N.MessageInfo(ID=quote.whatsapp_id, MessageSource=N.MessageSource(
+                Chat=build_jid(chat), Sender=build_jid(quote.sender), IsFromMe=quote.from_me)),
+            Message=E2E.Message(conversation=quote.text))
+        return self.client.build_reply_message(content, quoted=quoted)
+
+    def send_text(self, *, message_id: str, to: str, text: str,
+                  reply_to: dict | None = None) -> SentMessage:
+        return self._send(message_id, to, lambda: text, reply_to)
 
     def send_media(self, *, message_id: str, to: str, kind: str, data: bytes, mime_type: str,
-                   filename: str | None, caption: str | None) -> SentMessage:
+                   filename: str | None, caption: str | None,
+                   reply_to: dict | None = None) -> SentMessage:
         def build():
             builders = {
                 "image": lambda: self.client.build_image_message(data, caption=caption),
@@ -228,17 +254,19 @@ class SessionRunner:
             }
             return builders[kind]()
 
-        return self._send(message_id, to, build)
+        return self._send(message_id, to, build, reply_to)
 
     def send_location(self, *, message_id: str, to: str, latitude: float, longitude: float,
-                      name: str | None, address: str | None) -> SentMessage:
+                      name: str | None, address: str | None,
+                      reply_to: dict | None = None) -> SentMessage:
         from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
 
         return self._send(message_id, to, lambda: E2E.Message(locationMessage=E2E.LocationMessage(
             degreesLatitude=latitude, degreesLongitude=longitude, name=name or "",
-            address=address or "")))
+            address=address or "")), reply_to)
 
-    def send_contacts(self, *, message_id: str, to: str, contacts: list[dict]) -> SentMessage:
+    def send_contacts(self, *, message_id: str, to: str, contacts: list[dict],
+                      reply_to: dict | None = None) -> SentMessage:
         from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
 
         def build():
@@ -249,7 +277,7 @@ class SessionRunner:
             return E2E.Message(contactsArrayMessage=E2E.ContactsArrayMessage(
                 displayName=f"{len(cards)} contacts", contacts=cards))
 
-        return self._send(message_id, to, build)
+        return self._send(message_id, to, build, reply_to)
 
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         self._require_connected()

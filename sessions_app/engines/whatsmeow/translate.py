@@ -75,7 +75,20 @@ def message_event(session_id: str, message) -> EngineEvent | None:
                 break
         else:
             return None  # reactions, protocol messages, ...: nothing a customer is told about
+    quoted = _quoted_id(body)
+    if quoted:
+        data["replyToWhatsappId"] = quoted
     return EngineEvent(base.MESSAGE_RECEIVED, session_id, data)
+
+
+def _quoted_id(body) -> str:
+    """The WhatsApp id of the message this one quotes, if it is a reply: WhatsApp puts it in
+    the context of whichever content the message holds."""
+    for _field, content in body.ListFields():
+        context = getattr(content, "contextInfo", None)
+        if context is not None and context.stanzaID:
+            return context.stanzaID
+    return ""
 
 
 def _enum_name(event, field: str) -> str:
