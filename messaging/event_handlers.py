@@ -3,6 +3,7 @@
 from messaging.models import Message
 from messaging.services import (
     StatusUpdate,
+    inbound_action_apply,
     message_receive,
     message_statuses_apply,
     schedule_session_sender,
@@ -52,6 +53,14 @@ def on_message_received(event: EngineEvent) -> None:
     )
 
 
+def on_message_action(event: EngineEvent) -> None:
+    """A contact's reaction, edit or deletion of an earlier message."""
+    kind = {base.REACTION: "reaction", base.EDITED: "edit", base.REVOKED: "revoke"}[event.type]
+    inbound_action_apply(session_id=event.session_id, kind=kind,
+                         whatsapp_id=event.data["whatsappId"], sender=event.data["from"],
+                         emoji=event.data.get("emoji", ""), text=event.data.get("text", ""))
+
+
 def on_connected(event: EngineEvent) -> None:
     # Messages queued while the session was away go out now.
     schedule_session_sender(event.session_id)
@@ -63,3 +72,5 @@ def handlers_register() -> None:
     handler_register(base.RECEIPT, on_receipt, batch=on_receipts)
     handler_register(base.MESSAGE_RECEIVED, on_message_received)
     handler_register(base.CONNECTED, on_connected)
+    for kind in (base.REACTION, base.EDITED, base.REVOKED):
+        handler_register(kind, on_message_action)

@@ -28,6 +28,14 @@ class MessageType(models.TextChoices):
     LOCATION = "location"
     CONTACT = "contact"
     STICKER = "sticker"  # inbound only
+    # Actions on an earlier message (content: {messageId, ...}), sent through the same queue
+    # and counted like any message; what they change shows on that message.
+    REACTION = "reaction"
+    EDIT = "edit"
+    REVOKE = "revoke"
+
+
+ACTION_TYPES = frozenset({MessageType.REACTION, MessageType.EDIT, MessageType.REVOKE})
 
 
 class Message(models.Model):
@@ -57,6 +65,10 @@ class Message(models.Model):
     content = models.JSONField(null=True, blank=True)
     # The message this one replies to (same session and chat). No index: nothing looks
     # messages up by the one they quote.
+    # [{senderId, emoji}]: the reactions to this message, ours and the contact's, one each.
+    reactions = models.JSONField(null=True, blank=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+", db_index=False)
     status = models.CharField(max_length=10, choices=MessageStatus.choices)

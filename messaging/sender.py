@@ -31,16 +31,17 @@ from django.utils.dateparse import parse_datetime
 from infra.sql import statements_prepared
 from infra.wakeups import wakeups_held
 from messaging.media import MediaError, media_download
-from messaging.models import Message, MessageStatus
+from messaging.models import ACTION_TYPES, Message, MessageStatus
 from messaging.services import (
     StatusUpdate,
+    message_action_apply,
     message_fail,
     message_statuses_apply,
     schedule_session_sender,
     session_sender_woken,
 )
 from sessions_app.engines import get_engine
-from sessions_app.engines.base import EngineUnavailable, Quote, SendRejected
+from sessions_app.engines.base import EngineUnavailable, Quote, SendRejected, SentMessage
 from sessions_app.models import Session, SessionStatus
 from webhooks.outbox import webhooks_read_once
 
@@ -331,36 +332,67 @@ def _quote_of(message: Message) -> Quote | None:
                  text=quoted.text or quoted.caption or f"[{quoted.type}]")
 
 
+def _target_quote(message: Message) -> Quote | None:
+    """The message an action (reaction, edit, deletion) acts on, as WhatsApp knows it."""
+    target = Message.objects.filter(pk=message.content["messageId"]).only(
+        "direction", "type", "from_number", "text", "caption", "whatsapp_id").first()
+    if target is None or not target.whatsapp_id:
+        return None
+    return Quote(whatsapp_id=target.whatsapp_id, sender=target.from_number,
+                 from_me=target.direction == "outbound", text=target.text or target.caption)
+
+
+def _send_action(engine, session_id: str, message: Message) -> SentMessage:
+    target = _target_quote(message)
+    if target is None:
+        raise SendRejected("The message it acts on never reached WhatsApp.")
+    if message.type == "reaction":
+        return engine.send_reaction(session_id, message_id=message.id, to=message.to_number,
+                                    target=target, emoji=message.content["emoji"])
+    if message.type == "edit":
+        return engine.send_edit(session_id, message_id=message.id, to=message.to_number,
+                                target_whatsapp_id=target.whatsapp_id,
+                                text=message.content["text"])
+    return engine.send_revoke(session_id, message_id=message.id, to=message.to_number,
+                              target_whatsapp_id=target.whatsapp_id)
+
+
+def _send_content(engine, session_id: str, message: Message) -> SentMessage:
+    """Hand a message's content to the engine; raises MediaError for a file it cannot get."""
+    quote = _quote_of(message)
+    if message.type == "text":
+        return engine.send_text(session_id, message_id=message.id, to=message.to_number,
+                                text=message.text, reply_to=quote)
+    if message.type == "location":
+        location = message.content
+        return engine.send_location(
+            session_id, message_id=message.id, to=message.to_number,
+            latitude=location["latitude"], longitude=location["longitude"],
+            name=location.get("name"), address=location.get("address"), reply_to=quote)
+    if message.type == "contact":
+        return engine.send_contacts(
+            session_id, message_id=message.id, to=message.to_number,
+            contacts=[{"name": card["name"], "vcard": card["vcard"]}
+                      for card in message.content], reply_to=quote)
+    data, mime_type = media_download(message)
+    return engine.send_media(
+        session_id, message_id=message.id, to=message.to_number, kind=message.type,
+        data=data, mime_type=mime_type, filename=message.media_filename or None,
+        caption=message.caption or None, reply_to=quote)
+
+
 def _deliver(engine, session_id: str, message: Message) -> bool:
     """Send one claimed message and record the outcome. Returns False when it was put back
     for a retry (the messages behind it must wait), True when it is settled: sent or failed."""
     try:
-        quote = _quote_of(message)
-        if message.type == "text":
-            result = engine.send_text(session_id, message_id=message.id,
-                                      to=message.to_number, text=message.text, reply_to=quote)
-        elif message.type == "location":
-            location = message.content
-            result = engine.send_location(
-                session_id, message_id=message.id, to=message.to_number,
-                latitude=location["latitude"], longitude=location["longitude"],
-                name=location.get("name"), address=location.get("address"), reply_to=quote)
-        elif message.type == "contact":
-            result = engine.send_contacts(
-                session_id, message_id=message.id, to=message.to_number,
-                contacts=[{"name": card["name"], "vcard": card["vcard"]}
-                          for card in message.content], reply_to=quote)
+        if message.type in ACTION_TYPES:
+            result = _send_action(engine, session_id, message)
+            message_action_apply(action=message)
         else:
-            try:
-                data, mime_type = media_download(message)
-            except MediaError as error:
-                message_fail(message_id=message.id, code=error.code, reason=error.reason)
-                return True
-            result = engine.send_media(
-                session_id, message_id=message.id, to=message.to_number, kind=message.type,
-                data=data, mime_type=mime_type, filename=message.media_filename or None,
-                caption=message.caption or None, reply_to=quote,
-            )
+            result = _send_content(engine, session_id, message)
+    except MediaError as error:
+        message_fail(message_id=message.id, code=error.code, reason=error.reason)
+        return True
     except SendRejected as rejected:
         message_fail(message_id=message.id, code=rejected.code, reason=rejected.reason)
         return True

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from api.serializers import iso
-from messaging.models import Message, MessageStatus
+from messaging.models import ACTION_TYPES, Message, MessageStatus
 
 # The types whose content is a file (`media`).
 MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
@@ -28,6 +28,17 @@ class ContactOutput(serializers.Serializer):
     vcard = serializers.CharField(allow_null=True)
 
 
+class ReactionOutput(serializers.Serializer):
+    senderId = serializers.CharField()
+    emoji = serializers.CharField()
+
+
+class ActionOutput(serializers.Serializer):
+    messageId = serializers.CharField()
+    emoji = serializers.CharField(required=False)
+    text = serializers.CharField(required=False)
+
+
 class ErrorOutput(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
@@ -48,6 +59,12 @@ class MessageOutput(serializers.Serializer):
     contacts = ContactOutput(many=True, allow_null=True, help_text="type `contact` only")
     replyTo = serializers.CharField(allow_null=True,
                                     help_text="the id of the message this one replies to")
+    reactions = ReactionOutput(many=True)
+    editedAt = serializers.DateTimeField(allow_null=True)
+    revokedAt = serializers.DateTimeField(allow_null=True)
+    action = ActionOutput(allow_null=True, help_text=(
+        "types `reaction`, `edit` and `revoke` only: the message acted on, and the emoji or "
+        "the new text"))
     error = ErrorOutput(allow_null=True)
     whatsappId = serializers.CharField(allow_null=True)
     createdAt = serializers.DateTimeField()
@@ -89,6 +106,10 @@ def message_data(m: Message) -> dict:
         "location": m.content if m.type == "location" else None,
         "contacts": m.content if m.type == "contact" else None,
         "replyTo": m.reply_to_id,
+        "reactions": m.reactions or [],
+        "editedAt": iso(m.edited_at),
+        "revokedAt": iso(m.revoked_at),
+        "action": m.content if m.type in ACTION_TYPES else None,
         "status": "queued" if m.status == MessageStatus.SENDING else m.status,
         "error": {"code": m.error_code, "message": m.error_message} if m.error_code else None,
         "whatsappId": m.whatsapp_id or None,

@@ -5,7 +5,7 @@ import copy
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,13 @@ from infra.local_cache import LocalTTLCache
 from infra.metrics import MESSAGE_STATUS
 from infra.sql import RowChange, insert_if
 from infra.wakeups import wake_after_commit, woken
-from messaging.models import STATUS_RANK, Message, MessageStatus, MessageStatusChange
+from messaging.models import (
+    ACTION_TYPES,
+    STATUS_RANK,
+    Message,
+    MessageStatus,
+    MessageStatusChange,
+)
 from messaging.serializers import message_data
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
@@ -91,6 +97,7 @@ def message_send(
     reply_to: str | None = None,
     idempotency_key: str | None = None,
     request_id: str = "",
+    check_recipient: bool = True,
 ) -> Message:
     """Accept an outbound message: checks, quota, insert; the session's sender is woken after
     commit. `content`: a location's or contacts' fields, as the API shows them."""
@@ -99,7 +106,7 @@ def message_send(
     if reply_to is not None and not _in_chat(reply_to, session=session, chat=to):
         raise ApiError(E.message_not_found, field="replyTo",
                        reason="No message of this session's chat with that number has this id.")
-    if not recipient_on_whatsapp(session=session, number=to):
+    if check_recipient and not recipient_on_whatsapp(session=session, number=to):
         raise ApiError(E.recipient_not_on_whatsapp, field="to")
     message = Message(
         account_id=key.account_id,
@@ -142,6 +149,143 @@ def message_send(
     schedule_session_sender(session.id)
     transaction.on_commit(MESSAGE_STATUS.labels("queued").inc)
     return message
+
+
+# WhatsApp lets a message be edited this long after it was sent.
+EDIT_WINDOW = timedelta(minutes=15)
+_SENT_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+
+
+def chat_of(message: Message) -> str:
+    """The chat a message belongs to: the number it was sent to, or the one it came from."""
+    return message.to_number if message.direction == "outbound" else message.from_number
+
+
+def message_react(*, key: AuthenticatedKey, session_id: str, message_id: str, emoji: str,
+                  idempotency_key: str | None = None, request_id: str = "") -> Message:
+    """Queue a reaction to a message of the session (`""` takes ours back)."""
+    session_get_for_send(account_id=key.account_id, session_id=session_id)
+    target = Message.objects.filter(account_id=key.account_id, session_id=session_id,
+                                    pk=message_id).first()
+    if target is None:
+        raise ApiError(E.message_not_found, field="messageId")
+    if target.type in ACTION_TYPES:
+        raise ApiError(E.invalid_parameter_value, field="messageId",
+                       reason=f"A {target.type} cannot be reacted to.")
+    return message_send(key=key, session_id=session_id, to=chat_of(target), type="reaction",
+                        content={"messageId": target.id, "emoji": emoji},
+                        idempotency_key=idempotency_key, request_id=request_id,
+                        check_recipient=False)
+
+
+def message_edit(*, key: AuthenticatedKey, message_id: str, text: str,
+                 idempotency_key: str | None = None, request_id: str = "") -> Message:
+    """Queue an edit of one of the account's sent text messages, within WhatsApp's window."""
+    target = Message.objects.filter(account_id=key.account_id, pk=message_id).first()
+    if target is None:
+        raise ApiError(E.message_not_found)
+    if target.direction != "outbound" or target.type != "text":
+        raise ApiError(E.message_not_editable, reason="Only texts this service sent can be edited.")
+    if target.status not in _SENT_STATUSES or target.revoked_at:
+        state = "deleted" if target.revoked_at else "queued" if target.status == "sending" \
+            else target.status
+        raise ApiError(E.message_not_editable, reason=f"It is {state}.")
+    if timezone.now() - target.sent_at > EDIT_WINDOW:
+        raise ApiError(E.message_not_editable,
+                       reason="WhatsApp allows edits for 15 minutes after sending.")
+    return message_send(key=key, session_id=target.session_id, to=target.to_number,
+                        type="edit", content={"messageId": target.id, "text": text},
+                        idempotency_key=idempotency_key, request_id=request_id,
+                        check_recipient=False)
+
+
+def message_revoke(*, key: AuthenticatedKey, message_id: str,
+                   idempotency_key: str | None = None, request_id: str = "") -> Message:
+    """Queue the deletion for everyone of one of the account's sent messages."""
+    target = Message.objects.filter(account_id=key.account_id, pk=message_id).first()
+    if target is None:
+        raise ApiError(E.message_not_found)
+    if target.direction != "outbound" or target.type in ACTION_TYPES:
+        raise ApiError(E.message_not_revocable,
+                       reason="Only messages this service sent can be deleted.")
+    if target.status not in _SENT_STATUSES or target.revoked_at:
+        state = "deleted already" if target.revoked_at else "queued" \
+            if target.status == "sending" else target.status
+        raise ApiError(E.message_not_revocable, reason=f"It is {state}.")
+    return message_send(key=key, session_id=target.session_id, to=target.to_number,
+                        type="revoke", content={"messageId": target.id},
+                        idempotency_key=idempotency_key, request_id=request_id,
+                        check_recipient=False)
+
+
+def message_action_apply(*, action: Message) -> None:
+    """What an action of ours does to its message, once WhatsApp took it (the sender calls
+    it before recording the action `sent`; applied twice, it changes nothing more)."""
+    target = Message.objects.filter(pk=action.content["messageId"]).first()
+    if target is None:
+        return
+    if action.type == "reaction":
+        reaction_record(target=target, sender_id=action.from_number,
+                        emoji=action.content["emoji"])
+    elif action.type == "edit":
+        edit_record(target=target, text=action.content["text"])
+    elif action.type == "revoke":
+        revoke_record(target=target)
+
+
+def reaction_record(*, target: Message, sender_id: str, emoji: str) -> None:
+    """One reaction per sender on a message: a new one replaces it, `""` removes it. Emits
+    `message.reaction`."""
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=target.pk)
+        reactions = [r for r in locked.reactions or [] if r["senderId"] != sender_id]
+        if emoji:
+            reactions.append({"senderId": sender_id, "emoji": emoji})
+        Message.objects.filter(pk=locked.pk).update(reactions=reactions)
+        event_record(account_id=locked.account_id, type="message.reaction",
+                     session_id=locked.session_id,
+                     data={"messageId": locked.id, "chatId": chat_of(locked),
+                           "senderId": sender_id, "emoji": emoji})
+
+
+def edit_record(*, target: Message, text: str) -> None:
+    """The message's new text, and `message.edited` with the message."""
+    with transaction.atomic():
+        Message.objects.filter(pk=target.pk).update(text=text, edited_at=timezone.now())
+        target.refresh_from_db()
+        event_record(account_id=target.account_id, type="message.edited",
+                     session_id=target.session_id, data=message_data(target))
+
+
+def revoke_record(*, target: Message) -> None:
+    """The message deleted for everyone (once), and `message.revoked` with the message."""
+    with transaction.atomic():
+        if not Message.objects.filter(pk=target.pk, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()):
+            return
+        target.refresh_from_db()
+        event_record(account_id=target.account_id, type="message.revoked",
+                     session_id=target.session_id, data=message_data(target))
+
+
+def inbound_action_apply(*, session_id: str, kind: str, whatsapp_id: str, sender: str,
+                         emoji: str = "", text: str = "") -> bool:
+    """A contact's reaction, edit or deletion of a message of the session (named by its
+    WhatsApp id). Edits and deletions apply to the contact's own messages only. Returns
+    whether the message was known."""
+    target = Message.objects.filter(session_id=session_id, whatsapp_id=whatsapp_id).first()
+    if target is None:
+        return False
+    if kind == "reaction":
+        reaction_record(target=target, sender_id=sender, emoji=emoji)
+        return True
+    if target.direction != "inbound" or target.from_number != sender:
+        return False
+    if kind == "edit":
+        edit_record(target=target, text=text)
+    else:
+        revoke_record(target=target)
+    return True
 
 
 def _in_chat(message_id: str, *, session: Session, chat: str) -> bool:

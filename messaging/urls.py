@@ -8,6 +8,7 @@ urlpatterns = [
     path("messages/text", views.MessageTextSendApi.as_view(), name="messages-text"),
     path("messages/location", views.MessageLocationSendApi.as_view(), name="messages-location"),
     path("messages/contact", views.MessageContactSendApi.as_view(), name="messages-contact"),
+    path("messages/reaction", views.MessageReactionSendApi.as_view(), name="messages-reaction"),
     *[path(f"messages/{kind}", view.as_view(), name=f"messages-{kind}")
       for kind, view in views.MEDIA_VIEWS.items()],
     path("messages/<str:message_id>", views.MessageDetailApi.as_view(), name="message"),

@@ -26,6 +26,9 @@ from messaging.services import (
     TEXT_MAX_CHARACTERS,
     MediaSpec,
     message_cancel,
+    message_edit,
+    message_react,
+    message_revoke,
     message_send,
 )
 from messaging.vcard import vcard
@@ -146,6 +149,32 @@ class ContactSendInput(_SendInput, ContactFields):
     pass
 
 
+class ReactionSendInput(InputSerializer):
+    sessionId = StrictCharField()
+    messageId = StrictCharField(help_text="the message reacted to, of this session")
+    emoji = StrictCharField(allow_blank=True, trim_whitespace=False,
+                            help_text='one emoji; "" takes the reaction back')
+
+    def validate_emoji(self, value: str) -> str:
+        return emoji_checked(value)
+
+
+def emoji_checked(value: str) -> str:
+    """An emoji (a few code points: skin tones and joiners make one of several), or `""`.
+    Letters, digits, spaces and punctuation are not reactions."""
+    if value and (len(value) > 16 or any(char.isascii() or char.isspace() for char in value)):
+        raise ApiError(E.invalid_parameter_value, field="emoji",
+                       reason="Must be one emoji, or empty to take the reaction back.")
+    return value
+
+
+class EditInput(InputSerializer):
+    text = StrictCharField(trim_whitespace=False,
+                           help_text=f"the new text, 1 to {TEXT_MAX_CHARACTERS} characters")
+
+    validate_text = TextSendInput.validate_text
+
+
 def _send_kwargs(request, data: dict) -> dict:
     return {"key": request.auth, "reply_to": data.get("replyTo"),
             "idempotency_key": request.headers.get("Idempotency-Key"),
@@ -186,6 +215,24 @@ class MessageMediaSendApi(ApiView):
                           caption=data.get("caption", ""))
         message = message_send(session_id=data["sessionId"], to=data["to"], type=self.kind,
                                media=media, **_send_kwargs(request, data))
+        return ok(message_data(message), status=201)
+
+
+class MessageReactionSendApi(ApiView):
+    required_scopes = {"POST": MESSAGES_SEND}
+    error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
+                   "message_not_found", "invalid_parameter_value",
+                   "daily_message_limit_reached", "idempotency_key_reused",
+                   "idempotency_key_in_use")
+
+    @extend_schema(operation_id="messages_send_reaction", summary="React to a message",
+                   request=ReactionSendInput, responses={201: envelope(MessageOutput)})
+    def post(self, request):
+        data = self.validated(ReactionSendInput, request.data)
+        message = message_react(key=request.auth, session_id=data["sessionId"],
+                                message_id=data["messageId"], emoji=data["emoji"],
+                                idempotency_key=request.headers.get("Idempotency-Key"),
+                                request_id=current_request_id.get() or "")
         return ok(message_data(message), status=201)
 
 
@@ -265,8 +312,29 @@ class MessageListApi(ApiView):
 
 
 class MessageDetailApi(ApiView):
-    required_scopes = {"GET": MESSAGES_READ}
-    error_codes = ("message_not_found",)
+    """A message: read it, edit it (PATCH) or delete it for everyone (DELETE). An edit or a
+    deletion goes through the session's queue like a send: the answer is the queued action
+    (202), and the message changes, with its event, once WhatsApp has taken it."""
+
+    required_scopes = {"GET": MESSAGES_READ, "PATCH": MESSAGES_SEND, "DELETE": MESSAGES_SEND}
+    error_codes = ("message_not_found", "message_not_editable", "message_not_revocable",
+                   "message_too_long", "session_not_connected", "session_disconnected",
+                   "daily_message_limit_reached")
+
+    @extend_schema(operation_id="messages_edit", summary="Edit a sent text (within 15 min)",
+                   request=EditInput, responses={202: envelope(MessageOutput)})
+    def patch(self, request, message_id: str):
+        data = self.validated(EditInput, request.data)
+        action = message_edit(key=request.auth, message_id=message_id, text=data["text"],
+                              request_id=current_request_id.get() or "")
+        return ok(message_data(action), status=202)
+
+    @extend_schema(operation_id="messages_revoke", summary="Delete a sent message for everyone",
+                   request=None, responses={202: envelope(MessageOutput)})
+    def delete(self, request, message_id: str):
+        action = message_revoke(key=request.auth, message_id=message_id,
+                                request_id=current_request_id.get() or "")
+        return ok(message_data(action), status=202)
 
     @extend_schema(operation_id="messages_get", summary="Get a message",
                    responses=envelope(MessageOutput))
@@ -314,6 +382,26 @@ class MessageMediaDownloadApi(ApiView):
 # --- the sandbox's controls: a contact writes (only while the sandbox engine runs) ----------
 
 
+class InboundReactionInput(InputSerializer):
+    messageId = StrictCharField()
+    emoji = StrictCharField(allow_blank=True, trim_whitespace=False)
+
+    def validate_emoji(self, value: str) -> str:
+        return emoji_checked(value)
+
+
+class InboundEditInput(InputSerializer):
+    messageId = StrictCharField()
+    text = StrictCharField(trim_whitespace=False)
+
+    validate_text = TextSendInput.validate_text
+
+
+class InboundRevokeInput(InputSerializer):
+    messageId = StrictCharField()
+
+
+INBOUND_ACTIONS = ("reaction", "edit", "revoke")
 INBOUND_TYPES = {"text": ("text",), "location": ("latitude", "longitude", "name", "address"),
                  "contact": ("contacts",)}
 
@@ -322,7 +410,10 @@ class InboundInput(InputSerializer):
     """What the sandbox's contact writes: `type` and that type's fields."""
 
     replyTo = StrictCharField(required=False, help_text="the id of a message it quotes")
-    type = StrictCharField(required=False, default="text",
+    reaction = InboundReactionInput(required=False, help_text="instead of a message")
+    edit = InboundEditInput(required=False, help_text="instead of a message: its own")
+    revoke = InboundRevokeInput(required=False, help_text="instead of a message: its own")
+    type = StrictCharField(required=False,
                            help_text=f"one of {', '.join(INBOUND_TYPES)} (default text)")
     text = StrictCharField(trim_whitespace=False, required=False)
 
@@ -352,7 +443,14 @@ class InboundInput(InputSerializer):
     validate_contacts = ContactFields.validate_contacts
 
     def validate(self, data: dict) -> dict:
-        kind = data["type"]
+        actions = [name for name in INBOUND_ACTIONS if name in data]
+        if actions:
+            others = [name for name in data if name not in ("from", *INBOUND_ACTIONS)]
+            if len(actions) > 1 or others:
+                raise ApiError(E.invalid_request, field=(actions[1:] or others)[0],
+                               reason="A reaction, an edit or a deletion comes alone.")
+            return data
+        kind = data.setdefault("type", "text")
         for field in INBOUND_TYPES[kind]:
             if field not in data and field not in ("name", "address"):
                 raise ApiError(E.missing_required_parameter, field=field,
@@ -381,6 +479,10 @@ class SandboxInboundApi(ApiView):
         sender = normalize_phone_number(data["from"], field="from")
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
         session_require_sendable(session=session, field=None)
+        action = next((name for name in INBOUND_ACTIONS if name in data), None)
+        if action is not None:
+            target = _inbound_action(session, sender, action, data[action])
+            return ok(message_data(target))
         kind = data["type"]
         content = {"location": location_content, "contact": contacts_content,
                    "text": lambda data: None}[kind](data)
@@ -403,3 +505,28 @@ class SandboxInboundApi(ApiView):
             raise ApiError(E.service_unavailable, reason="The message was not stored in time.",
                            headers={"Retry-After": "1"})
         return ok(message_data(message), status=201)
+
+
+def _inbound_action(session, sender: str, kind: str, fields: dict) -> Message:
+    """The sandbox's contact acts on a message; answers it once the change shows."""
+    target = (Message.objects.filter(session=session, pk=fields["messageId"])
+              .exclude(whatsapp_id="").first())
+    if target is None:
+        raise ApiError(E.message_not_found, field=f"{kind}.messageId",
+                       reason="No message of this session that WhatsApp knows has this id.")
+    if kind != "reaction" and (target.direction != "inbound" or target.from_number != sender):
+        raise ApiError(E.invalid_parameter_value, field=f"{kind}.messageId",
+                       reason="A contact edits or deletes only its own messages.")
+    emoji, text = fields.get("emoji", ""), fields.get("text", "")
+    get_simulator().inbound_action(session.id, from_number=sender, kind=kind,
+                                   whatsapp_id=target.whatsapp_id, emoji=emoji, text=text)
+
+    def applied(_session) -> bool:
+        now = Message.objects.get(pk=target.pk)
+        if kind == "reaction":
+            mine = [r["emoji"] for r in now.reactions or [] if r["senderId"] == sender]
+            return mine == ([emoji] if emoji else [])
+        return now.text == text if kind == "edit" else now.revoked_at is not None
+
+    session_after_engine_command(session, until=applied)
+    return Message.objects.get(pk=target.pk)

@@ -119,6 +119,15 @@ class FakeClientWhatsmeowEngine(base.Engine):
         return self._runner(session_id).send_contacts(
             reply_to=reply_to and reply_to.to_dict(), **kwargs)
 
+    def send_reaction(self, session_id, *, target, **kwargs):
+        return self._runner(session_id).send_reaction(target=target.to_dict(), **kwargs)
+
+    def send_edit(self, session_id, **kwargs):
+        return self._runner(session_id).send_edit(**kwargs)
+
+    def send_revoke(self, session_id, **kwargs):
+        return self._runner(session_id).send_revoke(**kwargs)
+
     def check_numbers(self, session_id, numbers):
         return self._runner(session_id).check_numbers(numbers)
 
@@ -489,3 +498,64 @@ def test_the_real_engine_reports_which_message_a_received_reply_quotes():
     received = [e.data for e in events if e.type == base.MESSAGE_RECEIVED]
     assert received[0]["replyToWhatsappId"] == "3EB0ASKED"
     assert "replyToWhatsappId" not in received[1]
+
+
+def test_reactions_edits_and_deletions_are_sent(harness, session_id):
+    connect(harness, session_id)
+    original = harness.engine.send_text(session_id, message_id=new_id("msg"),
+                                        to="447911123456", text="See you at 5")
+    ours = base.Quote(whatsapp_id=original.whatsapp_id, sender="14155552671", from_me=True,
+                      text="See you at 5")
+    theirs = base.Quote(whatsapp_id="3EB0THEIRS", sender="447911123456", from_me=False,
+                        text="ok")
+    sent = [
+        harness.engine.send_reaction(session_id, message_id=new_id("msg"), to="447911123456",
+                                     target=theirs, emoji="👍"),
+        harness.engine.send_edit(session_id, message_id=new_id("msg"), to="447911123456",
+                                 target_whatsapp_id=ours.whatsapp_id, text="See you at 6"),
+        harness.engine.send_revoke(session_id, message_id=new_id("msg"), to="447911123456",
+                                   target_whatsapp_id=ours.whatsapp_id),
+    ]
+    assert all(result.whatsapp_id for result in sent)
+    if harness.engine.name != "whatsmeow":
+        return
+    built = [message for _to, message in harness.engine.runners[session_id].client.sent[-3:]]
+    reaction, edit, revoke = built
+    assert reaction.reactionMessage.key.ID == "3EB0THEIRS"
+    assert reaction.reactionMessage.text == "👍"
+    edited = edit.editedMessage.message.protocolMessage
+    assert (edited.key.ID, edited.key.fromMe) == (original.whatsapp_id, True)
+    assert edited.editedMessage.conversation == "See you at 6"
+    assert revoke.protocolMessage.type == revoke.protocolMessage.REVOKE
+    assert (revoke.protocolMessage.key.ID, revoke.protocolMessage.key.fromMe) == (
+        original.whatsapp_id, True)
+
+
+def test_the_real_engine_reports_a_contacts_reactions_edits_and_deletions():
+    from neonize.builder import build_edit
+    from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+    from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+    from neonize.utils.jid import build_jid
+
+    events = []
+    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
+    session_id = new_id("ses")
+    engine.start(session_id)
+    client = engine.runners[session_id].client
+    client.pair("14155552671")
+    contact = "447911123456"
+    client.receive_message(contact, E2E.Message(reactionMessage=E2E.ReactionMessage(
+        key=MessageKey(ID="3EB0OURS"), text="👍")))
+    # An edit as WhatsApp's apps send it (neonize's own builder), and a deletion.
+    client.receive_message(contact, build_edit(build_jid(contact), "3EB0THEIRS",
+                                               E2E.Message(conversation="fixed typo")))
+    client.receive_message(contact, E2E.Message(protocolMessage=E2E.ProtocolMessage(
+        type=E2E.ProtocolMessage.REVOKE, key=MessageKey(ID="3EB0THEIRS"))))
+    acted = [(e.type, e.data) for e in events
+             if e.type in (base.REACTION, base.EDITED, base.REVOKED)]
+    assert acted == [
+        (base.REACTION, {"whatsappId": "3EB0OURS", "from": contact, "emoji": "👍"}),
+        (base.EDITED, {"whatsappId": "3EB0THEIRS", "from": contact, "text": "fixed typo"}),
+        (base.REVOKED, {"whatsappId": "3EB0THEIRS", "from": contact}),
+    ]
+    assert not [e for e in events if e.type == base.MESSAGE_RECEIVED]

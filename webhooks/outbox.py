@@ -23,7 +23,8 @@ from infra.sql import RowChange, changes_write, rows_insert
 from infra.wakeups import wake_after_commit
 from webhooks.models import Delivery, Event, Webhook
 
-EVENT_TYPES = ("message.received", "message.status", "session.status")
+EVENT_TYPES = ("message.received", "message.status", "session.status", "message.reaction",
+               "message.edited", "message.revoked")
 # The task of a webhook's delivery run (webhooks/tasks.py), and its one pending wake-up.
 DELIVERY_TASK = "webhooks.deliver"
 

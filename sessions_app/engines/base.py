@@ -26,6 +26,10 @@ LOGGED_OUT = "logged_out"  # data: {reason, code?}
 FAILED = "failed"  # data: {error, code}: nothing will be retried
 MESSAGE_RECEIVED = "message_received"  # data: {whatsappId, from, type, text, ...}
 RECEIPT = "receipt"  # data: {messageId, whatsappId, status (sent|delivered|read|failed), error?}
+# A contact acts on an earlier message, named by its WhatsApp id (`whatsappId`):
+REACTION = "reaction"  # data: {whatsappId, from, emoji ("" takes it back)}
+EDITED = "edited"  # data: {whatsappId, from, text}
+REVOKED = "revoked"  # data: {whatsappId, from}
 
 # Why a session is not connected (the session's `lastErrorCode`). The first two are transient:
 # the engine reconnects by itself. The others end the session (`expired`, `failed` or
@@ -43,7 +47,7 @@ SESSION_ERROR_CODES = (ENGINE_UNREACHABLE, CONNECTION_LOST, LOGGED_OUT_BY_PHONE,
 
 EVENT_TYPES = frozenset(
     {QR, PAIRING_CODE, PAIRED, CONNECTED, DISCONNECTED, LOGGED_OUT, FAILED, MESSAGE_RECEIVED,
-     RECEIPT}
+     RECEIPT, REACTION, EDITED, REVOKED}
 )
 
 
@@ -200,6 +204,21 @@ class Engine(abc.ABC):
         """Send contact cards: each `{name, vcard}` (one card, or several in one message)."""
 
     @abc.abstractmethod
+    def send_reaction(self, session_id: str, *, message_id: str, to: str, target: Quote,
+                      emoji: str) -> SentMessage:
+        """React to the message `target` with `emoji` (`""` takes the reaction back)."""
+
+    @abc.abstractmethod
+    def send_edit(self, session_id: str, *, message_id: str, to: str, target_whatsapp_id: str,
+                  text: str) -> SentMessage:
+        """Replace the text of one of the session's own text messages."""
+
+    @abc.abstractmethod
+    def send_revoke(self, session_id: str, *, message_id: str, to: str,
+                    target_whatsapp_id: str) -> SentMessage:
+        """Delete one of the session's own messages for everyone."""
+
+    @abc.abstractmethod
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
         """Which of these numbers (digits, international) are on WhatsApp."""
 
@@ -237,3 +256,9 @@ class Simulator(abc.ABC):
         """A contact sends the session a message: a text, a `location` (`content`: latitude,
         longitude, name, address) or a `contact` (`content`: the cards); returns its WhatsApp
         id. `reply_to_whatsapp_id`: the message it quotes."""
+
+    @abc.abstractmethod
+    def inbound_action(self, session_id: str, *, from_number: str, kind: str,
+                       whatsapp_id: str, emoji: str = "", text: str = "") -> None:
+        """A contact reacts to (`reaction`), edits (`edit`) or deletes (`revoke`) the message
+        with this WhatsApp id."""

@@ -87,6 +87,15 @@ class FakeNeonizeClient(NewClient):
     def build_document_message(self, data: bytes, filename=None, caption=None, mimetype=None):
         return E2E.Message(documentMessage=E2E.DocumentMessage(fileName=filename or ""))
 
+    def build_reaction(self, chat, sender, message_id: str, reaction: str) -> E2E.Message:
+        # whatsmeow's own (Go) builder in the real client: the key of the message reacted to.
+        from neonize.proto.waCommon.WACommon_pb2 import MessageKey
+
+        return E2E.Message(reactionMessage=E2E.ReactionMessage(
+            key=MessageKey(ID=message_id, remoteJID=f"{chat.User}@{chat.Server}",
+                           fromMe=sender.User == self.me),
+            text=reaction))
+
     def is_on_whatsapp(self, *numbers: str) -> list[N.IsOnWhatsAppResponse]:
         return [N.IsOnWhatsAppResponse(Query=n, IsIn=not n.endswith("0000")) for n in numbers]
 

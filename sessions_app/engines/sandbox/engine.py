@@ -162,6 +162,18 @@ class SandboxEngine(base.Engine, Simulator):
                       contacts: list[dict], reply_to: base.Quote | None = None) -> SentMessage:
         return self._send(session_id, message_id, to)
 
+    def send_reaction(self, session_id: str, *, message_id: str, to: str, target: base.Quote,
+                      emoji: str) -> SentMessage:
+        return self._send(session_id, message_id, to)
+
+    def send_edit(self, session_id: str, *, message_id: str, to: str, target_whatsapp_id: str,
+                  text: str) -> SentMessage:
+        return self._send(session_id, message_id, to)
+
+    def send_revoke(self, session_id: str, *, message_id: str, to: str,
+                    target_whatsapp_id: str) -> SentMessage:
+        return self._send(session_id, message_id, to)
+
     @staticmethod
     def send_attempts(message_id: str) -> int:
         """How often the sandbox was asked to send this message, refused asks included (tests
@@ -231,3 +243,13 @@ class SandboxEngine(base.Engine, Simulator):
             data["replyToWhatsappId"] = reply_to_whatsapp_id
         self.publish(EngineEvent(base.MESSAGE_RECEIVED, session_id, data))
         return whatsapp_id
+
+    def inbound_action(self, session_id: str, *, from_number: str, kind: str,
+                       whatsapp_id: str, emoji: str = "", text: str = "") -> None:
+        data = {"whatsappId": whatsapp_id, "from": from_number}
+        if kind == "reaction":
+            data["emoji"] = emoji
+        elif kind == "edit":
+            data["text"] = text
+        event_type = {"reaction": base.REACTION, "edit": base.EDITED, "revoke": base.REVOKED}
+        self.publish(EngineEvent(event_type[kind], session_id, data))

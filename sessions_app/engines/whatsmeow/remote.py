@@ -149,6 +149,25 @@ class RemoteEngine(base.Engine):
                              "reply_to": reply_to and reply_to.to_dict()})
         return SentMessage(whatsapp_id=result["whatsappId"])
 
+    def send_reaction(self, session_id: str, *, message_id: str, to: str, target: Quote,
+                      emoji: str) -> SentMessage:
+        result = self._call(session_id, "send_reaction", {
+            "message_id": message_id, "to": to, "target": target.to_dict(), "emoji": emoji})
+        return SentMessage(whatsapp_id=result["whatsappId"])
+
+    def send_edit(self, session_id: str, *, message_id: str, to: str, target_whatsapp_id: str,
+                  text: str) -> SentMessage:
+        result = self._call(session_id, "send_edit", {
+            "message_id": message_id, "to": to, "target_whatsapp_id": target_whatsapp_id,
+            "text": text})
+        return SentMessage(whatsapp_id=result["whatsappId"])
+
+    def send_revoke(self, session_id: str, *, message_id: str, to: str,
+                    target_whatsapp_id: str) -> SentMessage:
+        result = self._call(session_id, "send_revoke", {
+            "message_id": message_id, "to": to, "target_whatsapp_id": target_whatsapp_id})
+        return SentMessage(whatsapp_id=result["whatsappId"])
+
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
         return self._call(session_id, "check_numbers", {"numbers": numbers}, timeout=15)
 

@@ -175,7 +175,8 @@ class SessionRunner:
         event = translate.message_event(self.session_id, message)
         if event is None:
             return
-        if event.data["type"] not in translate.MEDIA_TYPES or self.media_sink is None:
+        if (event.type != base.MESSAGE_RECEIVED or event.data["type"] not in translate.MEDIA_TYPES
+                or self.media_sink is None):
             self.publish(event)
             return
         try:
@@ -278,6 +279,30 @@ class SessionRunner:
                 displayName=f"{len(cards)} contacts", contacts=cards))
 
         return self._send(message_id, to, build, reply_to)
+
+    def send_reaction(self, *, message_id: str, to: str, target: dict,
+                      emoji: str) -> SentMessage:
+        from neonize.utils.jid import build_jid
+
+        quote = Quote.from_dict(target)
+        return self._send(message_id, to, lambda: self.client.build_reaction(
+            build_jid(to), build_jid(quote.sender), quote.whatsapp_id, emoji))
+
+    def send_edit(self, *, message_id: str, to: str, target_whatsapp_id: str,
+                  text: str) -> SentMessage:
+        from neonize.builder import build_edit
+        from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+        from neonize.utils.jid import build_jid
+
+        return self._send(message_id, to, lambda: build_edit(
+            build_jid(to), target_whatsapp_id, E2E.Message(conversation=text)))
+
+    def send_revoke(self, *, message_id: str, to: str, target_whatsapp_id: str) -> SentMessage:
+        from neonize.utils.jid import build_jid
+
+        # The session's own message: its sender is the session's own number.
+        return self._send(message_id, to, lambda: self.client.build_revoke(
+            build_jid(to), self.client.get_me().JID, target_whatsapp_id))
 
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         self._require_connected()

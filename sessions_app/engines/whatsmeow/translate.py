@@ -44,12 +44,18 @@ def receipt_events(session_id: str, receipt, message_ids: dict[str, str]) -> lis
 
 
 def message_event(session_id: str, message) -> EngineEvent | None:
+    """A message from a contact (`message_received`), or its reaction, edit or deletion of
+    an earlier one; None for what a customer is not told about."""
     source = message.Info.MessageSource
     if source.IsFromMe:
         return None
     body = message.Message
+    sender = source.Sender.User or source.Chat.User
+    action = _action_event(session_id, body, sender)
+    if action is not None:
+        return action
     data = {"whatsappId": message.Info.ID,
-            "from": (source.Sender.User or source.Chat.User),
+            "from": sender,
             "pushName": message.Info.Pushname or None,
             "type": "text", "text": ""}
     if body.conversation:
@@ -74,11 +80,34 @@ def message_event(session_id: str, message) -> EngineEvent | None:
                             mimeType=getattr(media, "mimetype", "") or None)
                 break
         else:
-            return None  # reactions, protocol messages, ...: nothing a customer is told about
+            return None  # polls, other protocol messages...: nothing a customer is told about
     quoted = _quoted_id(body)
     if quoted:
         data["replyToWhatsappId"] = quoted
     return EngineEvent(base.MESSAGE_RECEIVED, session_id, data)
+
+
+def _action_event(session_id: str, body, sender: str) -> EngineEvent | None:
+    """A reaction to, an edit of or the deletion of an earlier message, if that is what the
+    contact sent (WhatsApp sends the last two as protocol messages; an edit may also come
+    wrapped in `editedMessage`)."""
+    if body.HasField("reactionMessage"):
+        reaction = body.reactionMessage
+        return EngineEvent(base.REACTION, session_id, {
+            "whatsappId": reaction.key.ID, "from": sender, "emoji": reaction.text})
+    if body.HasField("editedMessage"):
+        body = body.editedMessage.message
+    if body.HasField("protocolMessage"):
+        protocol = body.protocolMessage
+        if protocol.type == protocol.MESSAGE_EDIT:
+            edited = protocol.editedMessage
+            text = edited.conversation or edited.extendedTextMessage.text
+            return EngineEvent(base.EDITED, session_id, {
+                "whatsappId": protocol.key.ID, "from": sender, "text": text})
+        if protocol.type == protocol.REVOKE:
+            return EngineEvent(base.REVOKED, session_id, {
+                "whatsappId": protocol.key.ID, "from": sender})
+    return None
 
 
 def _quoted_id(body) -> str:
