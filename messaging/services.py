@@ -33,7 +33,7 @@ from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
 from sessions_app.models import Session
 from sessions_app.selectors import session_get_for_send
-from sessions_app.services import session_require_sendable
+from sessions_app.services import session_mark_read, session_require_sendable
 from webhooks.outbox import EventSpec, changes_record, event_record, webhooks_read_once
 
 logger = logging.getLogger(__name__)
@@ -286,6 +286,26 @@ def inbound_action_apply(*, session_id: str, kind: str, whatsapp_id: str, sender
     else:
         revoke_record(target=target)
     return True
+
+
+def message_mark_read(*, account_id: str, message_id: str) -> Message:
+    """Mark a received message, and the chat's unread ones before it, read on the phone's
+    side; they show `readAt`."""
+    target = Message.objects.filter(account_id=account_id, pk=message_id).first()
+    if target is None:
+        raise ApiError(E.message_not_found)
+    if target.direction != "inbound":
+        raise ApiError(E.invalid_request, reason="Only a received message can be marked read.")
+    unread = Message.objects.filter(session_id=target.session_id, direction="inbound",
+                                    from_number=target.from_number, read_at__isnull=True,
+                                    pk__lte=target.pk)
+    whatsapp_ids = list(unread.exclude(whatsapp_id="").values_list("whatsapp_id", flat=True))
+    if whatsapp_ids:
+        session_mark_read(session=Session.objects.get(pk=target.session_id),
+                          chat=target.from_number, whatsapp_ids=whatsapp_ids)
+        unread.update(read_at=timezone.now())
+    target.refresh_from_db()
+    return target
 
 
 def _in_chat(message_id: str, *, session: Session, chat: str) -> bool:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("messages/<str:message_id>", views.MessageDetailApi.as_view(), name="message"),
     path("messages/<str:message_id>/cancel", views.MessageCancelApi.as_view(),
          name="message-cancel"),
+    path("messages/<str:message_id>/read", views.MessageReadApi.as_view(), name="message-read"),
     path("messages/<str:message_id>/media", views.MessageMediaDownloadApi.as_view(),
          name="message-media"),
 ]

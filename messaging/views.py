@@ -27,6 +27,7 @@ from messaging.services import (
     MediaSpec,
     message_cancel,
     message_edit,
+    message_mark_read,
     message_react,
     message_revoke,
     message_send,
@@ -354,6 +355,20 @@ class MessageCancelApi(ApiView):
                    request=None, responses=envelope(MessageOutput))
     def post(self, request, message_id: str):
         message = message_cancel(account_id=request.auth.account_id, message_id=message_id)
+        return ok(message_data(message))
+
+
+class MessageReadApi(ApiView):
+    required_scopes = {"POST": MESSAGES_SEND}
+    error_codes = ("message_not_found", "invalid_request", "session_not_connected",
+                   "session_disconnected", "service_unavailable")
+
+    @extend_schema(operation_id="messages_read",
+                   summary="Mark a received message (and the chat before it) read",
+                   request=None, responses=envelope(MessageOutput))
+    def post(self, request, message_id: str):
+        self.validated(InputSerializer, request.data or {})
+        message = message_mark_read(account_id=request.auth.account_id, message_id=message_id)
         return ok(message_data(message))
 
 

@@ -266,3 +266,28 @@ def session_require_sendable(*, session: Session, field: str | None = "sessionId
         raise ApiError(E.session_disconnected, field=field)
     raise ApiError(E.session_not_connected, field=field,
                    reason=f"The session is {session.status}.")
+
+
+def _engine_unavailable(exc: Exception) -> ApiError:
+    return ApiError(E.service_unavailable, reason=f"The WhatsApp engine is unavailable: {exc}",
+                    headers={"Retry-After": str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)})
+
+
+def session_chat_state_send(*, session: Session, to: str, state: str) -> None:
+    """Show a chat that the session is typing, recording a voice note, or neither. Sent at
+    once, not queued, and not counted as a message."""
+    session_require_sendable(session=session, field=None)
+    try:
+        get_engine().send_chat_state(session.id, to=to, state=state)
+    except EngineError as exc:
+        raise _engine_unavailable(exc) from exc
+
+
+def session_mark_read(*, session: Session, chat: str, whatsapp_ids: list[str]) -> None:
+    """Tell WhatsApp that these messages of a chat were read (blue ticks on the sender's
+    phone)."""
+    session_require_sendable(session=session, field=None)
+    try:
+        get_engine().mark_read(session.id, chat=chat, whatsapp_ids=whatsapp_ids)
+    except EngineError as exc:
+        raise _engine_unavailable(exc) from exc

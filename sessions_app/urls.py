@@ -9,6 +9,8 @@ urlpatterns = [
     path("sessions/<str:session_id>/restart", views.SessionRestartApi.as_view(),
          name="session-restart"),
     path("sessions/<str:session_id>/qr", views.SessionQrApi.as_view(), name="session-qr"),
+    path("sessions/<str:session_id>/typing", views.SessionTypingApi.as_view(),
+         name="session-typing"),
 ]
 
 if get_simulator() is not None:  # the sandbox's controls exist only while it runs

@@ -3,7 +3,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
-from accounts.scopes import SESSIONS_READ, SESSIONS_WRITE
+from accounts.scopes import MESSAGES_SEND, SESSIONS_READ, SESSIONS_WRITE
 from api.errors import ApiError, E
 from api.pagination import choice_filter, paginate
 from api.phones import normalize_phone_number
@@ -11,13 +11,14 @@ from api.schema import envelope, list_parameters
 from api.serializers import InputSerializer, StrictCharField
 from api.views import ApiView, ok
 from sessions_app.engines import get_simulator
-from sessions_app.engines.base import DISCONNECT_REASONS
+from sessions_app.engines.base import CHAT_STATES, DISCONNECT_REASONS
 from sessions_app.models import SessionStatus
 from sessions_app.qr import qr_png
 from sessions_app.selectors import session_get, sessions_visible
 from sessions_app.serializers import QrOutput, SessionOutput, qr_payload
 from sessions_app.services import (
     session_after_engine_command,
+    session_chat_state_send,
     session_create,
     session_delete,
     session_require_sendable,
@@ -83,6 +84,42 @@ class SessionDetailApi(ApiView):
         session_delete(session=session)
         session.refresh_from_db()
         return ok(SessionOutput(session).data)
+
+
+class TypingInput(InputSerializer):
+    to = StrictCharField(help_text="the chat: international format")
+    state = StrictCharField(help_text="typing, recording or paused")
+
+    def validate_to(self, value: str) -> str:
+        return normalize_phone_number(value, field="to")
+
+    def validate_state(self, value: str) -> str:
+        if value not in CHAT_STATES:
+            raise ApiError(E.invalid_parameter_value, field="state",
+                           reason=f"Must be one of: {', '.join(CHAT_STATES)}.")
+        return value
+
+
+class TypingOutput(serializers.Serializer):
+    sessionId = serializers.CharField()
+    to = serializers.CharField()
+    state = serializers.ChoiceField(choices=list(CHAT_STATES))
+
+
+class SessionTypingApi(ApiView):
+    """Shown at once on the contact's phone, until a message is sent or `paused`."""
+
+    required_scopes = {"POST": MESSAGES_SEND}
+    error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
+                   "invalid_phone_number", "invalid_parameter_value", "service_unavailable")
+
+    @extend_schema(operation_id="sessions_typing", summary="Show typing or recording in a chat",
+                   request=TypingInput, responses=envelope(TypingOutput))
+    def post(self, request, session_id: str):
+        data = self.validated(TypingInput, request.data)
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session_chat_state_send(session=session, to=data["to"], state=data["state"])
+        return ok({"sessionId": session.id, "to": data["to"], "state": data["state"]})
 
 
 class SessionRestartApi(ApiView):

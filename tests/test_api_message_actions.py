@@ -211,3 +211,66 @@ def test_a_bad_sandbox_action_is_refused_with_its_code(alice, session, fields, c
             for name, value in fields.items()}
     assert_error(inbound(alice, session, **body), 400 if code != "message_not_found" else 404,
                  code, field)
+
+
+def test_a_received_message_and_the_chat_before_it_are_marked_read(alice, session,
+                                                                   monkeypatch):
+    from sessions_app.engines.sandbox.engine import SandboxEngine
+
+    marked = []
+    monkeypatch.setattr(SandboxEngine, "mark_read",
+                        lambda self, session_id, *, chat, whatsapp_ids:
+                        marked.append((chat, sorted(whatsapp_ids))))
+    first, second = (inbound(alice, session, text=text).json()["data"] for text in "ab")
+    other_chat = alice.http.post(f"/v1/sandbox/sessions/{session['id']}/inbound", json={
+        "from": "447911000000", "text": "elsewhere"}).json()["data"]
+    response = alice.http.post(f"/v1/messages/{second['id']}/read")
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["readAt"]
+    assert get(alice, first["id"])["readAt"] and not get(alice, other_chat["id"])["readAt"]
+    assert marked == [(CONTACT, sorted([first["whatsappId"], second["whatsappId"]]))]
+    alice.http.post(f"/v1/messages/{second['id']}/read")  # read already: nothing to tell
+    assert len(marked) == 1
+
+
+def test_only_a_received_message_of_ones_own_can_be_marked_read(alice, bob, session):
+    ours = sent_text(alice, session)
+    assert_error(alice.http.post(f"/v1/messages/{ours['id']}/read"), 400, "invalid_request")
+    theirs = inbound(alice, session, text="hi").json()["data"]
+    assert_error(bob.http.post(f"/v1/messages/{theirs['id']}/read"), 404, "message_not_found")
+    alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect",
+                    json={"reason": "logged_out"})
+    assert_error(alice.http.post(f"/v1/messages/{theirs['id']}/read"), 400,
+                 "session_not_connected")
+
+
+@pytest.mark.parametrize("state", ["typing", "recording", "paused"])
+def test_a_chat_is_shown_typing(alice, session, state):
+    response = alice.http.post(f"/v1/sessions/{session['id']}/typing",
+                               json={"to": f"+{CONTACT}", "state": state})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == {"sessionId": session["id"], "to": CONTACT,
+                                       "state": state}
+    assert alice.http.get("/v1/account").json()["data"]["usage"]["messagesToday"] == 0
+
+
+@pytest.mark.parametrize(("body", "status", "code", "field"), [
+    ({"to": CONTACT, "state": "dancing"}, 400, "invalid_parameter_value", "state"),
+    ({"to": CONTACT, "state": 1}, 400, "invalid_parameter_type", "state"),
+    ({"to": "12", "state": "typing"}, 400, "invalid_phone_number", "to"),
+    ({"state": "typing"}, 400, "missing_required_parameter", "to"),
+])
+def test_a_bad_typing_request_is_refused_with_its_code(alice, session, body, status, code,
+                                                       field):
+    assert_error(alice.http.post(f"/v1/sessions/{session['id']}/typing", json=body), status,
+                 code, field)
+
+
+def test_typing_needs_a_connected_session_of_ones_own(alice, bob, session):
+    body = {"to": CONTACT, "state": "typing"}
+    assert_error(bob.http.post(f"/v1/sessions/{session['id']}/typing", json=body), 404,
+                 "session_not_found")
+    alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect",
+                    json={"reason": "logged_out"})
+    assert_error(alice.http.post(f"/v1/sessions/{session['id']}/typing", json=body), 400,
+                 "session_not_connected")

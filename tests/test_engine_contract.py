@@ -131,6 +131,9 @@ class FakeClientWhatsmeowEngine(base.Engine):
     def check_numbers(self, session_id, numbers):
         return self._runner(session_id).check_numbers(numbers)
 
+    def send_chat_state(self, session_id, **kwargs):
+        self._runner(session_id).send_chat_state(**kwargs)
+
     def mark_read(self, session_id, *, chat, whatsapp_ids):
         self._runner(session_id).mark_read(chat=chat, whatsapp_ids=whatsapp_ids)
 
@@ -559,3 +562,24 @@ def test_the_real_engine_reports_a_contacts_reactions_edits_and_deletions():
         (base.REVOKED, {"whatsappId": "3EB0THEIRS", "from": contact}),
     ]
     assert not [e for e in events if e.type == base.MESSAGE_RECEIVED]
+
+
+@pytest.mark.parametrize(("state", "presence", "media"), [
+    ("typing", "CHAT_PRESENCE_COMPOSING", "CHAT_PRESENCE_MEDIA_TEXT"),
+    ("recording", "CHAT_PRESENCE_COMPOSING", "CHAT_PRESENCE_MEDIA_AUDIO"),
+    ("paused", "CHAT_PRESENCE_PAUSED", "CHAT_PRESENCE_MEDIA_TEXT"),
+])
+def test_the_chat_is_shown_typing_recording_or_neither(harness, session_id, state, presence,
+                                                       media):
+    connect(harness, session_id)
+    harness.engine.send_chat_state(session_id, to="447911123456", state=state)
+    if harness.engine.name == "whatsmeow":
+        assert harness.engine.runners[session_id].client.presences == [
+            ("447911123456", presence, media)]
+
+
+def test_a_chat_state_without_a_connection_is_unavailable(harness, session_id):
+    connect(harness, session_id)
+    harness.drop(session_id)
+    with pytest.raises(EngineUnavailable):
+        harness.engine.send_chat_state(session_id, to="447911123456", state="typing")

@@ -223,6 +223,11 @@ class Engine(abc.ABC):
         """Which of these numbers (digits, international) are on WhatsApp."""
 
     @abc.abstractmethod
+    def send_chat_state(self, session_id: str, *, to: str, state: str) -> None:
+        """Show the chat that the session is `typing`, `recording` (a voice note) or neither
+        (`paused`)."""
+
+    @abc.abstractmethod
     def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
         """Send read receipts for received messages."""
 
@@ -233,6 +238,8 @@ class Engine(abc.ABC):
 
 
 # What a simulated disconnect may be, and the `lastErrorCode` each leaves.
+CHAT_STATES = ("typing", "recording", "paused")
+
 DISCONNECT_REASONS = {"network": CONNECTION_LOST, "logged_out": LOGGED_OUT_BY_PHONE,
                       "stream_replaced": STREAM_REPLACED, "banned": TEMPORARILY_BANNED}
 

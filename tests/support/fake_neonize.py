@@ -44,6 +44,7 @@ class FakeNeonizeClient(NewClient):
         self.pending_receipts: list[N.Receipt] = []
         self.media: dict[str, bytes] = {}
         self.sent: list = []  # (to, the message as built), in order
+        self.presences: list = []  # (chat, ChatPresence name, ChatPresenceMedia name)
         self.read_marks: list[tuple] = []
 
     def _emit(self, event_type, event) -> None:
@@ -98,6 +99,9 @@ class FakeNeonizeClient(NewClient):
 
     def is_on_whatsapp(self, *numbers: str) -> list[N.IsOnWhatsAppResponse]:
         return [N.IsOnWhatsAppResponse(Query=n, IsIn=not n.endswith("0000")) for n in numbers]
+
+    def send_chat_presence(self, jid, state, media) -> None:
+        self.presences.append((jid.User, state.name, media.name))
 
     def mark_read(self, *message_ids, chat, sender, receipt, timestamp=None) -> None:
         self.read_marks.append((message_ids, chat.User))

@@ -183,6 +183,10 @@ class SandboxEngine(base.Engine, Simulator):
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
         return {number: not number.endswith(NOT_ON_WHATSAPP_SUFFIX) for number in numbers}
 
+    def send_chat_state(self, session_id: str, *, to: str, state: str) -> None:
+        if self._get(session_id).get("state") not in (None, "connected"):
+            raise EngineUnavailable("the sandbox phone is not connected")
+
     def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
         return None
 

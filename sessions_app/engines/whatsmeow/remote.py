@@ -177,6 +177,9 @@ class RemoteEngine(base.Engine):
         except redis.RedisError as error:
             raise EngineUnavailable(f"the engine cannot be reached: {error}") from error
 
+    def send_chat_state(self, session_id: str, *, to: str, state: str) -> None:
+        self._call(session_id, "send_chat_state", {"to": to, "state": state}, timeout=10)
+
     def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
         self._call(session_id, "mark_read", {"chat": chat, "whatsapp_ids": whatsapp_ids},
                    timeout=15)

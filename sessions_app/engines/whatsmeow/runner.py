@@ -309,6 +309,17 @@ class SessionRunner:
         answers = self.client.is_on_whatsapp(*[f"+{n}" for n in numbers])
         return {answer.Query.lstrip("+"): bool(answer.IsIn) for answer in answers}
 
+    def send_chat_state(self, *, to: str, state: str) -> None:
+        self._require_connected()
+        from neonize.utils.enum import ChatPresence, ChatPresenceMedia
+        from neonize.utils.jid import build_jid
+
+        presence = (ChatPresence.CHAT_PRESENCE_PAUSED if state == "paused"
+                    else ChatPresence.CHAT_PRESENCE_COMPOSING)
+        media = (ChatPresenceMedia.CHAT_PRESENCE_MEDIA_AUDIO if state == "recording"
+                 else ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
+        self.client.send_chat_presence(build_jid(to), presence, media)
+
     def mark_read(self, *, chat: str, whatsapp_ids: list[str]) -> None:
         self._require_connected()
         self.ledger.check_owner()
