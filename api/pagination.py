@@ -48,7 +48,8 @@ def newest_first(queryset: QuerySet) -> QuerySet:
 
 
 def paginate(
-    query_params, queryset: QuerySet, *, filters: dict[str, Filter] | None = None
+    query_params, queryset: QuerySet, *, filters: dict[str, Filter] | None = None,
+    oldest_first: bool = False,
 ) -> tuple[list, str | None]:
     filters = filters or {}
     for name in query_params:
@@ -69,11 +70,14 @@ def paginate(
     if cursor is not None:
         if not _CURSOR.match(cursor):
             raise ApiError(E.invalid_request, field="cursor", reason="Not a cursor.")
+        after = "gt" if oldest_first else "lt"
         if key is not None:
-            queryset = queryset.alias(page_key=key).filter(page_key__lt=cursor)
+            queryset = queryset.alias(page_key=key).filter(**{f"page_key__{after}": cursor})
         else:
-            queryset = queryset.filter(pk__lt=cursor)
+            queryset = queryset.filter(**{f"pk__{after}": cursor})
 
-    items = list(newest_first(queryset)[: limit + 1])
+    ordered = (queryset.order_by(key.asc() if key is not None else "pk") if oldest_first
+               else newest_first(queryset))
+    items = list(ordered[: limit + 1])
     next_cursor = items[limit - 1].pk if len(items) > limit else None
     return items[:limit], next_cursor

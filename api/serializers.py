@@ -33,6 +33,17 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictNumberField(serializers.FloatField):
+    """A JSON number (integer or not), never a string or a boolean."""
+
+    default_error_messages = {"invalid_type": "Must be a number."}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float) or data != data:
+            self.fail("invalid_type")
+        return float(data)
+
+
 class StrictBooleanField(serializers.BooleanField):
     default_error_messages = {"invalid_type": "Must be true or false."}
 

@@ -5,10 +5,12 @@
 - Each message is claimed by a status transition (`queued` -> `sending`) before it is sent, so
   two senders can never send it twice; the engine gets our message id, so a resend after a
   crash is recognised as the same message.
-- Pacing: at least SEND_MIN_INTERVAL_SECONDS between two sends of a session, across runs
-  (the next allowed time is kept on the session row). A run never sleeps through a pause
-  longer than INLINE_PAUSE_SECONDS: it keeps its lease and schedules its own continuation for
-  when the next send may go, so a worker's few processes pace any number of sessions at once.
+- Pacing, by the session's send policy: a pause drawn between its two intervals after each
+  send (SEND_MIN_INTERVAL_SECONDS by default), and at most its daily limit of sends a UTC day,
+  across runs (the next allowed time and the day's count are kept on the session row). A run
+  never sleeps through a pause longer than INLINE_PAUSE_SECONDS: it keeps its lease and
+  schedules its own continuation for when the next send may go, so a worker's few processes
+  pace any number of sessions at once.
 - A run drains many messages (a task per message would cap the pipeline at the broker's task
   rate) and hands over to a fresh task after a time budget. Unpaced, it claims up to
   CLAIM_BATCH at a time; what it claimed but did not send goes back to the queue untried.
@@ -16,11 +18,12 @@
 
 import functools
 import logging
+import random
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -61,17 +64,20 @@ _LEASE_TAKE_SQL = f"""
 UPDATE {_SESSIONS} SET sender_lease_owner = %s, sender_lease_until = %s
 WHERE id = %s AND (sender_lease_until IS NULL OR sender_lease_until < %s
                    OR sender_lease_owner = %s)
-RETURNING next_send_at
+RETURNING next_send_at, send_min_interval, send_max_interval, send_daily_limit, sends_day,
+          sends_today
 """  # noqa: S608
 _LEASE_KEEP_SQL = f"""
-UPDATE {_SESSIONS} SET sender_lease_until = %s, next_send_at = %s
+UPDATE {_SESSIONS} SET sender_lease_until = %s, next_send_at = %s, sends_day = %s,
+                       sends_today = %s
 WHERE id = %s AND sender_lease_owner = %s
 AND EXISTS (SELECT 1 FROM {_MESSAGES} WHERE session_id = %s
             AND direction = 'outbound' AND status = 'queued')
 RETURNING 1
 """  # noqa: S608
 _LEASE_RELEASE_SQL = f"""
-UPDATE {_SESSIONS} SET sender_lease_owner = '', sender_lease_until = NULL, next_send_at = %s
+UPDATE {_SESSIONS} SET sender_lease_owner = '', sender_lease_until = NULL, next_send_at = %s,
+                       sends_day = %s, sends_today = %s
 WHERE id = %s AND sender_lease_owner = %s
 """  # noqa: S608
 
@@ -92,19 +98,62 @@ def _datetime_read(value: str | datetime | None) -> datetime | None:
 
 @dataclass
 class _Pace:
-    """When the session may send next: SEND_MIN_INTERVAL_SECONDS after its last send."""
+    """When the session may send next, by its send policy: a pause drawn between its two
+    intervals after each send (the service's SEND_MIN_INTERVAL_SECONDS by default), and no
+    more than its daily limit of sends a UTC day, the rest waiting for the next day."""
 
     next_send_at: datetime | None
+    low: float
+    high: float
+    daily_limit: int | None
+    day: date | None
+    count: int
+
+    @property
+    def paced(self) -> bool:
+        """Sends go one at a time, each claimed after the pause (none: claimed ahead)."""
+        return self.high > 0 or self.daily_limit is not None
+
+    def next_at(self) -> datetime | None:
+        """The next send's earliest time: the day's limit reached, the next UTC midnight."""
+        now = timezone.now()
+        if self.daily_limit is not None and self.day == now.date() \
+                and self.count >= self.daily_limit:
+            return _next_utc_midnight(now)
+        return self.next_send_at
 
     def wait(self) -> float:
-        if self.next_send_at is None:
-            return 0.0
-        return (self.next_send_at - timezone.now()).total_seconds()
+        at = self.next_at()
+        return 0.0 if at is None else (at - timezone.now()).total_seconds()
 
     def sent(self) -> None:
-        if settings.SEND_MIN_INTERVAL_SECONDS > 0:
-            self.next_send_at = timezone.now() + timedelta(
-                seconds=settings.SEND_MIN_INTERVAL_SECONDS)
+        now = timezone.now()
+        if self.day != now.date():
+            self.day, self.count = now.date(), 0
+        self.count += 1
+        if self.high > 0:
+            # Not a secret: a pause that looks human to WhatsApp.
+            pause = random.uniform(self.low, self.high)  # noqa: S311
+            self.next_send_at = now + timedelta(seconds=pause)
+
+    def resumes_at(self) -> datetime:
+        """When the paused run goes on (what its lease is held until)."""
+        now = timezone.now()
+        return max(self.next_at() or now, now)
+
+
+def session_next_send_at(session: Session) -> datetime | None:
+    """When the session's next send may go, by its policy (None: now)."""
+    policy = session.send_policy()
+    pace = _Pace(session.next_send_at, policy["minIntervalSeconds"],
+                 policy["maxIntervalSeconds"], policy["dailyLimit"], session.sends_day,
+                 session.sends_today)
+    at = pace.next_at()
+    return at if at is not None and at > timezone.now() else None
+
+
+def _next_utc_midnight(now: datetime) -> datetime:
+    return datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
 def _lease_take(session_id: str, owner: str) -> _Pace | None:
@@ -118,24 +167,29 @@ def _lease_take(session_id: str, owner: str) -> _Pace | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    paced = settings.SEND_MIN_INTERVAL_SECONDS > 0
-    return _Pace(_datetime_read(row[0]) if paced else None)
+    next_send_at, low, high, daily_limit, day, count = row
+    low = settings.SEND_MIN_INTERVAL_SECONDS if low is None else low
+    high = max(low, low if high is None else high)
+    if isinstance(day, str):  # SQLite
+        day = date.fromisoformat(day)
+    return _Pace(_datetime_read(next_send_at), low, high, daily_limit, day, count or 0)
 
 
-def _lease_release(session_id: str, owner: str, next_send_at: datetime | None) -> None:
+def _lease_release(session_id: str, owner: str, pace: _Pace) -> None:
     with statements_prepared(), connection.cursor() as cursor:
-        cursor.execute(_LEASE_RELEASE_SQL, [_db_datetime(next_send_at), session_id, owner])
+        cursor.execute(_LEASE_RELEASE_SQL, [_db_datetime(pace.next_send_at), pace.day,
+                                            pace.count, session_id, owner])
 
 
-def _lease_keep(session_id: str, owner: str, next_send_at: datetime) -> bool:
+def _lease_keep(session_id: str, owner: str, pace: _Pace) -> bool:
     """Hold the lease through a pause if a message waits (the queue's partial index, its
-    condition written literally as in `_claim_sql`): until the next send, plus a lease's
+    condition written literally as in `_claim_sql`): until the run resumes, plus a lease's
     length for the continuation to start (if it never does, the lease runs out and the
     sweeper takes over). False, the lease untouched, when none waits."""
-    until = next_send_at + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
+    until = pace.resumes_at() + timedelta(seconds=settings.SENDER_LEASE_SECONDS)
     with statements_prepared(), connection.cursor() as cursor:
-        cursor.execute(_LEASE_KEEP_SQL, [_db_datetime(until), _db_datetime(next_send_at),
-                                         session_id, owner, session_id])
+        cursor.execute(_LEASE_KEEP_SQL, [_db_datetime(until), _db_datetime(pace.next_send_at),
+                                         pace.day, pace.count, session_id, owner, session_id])
         return cursor.fetchone() is not None
 
 
@@ -193,10 +247,10 @@ RETURNING {", ".join(connection.ops.quote_name(f.column) for f in _MESSAGE_FIELD
 CLAIM_BATCH = 20
 
 
-def _claim(session_id: str) -> list[Message]:
+def _claim(session_id: str, pace: _Pace) -> list[Message]:
     """Claim the next messages to send, in queue order, or none when none is ready now (why,
     the caller finds out with the slower queries)."""
-    count = CLAIM_BATCH if settings.SEND_MIN_INTERVAL_SECONDS == 0 else 1
+    count = 1 if pace.paced else CLAIM_BATCH
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [session_id, count, MessageStatus.SENDING, now, now, session_id,
               SessionStatus.CONNECTED]
@@ -229,10 +283,10 @@ def session_sender_run(*, session_id: str, owner: str | None = None) -> str:
         outcome = _drain(session_id, owner, pace)
     finally:
         # Paused, lease and marker are kept for the continuation, if a message waits.
-        if outcome == "paused" and not _lease_keep(session_id, owner, pace.next_send_at):
+        if outcome == "paused" and not _lease_keep(session_id, owner, pace):
             outcome = "idle"
         if outcome != "paused":
-            _lease_release(session_id, owner, pace.next_send_at)
+            _lease_release(session_id, owner, pace)
             session_sender_woken(session_id)  # a message accepted from now on wakes a run
     if outcome == "paused":
         schedule_session_sender(session_id, countdown=max(pace.wait(), 0.0), owner=owner)
@@ -262,7 +316,7 @@ def _drain(session_id: str, owner: str, pace: _Pace) -> str:
                     time.sleep(wait)
                 # Claimed only while the session is connected (checked in the same
                 # statement): a session that went away stops its sender at the next claim.
-                claimed.extend(_claim(session_id))
+                claimed.extend(_claim(session_id, pace))
             if not claimed:
                 outcome = _why_nothing_ready(session_id)
                 if outcome is None:
@@ -432,11 +486,13 @@ def messages_sweep() -> dict[str, int]:
         status=MessageStatus.SENDING,
         sending_started_at__lt=now - timedelta(seconds=settings.MESSAGE_SENDING_TIMEOUT_SECONDS),
     ).update(status=MessageStatus.QUEUED)
+    # Only where the session is away: behind a connected session's daily limit, a message
+    # waits for its day however long the queue is.
     expired_ids = list(
         Message.objects.filter(
             status=MessageStatus.QUEUED, direction="outbound",
             created_at__lt=now - timedelta(seconds=settings.MESSAGE_QUEUE_MAX_AGE_SECONDS),
-        ).values_list("id", flat=True)[:1000]
+        ).exclude(session__status=SessionStatus.CONNECTED).values_list("id", flat=True)[:1000]
     )
     for message_id in expired_ids:
         message_fail(

@@ -19,6 +19,9 @@ urlpatterns = [
          name="message-media"),
 ]
 
+urlpatterns.append(path("sessions/<str:session_id>/queue", views.SessionQueueApi.as_view(),
+                        name="session-queue"))
+
 if get_simulator() is not None:  # the sandbox's controls exist only while it runs
     urlpatterns.append(path("sandbox/sessions/<str:session_id>/inbound",
                             views.SandboxInboundApi.as_view(), name="sandbox-inbound"))

@@ -1,4 +1,3 @@
-from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
@@ -15,11 +14,12 @@ from api.errors import ApiError, E
 from api.pagination import paginate
 from api.phones import normalize_phone_number
 from api.schema import envelope, list_parameters
-from api.serializers import InputSerializer, StrictCharField
+from api.serializers import InputSerializer, StrictCharField, StrictNumberField, iso
 from api.views import ApiView, ok
 from infra.logging import current_request_id
 from messaging.media import KINDS, MediaError, filename_from_url, media_probe
 from messaging.models import Message
+from messaging.sender import session_next_send_at
 from messaging.serializers import MessageOutput, message_data
 from messaging.services import (
     CAPTION_MAX_CHARACTERS,
@@ -78,17 +78,6 @@ class MediaSendInput(_SendInput):
                 reason=f"{len(value)} characters; the limit is {CAPTION_MAX_CHARACTERS}.",
             )
         return value
-
-
-class StrictNumberField(serializers.FloatField):
-    """A JSON number (integer or not), never a string or a boolean."""
-
-    default_error_messages = {"invalid_type": "Must be a number."}
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or not isinstance(data, int | float) or data != data:
-            self.fail("invalid_type")
-        return float(data)
 
 
 def _within(value: float, limit: int, field: str) -> float:
@@ -356,6 +345,26 @@ class MessageCancelApi(ApiView):
     def post(self, request, message_id: str):
         message = message_cancel(account_id=request.auth.account_id, message_id=message_id)
         return ok(message_data(message))
+
+
+class SessionQueueApi(ApiView):
+    """The session's outbound messages still to go, in the order they will go out."""
+
+    required_scopes = {"GET": MESSAGES_READ}
+    error_codes = ("session_not_found", "invalid_request")
+
+    @extend_schema(operation_id="sessions_queue",
+                   summary="A session's queue, in the order it goes out",
+                   parameters=list_parameters(), responses=envelope(MessageOutput, many=True))
+    def get(self, request, session_id: str):
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        page, next_cursor = paginate(
+            request.query_params,
+            Message.objects.filter(session=session, direction="outbound",
+                                   status__in=("queued", "sending")),
+            oldest_first=True)
+        return ok(MessageOutput(page, many=True).data, pagination={"nextCursor": next_cursor},
+                  nextSendAt=iso(session_next_send_at(session)))
 
 
 class MessageReadApi(ApiView):

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from accounts.models import Account
@@ -52,6 +53,14 @@ class Session(models.Model):
     # Pacing: the sender sends nothing through this session before then (its last send plus
     # SEND_MIN_INTERVAL_SECONDS), kept here so that it holds across sender runs.
     next_send_at = models.DateTimeField(null=True, blank=True)
+    # The session's send policy (null: the service's defaults): a pause drawn between the two
+    # intervals after each send, and at most so many sends a UTC day, the rest waiting.
+    send_min_interval = models.FloatField(null=True, blank=True)
+    send_max_interval = models.FloatField(null=True, blank=True)
+    send_daily_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Its sends on `sends_day` (UTC), counted by the sender.
+    sends_day = models.DateField(null=True, blank=True)
+    sends_today = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]
@@ -62,6 +71,14 @@ class Session(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
+
+    def send_policy(self) -> dict:
+        """The policy in force, the service's default (SEND_MIN_INTERVAL_SECONDS) filled in."""
+        low = (self.send_min_interval if self.send_min_interval is not None
+               else settings.SEND_MIN_INTERVAL_SECONDS)
+        high = self.send_max_interval if self.send_max_interval is not None else low
+        return {"minIntervalSeconds": low, "maxIntervalSeconds": max(low, high),
+                "dailyLimit": self.send_daily_limit}
 
 
 class SessionStatusChange(models.Model):

@@ -24,6 +24,12 @@ def qr_payload(session: Session) -> dict | None:
     }
 
 
+class SendPolicyOutput(serializers.Serializer):
+    minIntervalSeconds = serializers.FloatField()
+    maxIntervalSeconds = serializers.FloatField()
+    dailyLimit = serializers.IntegerField(allow_null=True)
+
+
 class SessionOutput(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
@@ -39,6 +45,7 @@ class SessionOutput(serializers.Serializer):
     reconnectAt = serializers.DateTimeField(
         source="reconnect_at", allow_null=True,
         help_text="when the service next tries to reconnect by itself, if it will")
+    sendPolicy = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
     connectedAt = serializers.DateTimeField(source="connected_at", allow_null=True)
     disconnectedAt = serializers.DateTimeField(source="disconnected_at", allow_null=True)
@@ -46,6 +53,10 @@ class SessionOutput(serializers.Serializer):
     @extend_schema_field(QrOutput(allow_null=True))
     def get_qr(self, session: Session) -> dict | None:
         return qr_payload(session)
+
+    @extend_schema_field(SendPolicyOutput)
+    def get_sendPolicy(self, session: Session) -> dict:
+        return session.send_policy()
 
     @extend_schema_field({"type": "string", "nullable": True})
     def get_pairingCode(self, session: Session) -> str | None:

@@ -291,3 +291,26 @@ def session_mark_read(*, session: Session, chat: str, whatsapp_ids: list[str]) -
         get_engine().mark_read(session.id, chat=chat, whatsapp_ids=whatsapp_ids)
     except EngineError as exc:
         raise _engine_unavailable(exc) from exc
+
+
+def session_update(*, session: Session, name: str | None = None,
+                   send_policy: dict | None = None) -> Session:
+    """Rename a session or change its send policy (the keys given; `None` values go back to
+    the service's defaults). The next send follows it."""
+    fields = []
+    if name is not None:
+        session.name, fields = name, [*fields, "name"]
+    if send_policy is not None:
+        columns = {"minIntervalSeconds": "send_min_interval",
+                   "maxIntervalSeconds": "send_max_interval", "dailyLimit": "send_daily_limit"}
+        for key, column in columns.items():
+            if key in send_policy:
+                setattr(session, column, send_policy[key])
+                fields.append(column)
+        if (session.send_max_interval is not None
+                and session.send_max_interval < session.send_policy()["minIntervalSeconds"]):
+            raise ApiError(E.invalid_parameter_value, field="sendPolicy.maxIntervalSeconds",
+                           reason="Must be at least minIntervalSeconds.")
+    if fields:
+        session.save(update_fields=fields)
+    return session

@@ -8,7 +8,12 @@ from api.errors import ApiError, E
 from api.pagination import choice_filter, paginate
 from api.phones import normalize_phone_number
 from api.schema import envelope, list_parameters
-from api.serializers import InputSerializer, StrictCharField
+from api.serializers import (
+    InputSerializer,
+    StrictCharField,
+    StrictIntegerField,
+    StrictNumberField,
+)
 from api.views import ApiView, ok
 from sessions_app.engines import get_simulator
 from sessions_app.engines.base import CHAT_STATES, DISCONNECT_REASONS
@@ -24,6 +29,7 @@ from sessions_app.services import (
     session_require_sendable,
     session_restart,
     session_scannable_qr,
+    session_update,
     sessions_expire_overdue,
 )
 
@@ -66,9 +72,55 @@ class SessionListCreateApi(ApiView):
         return ok(SessionOutput(session).data, status=201)
 
 
+# The longest pause a send policy may ask for between two sends.
+MAX_INTERVAL_SECONDS = 3600
+
+
+class SendPolicyInput(InputSerializer):
+    minIntervalSeconds = StrictNumberField(required=False, allow_null=True,
+                                           help_text=f"0 to {MAX_INTERVAL_SECONDS}")
+    maxIntervalSeconds = StrictNumberField(required=False, allow_null=True,
+                                           help_text=f"0 to {MAX_INTERVAL_SECONDS}")
+    dailyLimit = StrictIntegerField(required=False, allow_null=True,
+                                    help_text="sends per UTC day; null: no limit")
+
+    def _interval(self, value: float | None, field: str) -> float | None:
+        if value is not None and not 0 <= value <= MAX_INTERVAL_SECONDS:
+            raise ApiError(E.invalid_parameter_value, field=f"sendPolicy.{field}",
+                           reason=f"Must be from 0 to {MAX_INTERVAL_SECONDS} seconds.")
+        return value
+
+    def validate_minIntervalSeconds(self, value: float | None) -> float | None:
+        return self._interval(value, "minIntervalSeconds")
+
+    def validate_maxIntervalSeconds(self, value: float | None) -> float | None:
+        return self._interval(value, "maxIntervalSeconds")
+
+    def validate_dailyLimit(self, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ApiError(E.invalid_parameter_value, field="sendPolicy.dailyLimit",
+                           reason="Must be at least 1, or null for no limit.")
+        return value
+
+
+class SessionUpdateInput(InputSerializer):
+    name = StrictCharField(required=False, allow_blank=True, max_length=100)
+    sendPolicy = SendPolicyInput(required=False)
+
+
 class SessionDetailApi(ApiView):
-    required_scopes = {"GET": SESSIONS_READ, "DELETE": SESSIONS_WRITE}
-    error_codes = ("session_not_found",)
+    required_scopes = {"GET": SESSIONS_READ, "PATCH": SESSIONS_WRITE, "DELETE": SESSIONS_WRITE}
+    error_codes = ("session_not_found", "invalid_parameter_value")
+
+    @extend_schema(operation_id="sessions_update",
+                   summary="Rename a session or change its send policy",
+                   request=SessionUpdateInput, responses=envelope(SessionOutput))
+    def patch(self, request, session_id: str):
+        data = self.validated(SessionUpdateInput, request.data)
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        session = session_update(session=session, name=data.get("name"),
+                                 send_policy=data.get("sendPolicy"))
+        return ok(SessionOutput(session).data)
 
     @extend_schema(operation_id="sessions_get", summary="Get a session",
                    responses=envelope(SessionOutput))

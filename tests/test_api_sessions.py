@@ -469,3 +469,39 @@ def test_scopes_split_reading_and_writing(live_server, alice):
         assert writer.post("/v1/sessions", json={}).status_code == 201
         error = assert_error(writer.get("/v1/sessions"), 403, "insufficient_permissions")
         assert "sessions:read" in error["details"]["reason"]
+
+
+@pytest.mark.parametrize(("policy", "code", "field"), [
+    ({"minIntervalSeconds": -1}, "invalid_parameter_value", "sendPolicy.minIntervalSeconds"),
+    ({"maxIntervalSeconds": 3601}, "invalid_parameter_value", "sendPolicy.maxIntervalSeconds"),
+    ({"minIntervalSeconds": 10, "maxIntervalSeconds": 5}, "invalid_parameter_value",
+     "sendPolicy.maxIntervalSeconds"),
+    ({"dailyLimit": 0}, "invalid_parameter_value", "sendPolicy.dailyLimit"),
+    ({"dailyLimit": 1.5}, "invalid_parameter_type", "sendPolicy.dailyLimit"),
+    ({"minIntervalSeconds": "5"}, "invalid_parameter_type", "sendPolicy.minIntervalSeconds"),
+    ({"burst": 3}, "invalid_request", "burst"),
+])
+def test_a_bad_send_policy_is_refused_with_its_code(alice, policy, code, field):
+    session = alice.http.post("/v1/sessions", json={}).json()["data"]
+    response = alice.http.patch(f"/v1/sessions/{session['id']}", json={"sendPolicy": policy})
+    assert_error(response, 400, code, field)
+
+
+def test_a_send_policy_is_changed_in_part_and_reset_with_null(alice, bob, settings):
+    settings.SEND_MIN_INTERVAL_SECONDS = 1
+    session = alice.http.post("/v1/sessions", json={}).json()["data"]
+    assert session["sendPolicy"] == {"minIntervalSeconds": 1, "maxIntervalSeconds": 1,
+                                     "dailyLimit": None}
+    url = f"/v1/sessions/{session['id']}"
+    alice.http.patch(url, json={"sendPolicy": {"maxIntervalSeconds": 30, "dailyLimit": 500}})
+    changed = alice.http.patch(url, json={"name": "shop", "sendPolicy": {"minIntervalSeconds": 5}})
+    assert changed.status_code == 200, changed.text
+    data = changed.json()["data"]
+    assert data["name"] == "shop"
+    assert data["sendPolicy"] == {"minIntervalSeconds": 5, "maxIntervalSeconds": 30,
+                                  "dailyLimit": 500}
+    reset = alice.http.patch(url, json={"sendPolicy": {"maxIntervalSeconds": None,
+                                                       "dailyLimit": None}}).json()["data"]
+    assert reset["sendPolicy"] == {"minIntervalSeconds": 5, "maxIntervalSeconds": 5,
+                                   "dailyLimit": None}
+    assert_error(bob.http.patch(url, json={"name": "mine"}), 404, "session_not_found")

@@ -176,6 +176,8 @@ def test_the_sweeper_fails_messages_queued_too_long(alice, session, settings):
     Message.objects.filter(pk=old.pk).update(
         created_at=timezone.now() - timedelta(seconds=settings.MESSAGE_QUEUE_MAX_AGE_SECONDS + 5))
     (recent,) = queue(alice, session)
+    # Only where the session is away (a connected one's queue waits its turn, its pace).
+    Session.objects.filter(pk=session["id"]).update(status="disconnected")
     assert messages_sweep()["expired"] == 1
     old.refresh_from_db()
     assert old.status == "failed" and old.error_code == "message_sending_failed"
@@ -442,7 +444,7 @@ def test_a_run_that_fails_lets_its_lease_and_the_wake_up_go(alice, session, send
 
     accept(alice, session)
 
-    def claim_fails(session_id):
+    def claim_fails(session_id, pace):
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(sender, "_claim", claim_fails)
@@ -464,3 +466,62 @@ def test_the_pace_read_by_the_lease_statement_is_an_aware_datetime_from_either_d
     assert _datetime_read(aware.replace(tzinfo=None)) == aware
     assert _datetime_read("2026-12-01 11:50:53.123456") == aware
     assert _datetime_read(None) is None
+
+
+# --- the session's send policy ----------------------------------------------------------------
+
+
+def test_a_send_policy_draws_each_pause_between_its_two_intervals(alice, session,
+                                                                  continuations):
+    response = alice.http.patch(f"/v1/sessions/{session['id']}", json={
+        "sendPolicy": {"minIntervalSeconds": 20, "maxIntervalSeconds": 40}})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["sendPolicy"] == {
+        "minIntervalSeconds": 20.0, "maxIntervalSeconds": 40.0, "dailyLimit": None}
+    pauses = []
+    for _ in range(8):
+        queue(alice, session, 2)
+        Session.objects.filter(pk=session["id"]).update(next_send_at=None,
+                                                        sender_lease_until=None)
+        assert session_sender_run(session_id=session["id"]) == "paused"
+        row = Session.objects.get(pk=session["id"])
+        pauses.append((row.next_send_at - timezone.now()).total_seconds())
+        Message.objects.filter(session_id=session["id"], status="queued").delete()
+    assert all(19 < pause <= 40 for pause in pauses), pauses
+    assert len({round(pause) for pause in pauses}) > 1  # drawn, not fixed
+
+
+def test_past_its_daily_limit_a_session_keeps_the_rest_queued_for_the_next_day(
+        alice, session, continuations):
+    alice.http.patch(f"/v1/sessions/{session['id']}",
+                     json={"sendPolicy": {"minIntervalSeconds": 0, "dailyLimit": 2}})
+    messages = queue(alice, session, 4)
+    assert session_sender_run(session_id=session["id"]) == "paused"
+    assert statuses(messages) == [("sent", 1), ("sent", 1), ("queued", 0), ("queued", 0)]
+    row = Session.objects.get(pk=session["id"])
+    assert (row.sends_day, row.sends_today) == (timezone.now().date(), 2)
+    page = alice.http.get(f"/v1/sessions/{session['id']}/queue").json()
+    assert [m["id"] for m in page["data"]] == [m.id for m in messages[2:]]
+    midnight = (timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z")
+    assert page["nextSendAt"] == midnight
+    # Queued for days, they are not expired: the session is connected, they wait their turn.
+    Message.objects.filter(pk__in=[m.id for m in messages[2:]]).update(
+        created_at=timezone.now() - timedelta(days=3))
+    messages_sweep()
+    assert statuses(messages[2:]) == [("queued", 0), ("queued", 0)]
+    # The next day (its count is of yesterday), the rest go.
+    Session.objects.filter(pk=session["id"]).update(
+        sends_day=timezone.now().date() - timedelta(days=1), sender_lease_until=None)
+    assert session_sender_run(session_id=session["id"]) == "idle"
+    assert statuses(messages) == [("sent", 1)] * 4
+
+
+def test_the_queue_lists_what_is_still_to_go_oldest_first_in_pages(alice, session, bob):
+    messages = queue(alice, session, 3)
+    page = alice.http.get(f"/v1/sessions/{session['id']}/queue", params={"limit": 2}).json()
+    assert [m["id"] for m in page["data"]] == [m.id for m in messages[:2]]
+    assert page["nextSendAt"] is None
+    rest = alice.http.get(f"/v1/sessions/{session['id']}/queue",
+                          params={"cursor": page["pagination"]["nextCursor"]}).json()
+    assert [m["id"] for m in rest["data"]] == [messages[2].id]
+    assert bob.http.get(f"/v1/sessions/{session['id']}/queue").status_code == 404
