@@ -810,3 +810,29 @@ def test_a_location_and_contact_cards_show_on_the_message_page(alice, alice_owne
         "contacts": [{"name": "Ann", "phoneNumber": "14155550100"}]}).json()["data"]
     page = alice_owner.get(reverse("dashboard:message", args=[cards["id"]])).content.decode()
     assert "Ann <code>+14155550100</code>" in page
+
+
+def test_replies_reactions_and_edits_show_on_the_message_page(alice, alice_owner, settings):
+    from messaging.sender import session_sender_run
+    from sessions_app.event_consumer import engine_events_drain
+
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    session = connected_session(alice)
+    question = alice.http.post(f"/v1/sandbox/sessions/{session['id']}/inbound", json={
+        "from": "447911123456", "text": "Open today?"}).json()["data"]
+    answer = alice.http.post("/v1/messages/text", json={
+        "sessionId": session["id"], "to": "447911123456", "text": "Yes, till 6",
+        "replyTo": question["id"]}).json()["data"]
+    reaction = alice.http.post("/v1/messages/reaction", json={
+        "sessionId": session["id"], "messageId": question["id"], "emoji": "👍"}).json()["data"]
+    session_sender_run(session_id=session["id"])
+    engine_events_drain()
+    alice.http.patch(f"/v1/messages/{answer['id']}", json={"text": "Yes, till 7"})
+    session_sender_run(session_id=session["id"])
+    page = alice_owner.get(reverse("dashboard:message", args=[answer["id"]])).content.decode()
+    assert f'<code>{question["id"]}</code>' in page and "Edited" in page
+    assert "Yes, till 7" in page
+    page = alice_owner.get(reverse("dashboard:message", args=[question["id"]])).content.decode()
+    assert 'id="message-reactions"' in page and "👍" in page
+    page = alice_owner.get(reverse("dashboard:message", args=[reaction["id"]])).content.decode()
+    assert 'id="message-action"' in page and question["id"] in page
