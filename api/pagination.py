@@ -49,11 +49,11 @@ def newest_first(queryset: QuerySet) -> QuerySet:
 
 def paginate(
     query_params, queryset: QuerySet, *, filters: dict[str, Filter] | None = None,
-    oldest_first: bool = False,
+    oldest_first: bool = False, cursor_param: str = "cursor",
 ) -> tuple[list, str | None]:
     filters = filters or {}
     for name in query_params:
-        if name not in filters and name not in ("limit", "cursor"):
+        if name not in filters and name not in ("limit", cursor_param):
             raise ApiError(E.invalid_request, field=name, reason="Unknown query parameter.")
     for name, make_filter in filters.items():
         if name in query_params:
@@ -66,10 +66,10 @@ def paginate(
                        reason=f"Must be an integer from 1 to {MAX_LIMIT}.")
     limit = int(raw_limit)
     key = _page_key()
-    cursor = query_params.get("cursor")
+    cursor = query_params.get(cursor_param)
     if cursor is not None:
         if not _CURSOR.match(cursor):
-            raise ApiError(E.invalid_request, field="cursor", reason="Not a cursor.")
+            raise ApiError(E.invalid_request, field=cursor_param, reason="Not a cursor.")
         after = "gt" if oldest_first else "lt"
         if key is not None:
             queryset = queryset.alias(page_key=key).filter(**{f"page_key__{after}": cursor})

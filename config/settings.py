@@ -333,6 +333,8 @@ WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = env_int(
 # Posts one endpoint has in flight at once, each on its own kept-alive connection: with one,
 # an endpoint answering in 20 ms could take 50 events a second, whatever our speed.
 WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 10, minimum=1, maximum=100)
+# How long the account's events stay readable at GET /v1/events (the contract: at least 7).
+EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=7)
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 15.0, minimum=0.5)
 # How long an API key lookup may be served from the cache. Revocation clears it at once.
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 60, minimum=0)
@@ -372,6 +374,7 @@ CELERY_BEAT_SCHEDULE = {
                          "schedule": SWEEP_INTERVAL_SECONDS},
     "purge-inbound-media": {"task": "messaging.purge_inbound_media", "schedule": 3600.0},
     "purge-error-logs": {"task": "accounts.purge_error_logs", "schedule": 3600.0},
+    "purge-events": {"task": "webhooks.purge_events", "schedule": 3600.0},
     "purge-idempotency-records": {"task": "messaging.purge_idempotency_records",
                                   "schedule": 3600.0},
 }

@@ -25,6 +25,8 @@ from webhooks.models import Delivery, Event, Webhook
 
 EVENT_TYPES = ("message.received", "message.status", "session.status", "message.reaction",
                "message.edited", "message.revoked")
+# A webhook subscribed to this gets every event, those added later included.
+ALL_EVENTS = "*"
 # The task of a webhook's delivery run (webhooks/tasks.py), and its one pending wake-up.
 DELIVERY_TASK = "webhooks.deliver"
 
@@ -104,7 +106,8 @@ def _events_and_deliveries(specs: list[EventSpec]) -> tuple[list[Event], list[De
         Delivery(webhook_id=webhook_id, event=event, next_attempt_at=now)
         for event in events
         for webhook_id, types, session_id in hooks_of.get(event.account_id, ())
-        if event.type in types and session_id in (None, event.session_id)
+        if (event.type in types or ALL_EVENTS in types)
+        and session_id in (None, event.session_id)
     ]
     return events, deliveries
 

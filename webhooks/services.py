@@ -2,7 +2,7 @@
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +15,7 @@ from api.serializers import iso
 from infra.ids import new_id
 from infra.safe_http import FetchFailed, PinnedEndpoint, UrlRefused
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
-from webhooks.outbox import EVENT_TYPES, delivery_wake, event_body
+from webhooks.outbox import ALL_EVENTS, EVENT_TYPES, delivery_wake, event_body
 from webhooks.signing import USER_AGENT, secret_generate, secrets_in_use, signature_headers
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,10 @@ def validate_events(events: list[str]) -> list[str]:
         raise ApiError(E.invalid_webhook_event, field="events",
                        reason="Name at least one event.")
     for name in events:
-        if name not in EVENT_TYPES:
-            raise ApiError(E.invalid_webhook_event, field="events",
-                           reason=f"'{name}' is not an event; use {', '.join(EVENT_TYPES)}.")
+        if name not in EVENT_TYPES and name != ALL_EVENTS:
+            raise ApiError(E.invalid_webhook_event, field="events", reason=(
+                f"'{name}' is not an event; use {', '.join(EVENT_TYPES)}, or {ALL_EVENTS} "
+                "for all of them."))
     return list(dict.fromkeys(events))
 
 
@@ -201,3 +202,14 @@ def delivery_retry(*, delivery: Delivery) -> Delivery:
     delivery_wake(delivery.webhook_id, dedupe=False)
     delivery.refresh_from_db()
     return delivery
+
+
+def events_purge(now: datetime | None = None) -> int:
+    """Delete the events older than EVENT_RETENTION_DAYS, with their finished deliveries; one
+    still being delivered stays until it is done. Returns how many went."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.EVENT_RETENTION_DAYS)
+    expired = (Event.objects.filter(created_at__lt=cutoff)
+               .exclude(deliveries__status=DeliveryStatus.PENDING))
+    ids = list(expired.values_list("id", flat=True)[:5000])
+    Event.objects.filter(pk__in=ids).delete()
+    return len(ids)

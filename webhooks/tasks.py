@@ -7,6 +7,7 @@ from infra.wakeups import woken
 from webhooks.delivery import deliveries_sweep, webhook_deliver_due
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.outbox import DELIVERY_TASK, delivery_wake, delivery_wake_key
+from webhooks.services import events_purge
 
 
 @shared_task(name=DELIVERY_TASK, acks_late=True, ignore_result=True)
@@ -34,3 +35,8 @@ def deliver_webhook(webhook_id: str) -> str:
 @shared_task(name="webhooks.sweep_deliveries", ignore_result=True)
 def sweep_deliveries() -> int:
     return deliveries_sweep()
+
+
+@shared_task(name="webhooks.purge_events", ignore_result=True)
+def purge_events() -> int:
+    return events_purge()

@@ -3,6 +3,7 @@ from django.urls import path
 from webhooks import views
 
 urlpatterns = [
+    path("events", views.EventFeedApi.as_view(), name="events"),
     path("webhooks", views.WebhookListCreateApi.as_view(), name="webhooks"),
     path("webhooks/<str:webhook_id>", views.WebhookDetailApi.as_view(), name="webhook"),
     path("webhooks/<str:webhook_id>/test", views.WebhookTestApi.as_view(), name="webhook-test"),

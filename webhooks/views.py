@@ -1,3 +1,5 @@
+import json
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
@@ -7,8 +9,8 @@ from api.pagination import choice_filter, paginate
 from api.schema import envelope, list_parameters
 from api.serializers import InputSerializer, StrictBooleanField, StrictCharField, iso
 from api.views import ApiView, ok
-from webhooks.models import Delivery, DeliveryStatus, Webhook
-from webhooks.outbox import EVENT_TYPES
+from webhooks.models import Delivery, DeliveryStatus, Event, Webhook
+from webhooks.outbox import EVENT_TYPES, event_body
 from webhooks.selectors import (
     delivery_get,
     session_of_account,
@@ -25,6 +27,17 @@ from webhooks.services import (
     webhook_update,
 )
 from webhooks.signing import secret_is_valid
+
+
+class EventOutput(serializers.Serializer):
+    """An event as webhooks deliver it."""
+
+    id = serializers.CharField()
+    event = serializers.ChoiceField(choices=list(EVENT_TYPES))
+    createdAt = serializers.DateTimeField()
+    sessionId = serializers.CharField(allow_null=True)
+    data = serializers.DictField(help_text="the message or session as the API shows it, or "
+                                           "the reaction")
 
 
 class WebhookOutput(serializers.Serializer):
@@ -259,3 +272,37 @@ class DeliveryRetryApi(ApiView):
         self.validated(InputSerializer, request.data or {})
         delivery = delivery_retry(delivery=_delivery(request, webhook_id, delivery_id))
         return ok(DeliveryOutput(delivery).data, status=202)
+
+
+class EventFeedApi(ApiView):
+    """What the webhooks deliver, to read instead: a receiver that was down reads what it
+    missed from the last event it processed."""
+
+    required_scopes = {"GET": WEBHOOKS_READ}
+    error_codes = ("invalid_request",)
+
+    @extend_schema(
+        operation_id="events_list", summary="The account's events, oldest first, after one",
+        parameters=[
+            OpenApiParameter("after", str, description=(
+                "an event id: the events after it (one no longer kept still marks its "
+                "place); default: from the oldest kept")),
+            OpenApiParameter("types", str, description="comma-separated event types"),
+            OpenApiParameter("limit", int, description="1 to 100 (default 50)"),
+        ],
+        responses=envelope(EventOutput, many=True))
+    def get(self, request):
+        page, next_cursor = paginate(
+            request.query_params, Event.objects.filter(account_id=request.auth.account_id),
+            filters={"types": _types_filter}, oldest_first=True, cursor_param="after")
+        return ok([json.loads(event_body(event)) for event in page],
+                  pagination={"nextCursor": next_cursor})
+
+
+def _types_filter(value: str) -> dict:
+    types = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in types if name not in EVENT_TYPES]
+    if not types or unknown:
+        raise ApiError(E.invalid_request, field="types", reason=(
+            f"Comma-separated event types among {', '.join(EVENT_TYPES)}."))
+    return {"type__in": types}
