@@ -50,6 +50,7 @@ def on_message_received(event: EngineEvent) -> None:
         media=event.data.get("media"),
         content=event.data.get("location") or event.data.get("contacts"),
         reply_to_whatsapp_id=event.data.get("replyToWhatsappId") or "",
+        sender_id=event.data.get("senderId") or "", sender_name=event.data.get("pushName") or "",
     )
 
 

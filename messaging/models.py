@@ -65,6 +65,10 @@ class Message(models.Model):
     content = models.JSONField(null=True, blank=True)
     # The message this one replies to (same session and chat). No index: nothing looks
     # messages up by the one they quote.
+    # Who wrote an inbound message, as WhatsApp names them: their id (`number@s.whatsapp.net`,
+    # or a hidden `...@lid`) and the name they gave themselves (push name).
+    sender_id = models.CharField(max_length=100, blank=True)
+    sender_name = models.CharField(max_length=256, blank=True)
     # [{senderId, emoji}]: the reactions to this message, ours and the contact's, one each.
     reactions = models.JSONField(null=True, blank=True)
     edited_at = models.DateTimeField(null=True, blank=True)

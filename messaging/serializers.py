@@ -39,6 +39,12 @@ class ActionOutput(serializers.Serializer):
     text = serializers.CharField(required=False)
 
 
+class SenderOutput(serializers.Serializer):
+    id = serializers.CharField(help_text="WhatsApp's id of the person (may end in @lid)")
+    phoneNumber = serializers.CharField(allow_null=True)
+    name = serializers.CharField(allow_null=True, help_text="their push name")
+
+
 class ErrorOutput(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
@@ -57,6 +63,8 @@ class MessageOutput(serializers.Serializer):
     media = MediaOutput(allow_null=True)
     location = LocationOutput(allow_null=True, help_text="type `location` only")
     contacts = ContactOutput(many=True, allow_null=True, help_text="type `contact` only")
+    chatId = serializers.CharField(help_text="the chat: the other side's number")
+    sender = SenderOutput(allow_null=True, help_text="inbound messages: who wrote it")
     replyTo = serializers.CharField(allow_null=True,
                                     help_text="the id of the message this one replies to")
     reactions = ReactionOutput(many=True)
@@ -82,6 +90,11 @@ class MessageOutput(serializers.Serializer):
         return message_data(m)
 
 
+def chat_of(m: Message) -> str:
+    """The chat a message belongs to: the number it was sent to, or the one it came from."""
+    return m.to_number if m.direction == "outbound" else m.from_number
+
+
 def message_data(m: Message) -> dict:
     """The message as the API and the webhooks show it (`MessageOutput` documents the shape).
     Written out by hand and called without a serializer: it runs on the accept path and for
@@ -105,6 +118,10 @@ def message_data(m: Message) -> dict:
         "media": media,
         "location": m.content if m.type == "location" else None,
         "contacts": m.content if m.type == "contact" else None,
+        "chatId": chat_of(m),
+        "sender": ({"id": m.sender_id or f"{m.from_number}@s.whatsapp.net",
+                    "phoneNumber": m.from_number or None, "name": m.sender_name or None}
+                   if m.direction == "inbound" else None),
         "replyTo": m.reply_to_id,
         "reactions": m.reactions or [],
         "editedAt": iso(m.edited_at),

@@ -28,7 +28,7 @@ from messaging.models import (
     MessageStatus,
     MessageStatusChange,
 )
-from messaging.serializers import message_data
+from messaging.serializers import chat_of, message_data
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
 from sessions_app.models import Session
@@ -154,11 +154,6 @@ def message_send(
 # WhatsApp lets a message be edited this long after it was sent.
 EDIT_WINDOW = timedelta(minutes=15)
 _SENT_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
-
-
-def chat_of(message: Message) -> str:
-    """The chat a message belongs to: the number it was sent to, or the one it came from."""
-    return message.to_number if message.direction == "outbound" else message.from_number
 
 
 def message_react(*, key: AuthenticatedKey, session_id: str, message_id: str, emoji: str,
@@ -537,7 +532,8 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
                     at: datetime | None = None, type: str = "text",
                     media: dict | None = None,
                     content: dict | list | None = None,
-                    reply_to_whatsapp_id: str = "") -> Message | None:
+                    reply_to_whatsapp_id: str = "", sender_id: str = "",
+                    sender_name: str = "") -> Message | None:
     """Store an inbound message once (the engine may report it twice) and emit
     `message.received`."""
     session = Session.objects.filter(pk=session_id, deleted_at__isnull=True).first()
@@ -556,7 +552,7 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
                 status=MessageStatus.RECEIVED, whatsapp_id=whatsapp_id,
                 media_file=media.get("file", ""), media_size=media.get("size"),
                 media_mime_type=media.get("mimeType", ""), content=content,
-                reply_to_id=reply_to,
+                reply_to_id=reply_to, sender_id=sender_id[:100], sender_name=sender_name[:256],
             )
             MessageStatusChange.objects.create(message=message, status=MessageStatus.RECEIVED)
             MESSAGE_STATUS.labels("received").inc()

@@ -220,3 +220,12 @@ def test_the_sender_hands_the_engine_the_quote_of_a_reply(alice, session, monkey
     sent_through_the_sandbox(alice, reply["id"], session)
     assert quotes == [Quote(whatsapp_id=question["whatsappId"], sender="447911123456",
                             from_me=False, text="Where are you?")]
+
+
+def test_every_message_names_its_chat_and_a_received_one_its_sender(alice, session):
+    ours = send(alice, "text", session, text="hello").json()["data"]
+    assert ours["chatId"] == TO and ours["sender"] is None
+    theirs = inbound(alice, session, text="hi").json()["data"]
+    assert theirs["chatId"] == "447911123456"
+    assert theirs["sender"] == {"id": "447911123456@s.whatsapp.net",
+                                "phoneNumber": "447911123456", "name": "Sandbox contact"}

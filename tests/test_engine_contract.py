@@ -583,3 +583,24 @@ def test_a_chat_state_without_a_connection_is_unavailable(harness, session_id):
     harness.drop(session_id)
     with pytest.raises(EngineUnavailable):
         harness.engine.send_chat_state(session_id, to="447911123456", state="typing")
+
+
+def test_the_real_engine_names_the_sender_by_its_whatsapp_id_and_push_name():
+    from neonize.proto import Neonize_pb2 as N
+    from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+
+    events = []
+    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
+    session_id = new_id("ses")
+    engine.start(session_id)
+    client = engine.runners[session_id].client
+    client.pair("14155552671")
+    client.receive("447911123456", "hi")  # a direct chat, the sender given
+    info = N.MessageInfo(ID="3EB0NOSENDER", Pushname="", MessageSource=N.MessageSource(
+        Chat=N.JID(User="447911000000", Server="s.whatsapp.net"), IsFromMe=False))
+    client.emit_message(info, E2E.Message(conversation="no sender field"))
+    received = [e.data for e in events if e.type == base.MESSAGE_RECEIVED]
+    assert (received[0]["senderId"], received[0]["pushName"]) == (
+        "447911123456@s.whatsapp.net", "Contact")
+    assert (received[1]["senderId"], received[1]["from"]) == (
+        "447911000000@s.whatsapp.net", "447911000000")

@@ -153,6 +153,10 @@ class FakeNeonizeClient(NewClient):
         info = N.MessageInfo(ID=f"3EB0MSG{next(_ids):08d}", Pushname="Contact",
                              MessageSource=N.MessageSource(Chat=_jid(sender),
                                                            Sender=_jid(sender), IsFromMe=False))
+        self.emit_message(info, message)
+
+    def emit_message(self, info: N.MessageInfo, message: E2E.Message) -> None:
+        """A message with the MessageInfo given as it is (a test's own source, sender...)."""
         self._emit(ev.MessageEv, N.Message(Info=info, Message=message))
 
     def receive_image(self, sender: str, data: bytes, caption: str = "") -> None:

@@ -238,7 +238,8 @@ class SandboxEngine(base.Engine, Simulator):
                 content: dict | list | None = None, reply_to_whatsapp_id: str = "") -> str:
         whatsapp_id = "SBXIN" + secrets.token_hex(10).upper()
         data = {"whatsappId": whatsapp_id, "from": from_number, "type": type, "text": text,
-                "to": self._get(session_id).get("phone")}
+                "to": self._get(session_id).get("phone"),
+                "senderId": f"{from_number}@s.whatsapp.net", "pushName": "Sandbox contact"}
         if type == "location":
             data["location"] = content
         elif type == "contact":

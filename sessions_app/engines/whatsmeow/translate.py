@@ -54,8 +54,9 @@ def message_event(session_id: str, message) -> EngineEvent | None:
     action = _action_event(session_id, body, sender)
     if action is not None:
         return action
+    who = source.Sender if source.Sender.User else source.Chat
     data = {"whatsappId": message.Info.ID,
-            "from": sender,
+            "from": sender, "senderId": f"{who.User}@{who.Server}",
             "pushName": message.Info.Pushname or None,
             "type": "text", "text": ""}
     if body.conversation:
