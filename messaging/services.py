@@ -63,8 +63,9 @@ class MediaSpec:
     caption: str
 
 
-def recipient_on_whatsapp(*, session: Session, number: str) -> bool:
-    """Ask the engine, with a short cache (a number rarely joins or leaves WhatsApp)."""
+def number_on_whatsapp(*, session: Session, number: str) -> bool:
+    """Ask the engine, with a short cache (a number rarely joins or leaves WhatsApp). Raises
+    EngineError when the engine cannot tell now."""
     cache_key = f"on-whatsapp:{session.id}:{number}"
     known = _recipients.get(cache_key)
     if known is None:
@@ -73,16 +74,38 @@ def recipient_on_whatsapp(*, session: Session, number: str) -> bool:
             _recipients.set(cache_key, known)
     if known is not None:
         return known
-    try:
-        on_whatsapp = get_engine().check_numbers(session.id, [number]).get(number, False)
-    except EngineError:
-        # Cannot tell now: accept, and let the send itself fail if WhatsApp refuses it.
-        logger.warning("recipient check failed for session %s", session.id, exc_info=True)
-        return True
+    on_whatsapp = get_engine().check_numbers(session.id, [number]).get(number, False)
     ttl = settings.RECIPIENT_CHECK_CACHE_SECONDS if on_whatsapp else 60
     cache.set(cache_key, on_whatsapp, ttl)
     _recipients.set(cache_key, on_whatsapp)  # or this process's next send reads it back
     return on_whatsapp
+
+
+def recipient_on_whatsapp(*, session: Session, number: str) -> bool:
+    """Whether a send to `number` can be accepted: when the engine cannot tell now, yes (the
+    send itself fails if WhatsApp refuses it)."""
+    try:
+        return number_on_whatsapp(session=session, number=number)
+    except EngineError:
+        logger.warning("recipient check failed for session %s", session.id, exc_info=True)
+        return True
+
+
+def contact_lookup(*, session: Session, number: str) -> dict:
+    """What the session can tell of a number: on WhatsApp or not, and the name its owner gave
+    themselves, from their last message to the session."""
+    session_require_sendable(session=session, field=None)
+    try:
+        on_whatsapp = number_on_whatsapp(session=session, number=number)
+    except EngineError as exc:
+        raise ApiError(E.service_unavailable, reason=f"The WhatsApp engine cannot tell now: {exc}",
+                       headers={"Retry-After": str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)},
+                       ) from exc
+    name = (Message.objects.filter(session=session, direction="inbound", from_number=number)
+            .exclude(sender_name="").order_by("-id").values_list("sender_name", flat=True)
+            .first())
+    return {"id": f"{number}@s.whatsapp.net" if on_whatsapp else None, "lid": None,
+            "phoneNumber": number, "onWhatsApp": on_whatsapp, "name": name}
 
 
 def message_send(

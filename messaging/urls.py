@@ -19,8 +19,12 @@ urlpatterns = [
          name="message-media"),
 ]
 
-urlpatterns.append(path("sessions/<str:session_id>/queue", views.SessionQueueApi.as_view(),
-                        name="session-queue"))
+urlpatterns += [
+    path("sessions/<str:session_id>/queue", views.SessionQueueApi.as_view(),
+         name="session-queue"),
+    path("sessions/<str:session_id>/contacts/<str:phone>", views.SessionContactApi.as_view(),
+         name="session-contact"),
+]
 
 if get_simulator() is not None:  # the sandbox's controls exist only while it runs
     urlpatterns.append(path("sandbox/sessions/<str:session_id>/inbound",

@@ -9,7 +9,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from accounts.scopes import MESSAGES_READ, MESSAGES_SEND, SESSIONS_WRITE
+from accounts.scopes import MESSAGES_READ, MESSAGES_SEND, SESSIONS_READ, SESSIONS_WRITE
 from api.errors import ApiError, E
 from api.pagination import paginate
 from api.phones import normalize_phone_number
@@ -25,6 +25,7 @@ from messaging.services import (
     CAPTION_MAX_CHARACTERS,
     TEXT_MAX_CHARACTERS,
     MediaSpec,
+    contact_lookup,
     message_cancel,
     message_edit,
     message_mark_read,
@@ -365,6 +366,30 @@ class SessionQueueApi(ApiView):
             oldest_first=True)
         return ok(MessageOutput(page, many=True).data, pagination={"nextCursor": next_cursor},
                   nextSendAt=iso(session_next_send_at(session)))
+
+
+class ContactLookupOutput(serializers.Serializer):
+    id = serializers.CharField(allow_null=True, help_text="WhatsApp's id, when on WhatsApp")
+    lid = serializers.CharField(allow_null=True, help_text="the hidden @lid id, when known")
+    phoneNumber = serializers.CharField()
+    onWhatsApp = serializers.BooleanField()
+    name = serializers.CharField(allow_null=True, help_text="their push name, when known")
+
+
+class SessionContactApi(ApiView):
+    """Whether a number is on WhatsApp, asked of WhatsApp through the session."""
+
+    required_scopes = {"GET": SESSIONS_READ}
+    error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
+                   "invalid_phone_number", "service_unavailable")
+
+    @extend_schema(operation_id="sessions_contact", summary="Is this number on WhatsApp?",
+                   responses=envelope(ContactLookupOutput))
+    def get(self, request, session_id: str, phone: str):
+        self.validated(InputSerializer, {})
+        number = normalize_phone_number(phone, field="phoneOrId")
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        return ok(contact_lookup(session=session, number=number))
 
 
 class MessageReadApi(ApiView):

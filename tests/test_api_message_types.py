@@ -229,3 +229,20 @@ def test_every_message_names_its_chat_and_a_received_one_its_sender(alice, sessi
     assert theirs["chatId"] == "447911123456"
     assert theirs["sender"] == {"id": "447911123456@s.whatsapp.net",
                                 "phoneNumber": "447911123456", "name": "Sandbox contact"}
+
+
+def test_a_number_is_looked_up_on_whatsapp_through_the_session(alice, bob, session):
+    inbound(alice, session, text="hi")  # the contact wrote once: its push name is known
+    url = f"/v1/sessions/{session['id']}/contacts"
+    known = alice.http.get(f"{url}/+447911123456")
+    assert known.status_code == 200, known.text
+    assert known.json()["data"] == {"id": "447911123456@s.whatsapp.net", "lid": None,
+                                    "phoneNumber": "447911123456", "onWhatsApp": True,
+                                    "name": "Sandbox contact"}
+    absent = alice.http.get(f"{url}/14155550000").json()["data"]
+    assert (absent["onWhatsApp"], absent["id"], absent["name"]) == (False, None, None)
+    assert_error(alice.http.get(f"{url}/12"), 400, "invalid_phone_number", "phoneOrId")
+    assert_error(bob.http.get(f"{url}/447911123456"), 404, "session_not_found")
+    alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect",
+                    json={"reason": "logged_out"})
+    assert_error(alice.http.get(f"{url}/447911123456"), 400, "session_not_connected")
