@@ -459,6 +459,8 @@ class InboundInput(InputSerializer):
     """What the sandbox's contact writes: `type` and that type's fields."""
 
     replyTo = StrictCharField(required=False, help_text="the id of a message it quotes")
+    whatsappId = StrictCharField(required=False, max_length=64, help_text=(
+        "WhatsApp's id of the message: the same id again replays the same message"))
     reaction = InboundReactionInput(required=False, help_text="instead of a message")
     edit = InboundEditInput(required=False, help_text="instead of a message: its own")
     revoke = InboundRevokeInput(required=False, help_text="instead of a message: its own")
@@ -545,7 +547,8 @@ class SandboxInboundApi(ApiView):
                                       "this id.")
         whatsapp_id = get_simulator().inbound(session.id, from_number=sender,
                                               text=data.get("text", ""), type=kind,
-                                              content=content, reply_to_whatsapp_id=quoted)
+                                              content=content, reply_to_whatsapp_id=quoted,
+                                              whatsapp_id=data.get("whatsappId", ""))
         stored = Message.objects.filter(session=session, direction="inbound",
                                         whatsapp_id=whatsapp_id)
         session_after_engine_command(session, until=lambda s: stored.exists())

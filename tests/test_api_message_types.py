@@ -246,3 +246,18 @@ def test_a_number_is_looked_up_on_whatsapp_through_the_session(alice, bob, sessi
     alice.http.post(f"/v1/sandbox/sessions/{session['id']}/disconnect",
                     json={"reason": "logged_out"})
     assert_error(alice.http.get(f"{url}/447911123456"), 400, "session_not_connected")
+
+
+def test_the_same_whatsapp_message_delivered_twice_is_stored_and_announced_once(alice,
+                                                                                session):
+    from webhooks.models import Event
+
+    first = inbound(alice, session, text="once", whatsappId="3EB0REPLAYED").json()["data"]
+    again = inbound(alice, session, text="once", whatsappId="3EB0REPLAYED")
+    assert again.status_code == 201, again.text
+    assert again.json()["data"]["id"] == first["id"]
+    assert first["whatsappId"] == "3EB0REPLAYED"
+    assert Message.objects.filter(whatsapp_id="3EB0REPLAYED").count() == 1
+    assert Event.objects.filter(type="message.received").count() == 1
+    assert_error(inbound(alice, session, text="x", whatsappId=7), 400,
+                 "invalid_parameter_type", "whatsappId")

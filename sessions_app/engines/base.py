@@ -259,10 +259,12 @@ class Simulator(abc.ABC):
 
     @abc.abstractmethod
     def inbound(self, session_id: str, *, from_number: str, text: str = "", type: str = "text",
-                content: dict | list | None = None, reply_to_whatsapp_id: str = "") -> str:
+                content: dict | list | None = None, reply_to_whatsapp_id: str = "",
+                whatsapp_id: str = "") -> str:
         """A contact sends the session a message: a text, a `location` (`content`: latitude,
         longitude, name, address) or a `contact` (`content`: the cards); returns its WhatsApp
-        id. `reply_to_whatsapp_id`: the message it quotes."""
+        id. `reply_to_whatsapp_id`: the message it quotes; `whatsapp_id`: the message's own
+        id (the same again is the same message, delivered twice), else a new one."""
 
     @abc.abstractmethod
     def inbound_action(self, session_id: str, *, from_number: str, kind: str,

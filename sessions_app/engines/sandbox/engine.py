@@ -235,8 +235,9 @@ class SandboxEngine(base.Engine, Simulator):
                                      {"phoneNumber": state.get("phone")}))
 
     def inbound(self, session_id: str, *, from_number: str, text: str = "", type: str = "text",
-                content: dict | list | None = None, reply_to_whatsapp_id: str = "") -> str:
-        whatsapp_id = "SBXIN" + secrets.token_hex(10).upper()
+                content: dict | list | None = None, reply_to_whatsapp_id: str = "",
+                whatsapp_id: str = "") -> str:
+        whatsapp_id = whatsapp_id or "SBXIN" + secrets.token_hex(10).upper()
         data = {"whatsappId": whatsapp_id, "from": from_number, "type": type, "text": text,
                 "to": self._get(session_id).get("phone"),
                 "senderId": f"{from_number}@s.whatsapp.net", "pushName": "Sandbox contact"}
