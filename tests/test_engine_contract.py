@@ -401,14 +401,21 @@ def test_the_sandbox_stamps_each_receipt_with_when_the_phone_answers(settings, m
         pytest.approx([1, 2], abs=0.01))
 
 
-def test_the_real_engine_builds_locations_and_contact_cards_as_whatsapp_protobufs():
-    """What the real engine hands neonize's send_message: WhatsApp's own message protobufs
-    (neonize has no builder for these two; the fake client records what it was given)."""
-    events = []
+def paired_real_engine() -> tuple[FakeClientWhatsmeowEngine, str, list[EngineEvent]]:
+    """The real engine's session logic over the fake client, its phone paired: the engine, the
+    session's id, and the events it publishes."""
+    events: list[EngineEvent] = []
     engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
     session_id = new_id("ses")
     engine.start(session_id)
     engine.runners[session_id].client.pair("14155552671")
+    return engine, session_id, events
+
+
+def test_the_real_engine_builds_locations_and_contact_cards_as_whatsapp_protobufs():
+    """What the real engine hands neonize's send_message: WhatsApp's own message protobufs
+    (neonize has no builder for these two; the fake client records what it was given)."""
+    engine, session_id, _events = paired_real_engine()
     engine.send_location(session_id, message_id=new_id("msg"), to="14155550123",
                          latitude=-33.8568, longitude=151.2153, name="Opera House",
                          address="Bennelong Point")
@@ -431,12 +438,8 @@ def test_the_real_engine_builds_locations_and_contact_cards_as_whatsapp_protobuf
 def test_the_real_engine_reports_locations_contact_cards_and_stickers_it_receives():
     from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
 
-    events = []
-    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
-    session_id = new_id("ses")
-    engine.start(session_id)
+    engine, session_id, events = paired_real_engine()
     client = engine.runners[session_id].client
-    client.pair("14155552671")
     client.receive_message("447911123456", E2E.Message(locationMessage=E2E.LocationMessage(
         degreesLatitude=51.5, degreesLongitude=-0.12, name="Here")))
     client.receive_message("447911123456", E2E.Message(
@@ -488,12 +491,8 @@ def test_a_reply_quotes_the_message_it_answers(harness, session_id, kind):
 def test_the_real_engine_reports_which_message_a_received_reply_quotes():
     from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
 
-    events = []
-    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
-    session_id = new_id("ses")
-    engine.start(session_id)
+    engine, session_id, events = paired_real_engine()
     client = engine.runners[session_id].client
-    client.pair("14155552671")
     client.receive_message("447911123456", E2E.Message(
         extendedTextMessage=E2E.ExtendedTextMessage(
             text="Yes", contextInfo=E2E.ContextInfo(stanzaID="3EB0ASKED"))))
@@ -540,12 +539,8 @@ def test_the_real_engine_reports_a_contacts_reactions_edits_and_deletions():
     from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
     from neonize.utils.jid import build_jid
 
-    events = []
-    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
-    session_id = new_id("ses")
-    engine.start(session_id)
+    engine, session_id, events = paired_real_engine()
     client = engine.runners[session_id].client
-    client.pair("14155552671")
     contact = "447911123456"
     client.receive_message(contact, E2E.Message(reactionMessage=E2E.ReactionMessage(
         key=MessageKey(ID="3EB0OURS"), text="👍")))
@@ -589,12 +584,8 @@ def test_the_real_engine_names_the_sender_by_its_whatsapp_id_and_push_name():
     from neonize.proto import Neonize_pb2 as N
     from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
 
-    events = []
-    engine = FakeClientWhatsmeowEngine(lambda *published: events.extend(published))
-    session_id = new_id("ses")
-    engine.start(session_id)
+    engine, session_id, events = paired_real_engine()
     client = engine.runners[session_id].client
-    client.pair("14155552671")
     client.receive("447911123456", "hi")  # a direct chat, the sender given
     info = N.MessageInfo(ID="3EB0NOSENDER", Pushname="", MessageSource=N.MessageSource(
         Chat=N.JID(User="447911000000", Server="s.whatsapp.net"), IsFromMe=False))
