@@ -208,7 +208,9 @@ def message_edit(*, key: AuthenticatedKey, message_id: str, text: str,
         state = "deleted" if target.revoked_at else "queued" if target.status == "sending" \
             else target.status
         raise ApiError(E.message_not_editable, reason=f"It is {state}.")
-    if timezone.now() - target.sent_at > EDIT_WINDOW:
+    # (A receipt may have come before `sent` was recorded: the earliest step known.)
+    sent_at = target.sent_at or target.delivered_at or target.read_at or target.created_at
+    if timezone.now() - sent_at > EDIT_WINDOW:
         raise ApiError(E.message_not_editable,
                        reason="WhatsApp allows edits for 15 minutes after sending.")
     return message_send(key=key, session_id=target.session_id, to=target.to_number,

@@ -274,3 +274,10 @@ def test_typing_needs_a_connected_session_of_ones_own(alice, bob, session):
                     json={"reason": "logged_out"})
     assert_error(alice.http.post(f"/v1/sessions/{session['id']}/typing", json=body), 400,
                  "session_not_connected")
+
+
+def test_a_text_whose_receipt_came_before_its_sent_is_still_editable(alice, session):
+    message = sent_text(alice, session)
+    Message.objects.filter(pk=message["id"]).update(sent_at=None)  # `delivered` came first
+    response = alice.http.patch(f"/v1/messages/{message['id']}", json={"text": "fixed"})
+    assert response.status_code == 202, response.text
