@@ -371,12 +371,13 @@ def _why_nothing_ready(session_id: str) -> str | None:
     return None
 
 
-def _quote_of(message: Message) -> Quote | None:
-    """What the engine quotes of the message this one replies to. One that never reached
-    WhatsApp (it failed) has nothing to quote: the reply goes without."""
-    if message.reply_to_id is None:
+def _quoted(message_id: str | None) -> Quote | None:
+    """A message as WhatsApp knows it, for a reply to quote or an action (reaction, edit,
+    deletion) to name. One that never reached WhatsApp (it failed) has nothing to name: a
+    reply goes without the quote, an action fails."""
+    if message_id is None:
         return None
-    quoted = (Message.objects.filter(pk=message.reply_to_id)
+    quoted = (Message.objects.filter(pk=message_id)
               .only("direction", "type", "from_number", "text", "caption", "whatsapp_id")
               .first())
     if quoted is None or not quoted.whatsapp_id:
@@ -386,18 +387,8 @@ def _quote_of(message: Message) -> Quote | None:
                  text=quoted.text or quoted.caption or f"[{quoted.type}]")
 
 
-def _target_quote(message: Message) -> Quote | None:
-    """The message an action (reaction, edit, deletion) acts on, as WhatsApp knows it."""
-    target = Message.objects.filter(pk=message.content["messageId"]).only(
-        "direction", "type", "from_number", "text", "caption", "whatsapp_id").first()
-    if target is None or not target.whatsapp_id:
-        return None
-    return Quote(whatsapp_id=target.whatsapp_id, sender=target.from_number,
-                 from_me=target.direction == "outbound", text=target.text or target.caption)
-
-
 def _send_action(engine, session_id: str, message: Message) -> SentMessage:
-    target = _target_quote(message)
+    target = _quoted(message.content["messageId"])
     if target is None:
         raise SendRejected("The message it acts on never reached WhatsApp.")
     if message.type == "reaction":
@@ -413,7 +404,7 @@ def _send_action(engine, session_id: str, message: Message) -> SentMessage:
 
 def _send_content(engine, session_id: str, message: Message) -> SentMessage:
     """Hand a message's content to the engine; raises MediaError for a file it cannot get."""
-    quote = _quote_of(message)
+    quote = _quoted(message.reply_to_id)
     if message.type == "text":
         return engine.send_text(session_id, message_id=message.id, to=message.to_number,
                                 text=message.text, reply_to=quote)

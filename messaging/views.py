@@ -386,7 +386,6 @@ class SessionContactApi(ApiView):
     @extend_schema(operation_id="sessions_contact", summary="Is this number on WhatsApp?",
                    responses=envelope(ContactLookupOutput))
     def get(self, request, session_id: str, phone: str):
-        self.validated(InputSerializer, {})
         number = normalize_phone_number(phone, field="phoneOrId")
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
         return ok(contact_lookup(session=session, number=number))
