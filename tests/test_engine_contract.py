@@ -134,8 +134,26 @@ class FakeClientWhatsmeowEngine(base.Engine):
     def send_chat_state(self, session_id, **kwargs):
         self._runner(session_id).send_chat_state(**kwargs)
 
-    def mark_read(self, session_id, *, chat, whatsapp_ids):
-        self._runner(session_id).mark_read(chat=chat, whatsapp_ids=whatsapp_ids)
+    def mark_read(self, session_id, *, chat, whatsapp_ids, sender=None):
+        self._runner(session_id).mark_read(chat=chat, whatsapp_ids=whatsapp_ids, sender=sender)
+
+    def list_groups(self, session_id):
+        return self._runner(session_id).list_groups()
+
+    def group_info(self, session_id, group_id):
+        return self._runner(session_id).group_info(group_id=group_id)
+
+    def create_group(self, session_id, **kwargs):
+        return self._runner(session_id).create_group(**kwargs)
+
+    def update_group_participants(self, session_id, group_id, **kwargs):
+        return self._runner(session_id).update_group_participants(group_id=group_id, **kwargs)
+
+    def leave_group(self, session_id, group_id):
+        self._runner(session_id).leave_group(group_id=group_id)
+
+    def resolve_identity(self, session_id, **kwargs):
+        return self._runner(session_id).resolve_identity(**kwargs)
 
 
 class WhatsmeowHarness(Harness):
@@ -595,3 +613,199 @@ def test_the_real_engine_names_the_sender_by_its_whatsapp_id_and_push_name():
         "447911123456@s.whatsapp.net", "Contact")
     assert (received[1]["senderId"], received[1]["from"]) == (
         "447911000000@s.whatsapp.net", "447911000000")
+
+
+# --- groups and hidden ids ----------------------------------------------------------------
+
+
+def test_groups_are_created_listed_read_changed_and_left(harness, session_id):
+    connect(harness, session_id)
+    engine = harness.engine
+    group = engine.create_group(session_id, subject="Team",
+                                participants=["447911123456", "447911120000"])
+    assert group["id"].endswith("@g.us") and group["subject"] == "Team"
+    assert {(m["phoneNumber"], m["isAdmin"]) for m in group["participants"]} == {
+        ("14155552671", True), ("447911123456", False)}  # not on WhatsApp: left out
+    assert [g["id"] for g in engine.list_groups(session_id)] == [group["id"]]
+    assert engine.group_info(session_id, group["id"])["participants"] == group["participants"]
+    changed = engine.update_group_participants(session_id, group["id"],
+                                               add=["14155550123"], remove=["447911123456"])
+    assert {m["phoneNumber"] for m in changed["participants"]} == {"14155552671",
+                                                                    "14155550123"}
+    engine.leave_group(session_id, group["id"])
+    assert engine.list_groups(session_id) == []
+    with pytest.raises(base.NotFound):
+        engine.group_info(session_id, group["id"])
+    with pytest.raises(base.NotFound):
+        engine.leave_group(session_id, group["id"])
+
+
+def test_a_group_the_session_is_not_in_is_not_found(harness, session_id):
+    connect(harness, session_id)
+    with pytest.raises(base.NotFound):
+        harness.engine.group_info(session_id, "120363000000000001@g.us")
+    with pytest.raises(base.NotFound):
+        harness.engine.update_group_participants(session_id, "120363000000000001@g.us",
+                                                 add=["447911123456"], remove=[])
+
+
+def test_group_commands_need_a_connection(harness, session_id):
+    connect(harness, session_id)
+    harness.drop(session_id)
+    with pytest.raises(EngineUnavailable):
+        harness.engine.list_groups(session_id)
+
+
+def test_a_text_goes_to_a_group_of_the_session_only(harness, session_id):
+    connect(harness, session_id)
+    group = harness.engine.create_group(session_id, subject="Team",
+                                        participants=["447911123456"])
+    sent = harness.engine.send_text(session_id, message_id=new_id("msg"), to=group["id"],
+                                    text="hello team")
+    assert sent.whatsapp_id
+    with pytest.raises(SendRejected):
+        harness.engine.send_text(session_id, message_id=new_id("msg"),
+                                 to="120363000000000001@g.us", text="hi")
+
+
+def test_an_identity_unknown_to_the_engine_is_none(harness, session_id):
+    connect(harness, session_id)
+    assert harness.engine.resolve_identity(session_id, lid="123456789012345@lid") == {
+        "lid": "123456789012345@lid", "phoneNumber": None}
+    assert harness.engine.resolve_identity(session_id, phone_number="447911123456") == {
+        "lid": None, "phoneNumber": "447911123456"}
+
+
+def test_the_sandbox_withholds_a_hidden_senders_number_until_it_is_disclosed(settings):
+    harness = make_sandbox(settings)
+    session_id = new_id("ses")
+    connect(harness, session_id)
+    harness.engine.inbound(session_id, from_number="447911123456", text="hi",
+                           sender_lid="123456789012345@lid")
+    (hidden,) = harness.of_type(base.MESSAGE_RECEIVED, session_id)
+    assert (hidden.data["from"], hidden.data["senderId"]) == ("123456789012345@lid",) * 2
+    assert harness.of_type(base.IDENTITY, session_id) == []
+    harness.engine.inbound(session_id, from_number="447911123456", text="it's me")
+    (identity,) = harness.of_type(base.IDENTITY, session_id)
+    assert identity.data == {"lid": "123456789012345@lid", "phoneNumber": "447911123456"}
+    assert harness.engine.resolve_identity(session_id, lid="123456789012345@lid")[
+        "phoneNumber"] == "447911123456"
+
+
+def _jid(user: str, server: str = "s.whatsapp.net"):
+    from neonize.proto import Neonize_pb2 as N
+
+    return N.JID(User=user, Server=server)
+
+
+def _received(info_source, text: str = "hi"):
+    """Emit a message with this MessageSource on a paired real engine; its events."""
+    from neonize.proto import Neonize_pb2 as N
+    from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+
+    engine, session_id, events = paired_real_engine()
+    client = engine.runners[session_id].client
+    client.emit_message(N.MessageInfo(ID="3EB0JID", Pushname="Ana", MessageSource=info_source),
+                        E2E.Message(conversation=text))
+    return engine, session_id, events
+
+
+def test_the_real_engine_translates_a_direct_chats_sender():
+    from neonize.proto import Neonize_pb2 as N
+
+    _engine, _sid, events = _received(N.MessageSource(
+        Chat=_jid("447911123456"), Sender=_jid("447911123456"), IsFromMe=False))
+    (message,) = [e.data for e in events if e.type == base.MESSAGE_RECEIVED]
+    assert (message["from"], message["senderId"]) == ("447911123456",
+                                                      "447911123456@s.whatsapp.net")
+    assert "chatId" not in message
+
+
+def test_the_real_engine_translates_a_group_message_to_the_group_and_its_member():
+    from neonize.proto import Neonize_pb2 as N
+
+    _engine, _sid, events = _received(N.MessageSource(
+        Chat=_jid("120363025246125486", "g.us"), Sender=_jid("447911123456"), IsGroup=True,
+        IsFromMe=False))
+    (message,) = [e.data for e in events if e.type == base.MESSAGE_RECEIVED]
+    assert message["chatId"] == "120363025246125486@g.us"
+    assert message["from"] == "447911123456"
+
+
+def test_the_real_engine_translates_a_hidden_sender_and_what_discloses_it():
+    from neonize.proto import Neonize_pb2 as N
+
+    lid = _jid("123456789012345", "lid")
+    # Hidden, nothing disclosed: the hidden id, never its digits as a number.
+    _engine, _sid, events = _received(N.MessageSource(Chat=lid, Sender=lid, IsFromMe=False))
+    (message,) = [e.data for e in events if e.type == base.MESSAGE_RECEIVED]
+    assert message["from"] == message["senderId"] == "123456789012345@lid"
+    assert [e for e in events if e.type == base.IDENTITY] == []
+    # In a group with the number alongside (whatsmeow's SenderAlt): both, and the mapping.
+    _engine, _sid, events = _received(N.MessageSource(
+        Chat=_jid("120363025246125486", "g.us"), Sender=lid, SenderAlt=_jid("447911123456"),
+        IsGroup=True, AddressingMode=N.AddressingMode.Value("LID"), IsFromMe=False))
+    identity, message = [e for e in events if e.type in (base.IDENTITY, base.MESSAGE_RECEIVED)]
+    assert identity.data == {"lid": "123456789012345@lid", "phoneNumber": "447911123456"}
+    assert (message.data["from"], message.data["senderId"], message.data["chatId"]) == (
+        "447911123456", "123456789012345@lid", "120363025246125486@g.us")
+
+
+def test_the_real_engine_fills_a_hidden_senders_number_from_whatsmeows_store():
+    from neonize.proto import Neonize_pb2 as N
+    from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
+
+    engine, session_id, events = paired_real_engine()
+    client = engine.runners[session_id].client
+    client.lid_store["123456789012345"] = "447911123456"
+    lid = _jid("123456789012345", "lid")
+    client.emit_message(N.MessageInfo(ID="3EB0STORE", MessageSource=N.MessageSource(
+        Chat=lid, Sender=lid, IsFromMe=False)), E2E.Message(conversation="hi"))
+    identity, message = [e for e in events if e.type in (base.IDENTITY, base.MESSAGE_RECEIVED)]
+    assert identity.data == {"lid": "123456789012345@lid", "phoneNumber": "447911123456"}
+    assert message.data["from"] == "447911123456"
+    assert engine.resolve_identity(session_id, phone_number="447911123456")["lid"] == (
+        "123456789012345@lid")
+
+
+def test_the_real_engine_reports_group_member_changes():
+    engine, session_id, events = paired_real_engine()
+    client = engine.runners[session_id].client
+    client.group_changed("120363025246125486", Join=["447911123456"], Leave=["14155550123"],
+                         Promote=["447911123457"])
+    changes = [e.data for e in events if e.type == base.GROUP_PARTICIPANTS]
+    assert changes == [
+        {"groupId": "120363025246125486@g.us", "action": action,
+         "participants": [{"id": f"{number}@s.whatsapp.net", "phoneNumber": number}]}
+        for action, number in (("add", "447911123456"), ("remove", "14155550123"),
+                               ("promote", "447911123457"))]
+
+
+def test_the_real_engine_reads_members_behind_hidden_ids_and_discloses_their_numbers():
+    from neonize.proto import Neonize_pb2 as N
+
+    engine, session_id, events = paired_real_engine()
+    client = engine.runners[session_id].client
+    client.groups["120363025246125486"] = N.GroupInfo(
+        JID=_jid("120363025246125486", "g.us"), GroupName=N.GroupName(Name="Team"),
+        GroupTopic=N.GroupTopic(Topic="Plans"),
+        Participants=[
+            N.GroupParticipant(JID=_jid("111", "lid"), PhoneNumber=_jid("447911123456"),
+                               IsAdmin=True),
+            N.GroupParticipant(JID=_jid("222", "lid")),
+        ])
+    group = engine.group_info(session_id, "120363025246125486@g.us")
+    assert (group["subject"], group["description"]) == ("Team", "Plans")
+    assert [(m["id"], m["phoneNumber"], m["isAdmin"]) for m in group["participants"]] == [
+        ("111@lid", "447911123456", True), ("222@lid", None, False)]
+    assert [e.data for e in events if e.type == base.IDENTITY] == [
+        {"lid": "111@lid", "phoneNumber": "447911123456"}]
+
+
+def test_the_real_engine_addresses_groups_and_hidden_ids_by_their_jids():
+    engine, session_id, _events = paired_real_engine()
+    client = engine.runners[session_id].client
+    group = engine.create_group(session_id, subject="Team", participants=["447911123456"])
+    engine.send_text(session_id, message_id=new_id("msg"), to=group["id"], text="a")
+    engine.send_text(session_id, message_id=new_id("msg"), to="123456789012345@lid", text="b")
+    assert [to for to, _message in client.sent] == [group["id"], "123456789012345@lid"]

@@ -178,6 +178,8 @@ def test_commands_reach_the_owner_over_redis_and_answers_come_back(proxy, stream
         assert wait_until(lambda: engine.state(session_id), timeout=30) == "starting"
         with pytest.raises(EngineUnavailable):  # not connected: the send is not possible now
             engine.send_text(session_id, message_id="msg_1", to="14155550123", text="hi")
+        with pytest.raises(EngineUnavailable):  # nor are group commands
+            engine.list_groups(session_id)
         with pytest.raises(EngineUnavailable):  # nobody owns this one: no answer in time
             engine._call("ses_NOBODY", "state_name", timeout=1)
     finally:
@@ -225,3 +227,27 @@ def test_a_command_nobody_answers_leaves_nothing_behind_in_redis(settings):
         RemoteEngine(lambda *events: None)._call(session_id, "logout", timeout=1)
     queue = protocol.session_queue(settings.REDIS_NAMESPACE, session_id)
     assert 0 < redis_client().ttl(queue) <= 16
+
+
+def test_a_group_the_engine_does_not_know_comes_back_as_not_found(settings):
+    """The answer a session's process gives for NotFound (`not_found`) is NotFound again on
+    the caller's side, not a passing unavailability."""
+    from sessions_app.engines.base import NotFound
+    from sessions_app.engines.whatsmeow.remote import RemoteEngine
+
+    client, namespace = redis_client(), settings.REDIS_NAMESPACE
+    session_id = f"ses_{uuid.uuid4().hex[:12].upper()}"
+    client.set(protocol.lease_key(namespace, session_id), "test:1", ex=30)
+
+    def answer() -> None:
+        _queue, raw = client.blpop([protocol.session_queue(namespace, session_id)], timeout=10)
+        command = json.loads(raw)
+        client.rpush(command["reply"], json.dumps({
+            "id": command["id"], "ok": False, "error": "not_found",
+            "reason": "reading x@g.us: that group does not exist"}))
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    with pytest.raises(NotFound, match="does not exist"):
+        RemoteEngine(lambda *events: None).group_info(session_id, "120363000000000001@g.us")
+    thread.join(5)

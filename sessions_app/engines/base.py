@@ -24,12 +24,20 @@ CONNECTED = "connected"  # data: {phoneNumber}
 DISCONNECTED = "disconnected"
 LOGGED_OUT = "logged_out"  # data: {reason, code?}
 FAILED = "failed"  # data: {error, code}: nothing will be retried
-MESSAGE_RECEIVED = "message_received"  # data: {whatsappId, from, type, text, ...}
+# data: {whatsappId, from, chatId?, senderId, pushName, type, text, ...}: `from` is the sender's
+# number, or their hidden id (`...@lid`) while WhatsApp withholds it; `chatId` a group's id
+# (`...@g.us`) for a message in a group, absent for a direct chat.
+MESSAGE_RECEIVED = "message_received"
 RECEIPT = "receipt"  # data: {messageId, whatsappId, status (sent|delivered|read|failed), error?}
 # A contact acts on an earlier message, named by its WhatsApp id (`whatsappId`):
 REACTION = "reaction"  # data: {whatsappId, from, emoji ("" takes it back)}
 EDITED = "edited"  # data: {whatsappId, from, text}
 REVOKED = "revoked"  # data: {whatsappId, from}
+# WhatsApp disclosed whose number a hidden id (`...@lid`) is: data {lid, phoneNumber}.
+IDENTITY = "identity"
+# Members of a group changed: data {groupId, action (add|remove|promote|demote), participants:
+# [{id, phoneNumber}]}.
+GROUP_PARTICIPANTS = "group_participants"
 
 # Why a session is not connected (the session's `lastErrorCode`). The first two are transient:
 # the engine reconnects by itself. The others end the session (`expired`, `failed` or
@@ -47,7 +55,7 @@ SESSION_ERROR_CODES = (ENGINE_UNREACHABLE, CONNECTION_LOST, LOGGED_OUT_BY_PHONE,
 
 EVENT_TYPES = frozenset(
     {QR, PAIRING_CODE, PAIRED, CONNECTED, DISCONNECTED, LOGGED_OUT, FAILED, MESSAGE_RECEIVED,
-     RECEIPT, REACTION, EDITED, REVOKED}
+     RECEIPT, REACTION, EDITED, REVOKED, IDENTITY, GROUP_PARTICIPANTS}
 )
 
 
@@ -100,6 +108,10 @@ class EngineError(Exception):
 
 class EngineUnavailable(EngineError):
     """The engine (or the way to it) is down: transient, worth retrying."""
+
+
+class NotFound(EngineError):
+    """What the command names (a group) is not one the session knows."""
 
 
 class SendRejected(EngineError):
@@ -228,8 +240,42 @@ class Engine(abc.ABC):
         (`paused`)."""
 
     @abc.abstractmethod
-    def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
-        """Send read receipts for received messages."""
+    def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str],
+                  sender: str | None = None) -> None:
+        """Send read receipts for received messages of a chat; in a group, the messages of
+        one `sender` (a member's number or id)."""
+
+    # Groups. A group is `{id, subject, description, participants: [{id, phoneNumber,
+    # isAdmin}]}`: `id` ends in `@g.us`; a participant's `id` is WhatsApp's id of them (it may
+    # be a hidden `...@lid`), `phoneNumber` their digits or None when WhatsApp hides them.
+    @abc.abstractmethod
+    def list_groups(self, session_id: str) -> list[dict]:
+        """The groups the session is a member of."""
+
+    @abc.abstractmethod
+    def group_info(self, session_id: str, group_id: str) -> dict:
+        """One group, or NotFound when the session is not in it."""
+
+    @abc.abstractmethod
+    def create_group(self, session_id: str, *, subject: str, participants: list[str]) -> dict:
+        """A new group of the session's number and these numbers (those not on WhatsApp are
+        left out)."""
+
+    @abc.abstractmethod
+    def update_group_participants(self, session_id: str, group_id: str, *, add: list[str],
+                                  remove: list[str]) -> dict:
+        """Add and remove members (numbers); the group as it is after. A
+        `group_participants` event follows for each change made."""
+
+    @abc.abstractmethod
+    def leave_group(self, session_id: str, group_id: str) -> None:
+        """The session's number leaves the group (NotFound when it is not in it)."""
+
+    @abc.abstractmethod
+    def resolve_identity(self, session_id: str, *, lid: str | None = None,
+                         phone_number: str | None = None) -> dict:
+        """What WhatsApp has disclosed to the session of a person named by their hidden id
+        (`...@lid`) or their number: `{lid, phoneNumber}`, either None when unknown."""
 
     def hosts(self) -> list[dict] | None:
         """The processes that run sessions, `{worker, sessions, capacity}` each (capacity None
@@ -260,11 +306,13 @@ class Simulator(abc.ABC):
     @abc.abstractmethod
     def inbound(self, session_id: str, *, from_number: str, text: str = "", type: str = "text",
                 content: dict | list | None = None, reply_to_whatsapp_id: str = "",
-                whatsapp_id: str = "") -> str:
+                whatsapp_id: str = "", chat_id: str = "", sender_lid: str = "") -> str:
         """A contact sends the session a message: a text, a `location` (`content`: latitude,
         longitude, name, address) or a `contact` (`content`: the cards); returns its WhatsApp
         id. `reply_to_whatsapp_id`: the message it quotes; `whatsapp_id`: the message's own
-        id (the same again is the same message, delivered twice), else a new one."""
+        id (the same again is the same message, delivered twice), else a new one. `chat_id`:
+        a group of the session the contact is in (NotFound for another), else the direct
+        chat. `sender_lid`: the contact writes under this hidden id, its number withheld."""
 
     @abc.abstractmethod
     def inbound_action(self, session_id: str, *, from_number: str, kind: str,

@@ -5,7 +5,7 @@ import itertools
 
 from neonize import events as ev
 from neonize.client import NewClient
-from neonize.exc import SendMessageError
+from neonize.exc import GetGroupInfoError, SendMessageError
 from neonize.proto import Neonize_pb2 as N
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
 
@@ -46,6 +46,8 @@ class FakeNeonizeClient(NewClient):
         self.sent: list = []  # (to, the message as built), in order
         self.presences: list = []  # (chat, ChatPresence name, ChatPresenceMedia name)
         self.read_marks: list[tuple] = []
+        self.groups: dict[str, N.GroupInfo] = {}  # by the group's user part
+        self.lid_store: dict[str, str] = {}  # whatsmeow's LID store: hidden id's user -> number
 
     def _emit(self, event_type, event) -> None:
         self.event.handlers[event_type](self, event)
@@ -66,14 +68,18 @@ class FakeNeonizeClient(NewClient):
             raise RuntimeError("not connected")  # the real library panics here
         return N.Device(JID=_jid(self.me))
 
-    def send_message(self, to: str, message) -> N.SendResponse:
-        if str(to).endswith("0001"):
+    def send_message(self, to: N.JID, message) -> N.SendResponse:
+        if to.User.endswith("0001"):
             raise SendMessageError("server returned error 406: not-acceptable")
+        if to.Server == "g.us" and to.User not in self.groups:
+            raise SendMessageError("failed to get group info: that group does not exist")
         whatsapp_id = f"3EB0FAKE{next(_ids):08d}"
-        self.sent.append((str(to), message))
+        # Recorded as the API names the chat: a number's digits, else the full id.
+        self.sent.append((to.User if to.Server == "s.whatsapp.net" else f"{to.User}@{to.Server}",
+                          message))
         for kind in (1, 4):  # DELIVERED, READ: the recipient's phone answers later
             self.pending_receipts.append(N.Receipt(
-                MessageSource=N.MessageSource(Chat=_jid(str(to)), Sender=_jid(str(to))),
+                MessageSource=N.MessageSource(Chat=to, Sender=to),
                 MessageIDs=[whatsapp_id], Type=kind))
         return N.SendResponse(ID=whatsapp_id)
 
@@ -105,6 +111,51 @@ class FakeNeonizeClient(NewClient):
 
     def mark_read(self, *message_ids, chat, sender, receipt, timestamp=None) -> None:
         self.read_marks.append((message_ids, chat.User))
+
+    # Groups and identities, as whatsmeow answers them.
+    def get_joined_groups(self) -> list[N.GroupInfo]:
+        return list(self.groups.values())
+
+    def get_group_info(self, jid: N.JID) -> N.GroupInfo:
+        if jid.User not in self.groups:
+            raise GetGroupInfoError(
+                "that group does not exist: info query returned status 404: item-not-found")
+        return self.groups[jid.User]
+
+    def create_group(self, name: str, participants: list[N.JID] = []) -> N.GroupInfo:  # noqa: B006
+        user = f"1203630{next(_ids):011d}"
+        info = N.GroupInfo(JID=N.JID(User=user, Server="g.us"), GroupName=N.GroupName(Name=name),
+                           Participants=[N.GroupParticipant(JID=_jid(self.me),
+                                                            IsSuperAdmin=True)])
+        info.Participants.extend(N.GroupParticipant(JID=jid) for jid in participants
+                                 if not jid.User.endswith("0000"))
+        self.groups[user] = info
+        return info
+
+    def update_group_participants(self, jid: N.JID, participants_changes: list[N.JID],
+                                  action) -> list[N.GroupParticipant]:
+        info = self.get_group_info(jid)
+        users = {jid.User for jid in participants_changes}
+        if action.value == "add":
+            info.Participants.extend(N.GroupParticipant(JID=jid) for jid in participants_changes
+                                     if not jid.User.endswith("0000"))
+        elif action.value == "remove":
+            kept = [member for member in info.Participants if member.JID.User not in users]
+            del info.Participants[:]
+            info.Participants.extend(kept)
+        return list(info.Participants)
+
+    def leave_group(self, jid: N.JID) -> None:
+        self.get_group_info(jid)
+        del self.groups[jid.User]
+
+    def get_pn_from_lid(self, jid: N.JID) -> N.JID:
+        number = self.lid_store.get(jid.User)
+        return _jid(number) if number else N.JID()
+
+    def get_lid_from_pn(self, jid: N.JID) -> N.JID:
+        lid = next((lid for lid, number in self.lid_store.items() if number == jid.User), None)
+        return N.JID(User=lid, Server="lid") if lid else N.JID()
 
     def logout(self) -> None:
         self.me = None
@@ -158,6 +209,14 @@ class FakeNeonizeClient(NewClient):
     def emit_message(self, info: N.MessageInfo, message: E2E.Message) -> None:
         """A message with the MessageInfo given as it is (a test's own source, sender...)."""
         self._emit(ev.MessageEv, N.Message(Info=info, Message=message))
+
+    def group_changed(self, group_user: str, **changes: list[str]) -> None:
+        """whatsmeow's GroupInfo event: `Join`, `Leave`, `Promote`, `Demote` each a list of
+        numbers."""
+        self._emit(ev.GroupInfoEv, N.GroupInfoEvent(
+            JID=N.JID(User=group_user, Server="g.us"),
+            **{field: [_jid(number) for number in numbers]
+               for field, numbers in changes.items()}))
 
     def receive_image(self, sender: str, data: bytes, caption: str = "") -> None:
         info = N.MessageInfo(ID=f"3EB0IMG{next(_ids):08d}",

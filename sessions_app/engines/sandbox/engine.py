@@ -7,6 +7,11 @@
 - `start` with the device a scan paired resumes that login (connected again, no QR code).
 - Numbers ending in 0000 are not on WhatsApp; sends to numbers ending in 0001 are rejected;
   every other send goes sent, delivered, read, SANDBOX_STATUS_DELAY_SECONDS apart.
+- Groups are created, listed, joined and left like real ones; a number not on WhatsApp is
+  never added to one.
+- A contact may write under a hidden id (`...@lid`): its number is withheld until it writes
+  again without it, when the sandbox discloses it (an `identity` event), as WhatsApp does once
+  the number is shared.
 
 It keeps its simulated phone state in the cache (shared by every process) and reports only
 through events on the bus, exactly like the real engine.
@@ -26,6 +31,7 @@ from sessions_app.engines import base
 from sessions_app.engines.base import (
     EngineEvent,
     EngineUnavailable,
+    NotFound,
     SendRejected,
     SentMessage,
     Simulator,
@@ -44,6 +50,9 @@ PUBLISH_TASK = "sandbox.publish_event"
 RECONNECT_TASK = "sandbox.reconnect"
 # The simulated phone's linked device, as a `paired` event names it (the stored login).
 _DEVICE_SUFFIX = ":1@s.whatsapp.net"
+GROUP_SUFFIX = "@g.us"
+LID_SUFFIX = "@lid"
+_UNCONNECTED = ("qr_pending", "disconnected", "logged_out", "failed", "stopped")
 
 
 def _fake_key() -> str:
@@ -102,10 +111,13 @@ class SandboxEngine(base.Engine, Simulator):
         state_key, delivered_key = self._key(session_id), f"sandbox:delivered:{message_id}"
         known = self._count_attempt_and_read(message_id, [state_key, delivered_key])
         state = known.get(state_key, {}).get("state")
-        if state in ("qr_pending", "disconnected", "logged_out", "failed", "stopped"):
+        if state in _UNCONNECTED:
             raise EngineUnavailable("the sandbox phone is not connected")
         if to.endswith(NOT_ON_WHATSAPP_SUFFIX) or to.endswith(REJECTED_SUFFIX):
             raise SendRejected(f"WhatsApp rejected the message to {to} (sandbox)")
+        if to.endswith(GROUP_SUFFIX) and state_key in known and (
+                to not in known[state_key].get("groups", {})):
+            raise SendRejected(f"The session is not a member of the group {to} (sandbox)")
         # Derived from our id: a resend of the same message is the same WhatsApp message, and
         # like WhatsApp the sandbox delivers it only once. "Delivered" is marked only after
         # its receipts are on the bus: a crash in between makes the resend publish them again
@@ -187,8 +199,90 @@ class SandboxEngine(base.Engine, Simulator):
         if self._get(session_id).get("state") not in (None, "connected"):
             raise EngineUnavailable("the sandbox phone is not connected")
 
-    def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
+    def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str],
+                  sender: str | None = None) -> None:
         return None
+
+    # --- groups: {group id: {subject, description, participants: {number: is admin}}} ---
+    def _connected_state(self, session_id: str) -> dict:
+        state = self._get(session_id)
+        if state.get("state") in _UNCONNECTED:
+            raise EngineUnavailable("the sandbox phone is not connected")
+        return state
+
+    def _group(self, session_id: str, group_id: str) -> dict:
+        group = self._connected_state(session_id).get("groups", {}).get(group_id)
+        if group is None:
+            raise NotFound(f"the session is not in the group {group_id}")
+        return group
+
+    @staticmethod
+    def _group_data(group_id: str, group: dict) -> dict:
+        return {"id": group_id, "subject": group["subject"],
+                "description": group["description"],
+                "participants": [{"id": f"{number}@s.whatsapp.net", "phoneNumber": number,
+                                  "isAdmin": admin}
+                                 for number, admin in group["participants"].items()]}
+
+    def _save_group(self, session_id: str, group_id: str, group: dict | None) -> None:
+        groups = dict(self._get(session_id).get("groups", {}))
+        if group is None:
+            groups.pop(group_id, None)
+        else:
+            groups[group_id] = group
+        self._set(session_id, groups=groups)
+
+    def list_groups(self, session_id: str) -> list[dict]:
+        groups = self._connected_state(session_id).get("groups", {})
+        return [self._group_data(group_id, group) for group_id, group in groups.items()]
+
+    def group_info(self, session_id: str, group_id: str) -> dict:
+        return self._group_data(group_id, self._group(session_id, group_id))
+
+    def create_group(self, session_id: str, *, subject: str, participants: list[str]) -> dict:
+        own = self._connected_state(session_id).get("phone") or ""
+        group_id = f"120363{secrets.randbelow(10**12):012d}{GROUP_SUFFIX}"
+        members = {own: True}
+        members.update({number: False for number in participants
+                        if not number.endswith(NOT_ON_WHATSAPP_SUFFIX) and number != own})
+        group = {"subject": subject, "description": None, "participants": members}
+        self._save_group(session_id, group_id, group)
+        return self._group_data(group_id, group)
+
+    def update_group_participants(self, session_id: str, group_id: str, *, add: list[str],
+                                  remove: list[str]) -> dict:
+        group = self._group(session_id, group_id)
+        members = dict(group["participants"])
+        added = [number for number in add
+                 if number not in members and not number.endswith(NOT_ON_WHATSAPP_SUFFIX)]
+        removed = [number for number in remove if number in members]
+        members.update({number: False for number in added})
+        for number in removed:
+            del members[number]
+        group = {**group, "participants": members}
+        self._save_group(session_id, group_id, group)
+        self.publish(*[
+            EngineEvent(base.GROUP_PARTICIPANTS, session_id, {
+                "groupId": group_id, "action": action,
+                "participants": [{"id": f"{number}@s.whatsapp.net", "phoneNumber": number}
+                                 for number in numbers]})
+            for action, numbers in (("add", added), ("remove", removed)) if numbers])
+        return self._group_data(group_id, group)
+
+    def leave_group(self, session_id: str, group_id: str) -> None:
+        self._group(session_id, group_id)
+        self._save_group(session_id, group_id, None)
+
+    # --- hidden ids: {number: its @lid}, and the ones whose number was disclosed ---
+    def resolve_identity(self, session_id: str, *, lid: str | None = None,
+                         phone_number: str | None = None) -> dict:
+        disclosed = self._get(session_id).get("disclosed", {})
+        if lid is not None:
+            phone_number = next((number for number, known in disclosed.items()
+                                 if known == lid), None)
+        else:
+            lid = disclosed.get(phone_number)
+        return {"lid": lid, "phoneNumber": phone_number}
 
     # --- sandbox controls (the /v1/sandbox routes) ---
     def scan(self, session_id: str, *, phone_number: str) -> None:
@@ -236,18 +330,36 @@ class SandboxEngine(base.Engine, Simulator):
 
     def inbound(self, session_id: str, *, from_number: str, text: str = "", type: str = "text",
                 content: dict | list | None = None, reply_to_whatsapp_id: str = "",
-                whatsapp_id: str = "") -> str:
+                whatsapp_id: str = "", chat_id: str = "", sender_lid: str = "") -> str:
+        state = self._get(session_id)
+        if chat_id and from_number not in self._group(session_id, chat_id)["participants"]:
+            raise NotFound(f"{from_number} is not a member of the group {chat_id}")
         whatsapp_id = whatsapp_id or "SBXIN" + secrets.token_hex(10).upper()
-        data = {"whatsappId": whatsapp_id, "from": from_number, "type": type, "text": text,
-                "to": self._get(session_id).get("phone"),
-                "senderId": f"{from_number}@s.whatsapp.net", "pushName": "Sandbox contact"}
+        events = []
+        hidden, disclosed = dict(state.get("hidden", {})), dict(state.get("disclosed", {}))
+        if sender_lid:
+            hidden[from_number] = sender_lid
+        elif from_number in hidden and from_number not in disclosed:
+            # The contact writes under its number now: WhatsApp discloses whose id it was.
+            disclosed[from_number] = hidden[from_number]
+            events.append(EngineEvent(base.IDENTITY, session_id, {
+                "lid": hidden[from_number], "phoneNumber": from_number}))
+        if hidden != state.get("hidden", {}) or disclosed != state.get("disclosed", {}):
+            self._set(session_id, hidden=hidden, disclosed=disclosed)
+        sender = sender_lid or from_number
+        data = {"whatsappId": whatsapp_id, "from": sender, "type": type, "text": text,
+                "to": state.get("phone"),
+                "senderId": sender_lid or f"{from_number}@s.whatsapp.net",
+                "pushName": "Sandbox contact"}
+        if chat_id:
+            data["chatId"] = chat_id
         if type == "location":
             data["location"] = content
         elif type == "contact":
             data["contacts"] = content
         if reply_to_whatsapp_id:
             data["replyToWhatsappId"] = reply_to_whatsapp_id
-        self.publish(EngineEvent(base.MESSAGE_RECEIVED, session_id, data))
+        self.publish(*events, EngineEvent(base.MESSAGE_RECEIVED, session_id, data))
         return whatsapp_id
 
     def inbound_action(self, session_id: str, *, from_number: str, kind: str,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import redis
 
 from sessions_app.engines import base
-from sessions_app.engines.base import EngineError, SendRejected, stream_append
+from sessions_app.engines.base import EngineError, NotFound, SendRejected, stream_append
 from sessions_app.engines.whatsmeow import protocol
 from sessions_app.engines.whatsmeow.runner import (
     FINAL_STATES,
@@ -221,7 +221,8 @@ def serve_commands(runner: SessionRunner, pipe: Pipe, config: ChildConfig) -> No
                 result = {"whatsappId": result.whatsapp_id}
             pipe.send({"id": command["id"], "ok": True, "result": result})
         except EngineError as error:
-            kind = "rejected" if isinstance(error, SendRejected) else "unavailable"
+            kind = ("rejected" if isinstance(error, SendRejected)
+                    else "not_found" if isinstance(error, NotFound) else "unavailable")
             pipe.send({"id": command["id"], "ok": False, "error": kind, "reason": str(error)})
             if isinstance(error, NotOwner):
                 os._exit(EXIT_ENDED)  # the session is another process's now

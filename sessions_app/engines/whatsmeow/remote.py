@@ -17,7 +17,13 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from sessions_app.engines import base
-from sessions_app.engines.base import EngineUnavailable, Quote, SendRejected, SentMessage
+from sessions_app.engines.base import (
+    EngineUnavailable,
+    NotFound,
+    Quote,
+    SendRejected,
+    SentMessage,
+)
 from sessions_app.engines.whatsmeow import protocol
 
 COMMAND_TIMEOUT_SECONDS = 30
@@ -78,6 +84,8 @@ class RemoteEngine(base.Engine):
             return message.get("result")
         if message.get("error") == "rejected":
             raise SendRejected(message.get("reason", "WhatsApp refused the message"))
+        if message.get("error") == "not_found":
+            raise NotFound(message.get("reason", "not found"))
         raise EngineUnavailable(message.get("reason", "the engine failed"))
 
     def start(self, session_id: str, *, phone_number: str | None = None,
@@ -171,6 +179,29 @@ class RemoteEngine(base.Engine):
     def check_numbers(self, session_id: str, numbers: list[str]) -> dict[str, bool]:
         return self._call(session_id, "check_numbers", {"numbers": numbers}, timeout=15)
 
+    def list_groups(self, session_id: str) -> list[dict]:
+        return self._call(session_id, "list_groups", timeout=15)
+
+    def group_info(self, session_id: str, group_id: str) -> dict:
+        return self._call(session_id, "group_info", {"group_id": group_id}, timeout=15)
+
+    def create_group(self, session_id: str, *, subject: str, participants: list[str]) -> dict:
+        return self._call(session_id, "create_group",
+                          {"subject": subject, "participants": participants})
+
+    def update_group_participants(self, session_id: str, group_id: str, *, add: list[str],
+                                  remove: list[str]) -> dict:
+        return self._call(session_id, "update_group_participants",
+                          {"group_id": group_id, "add": add, "remove": remove})
+
+    def leave_group(self, session_id: str, group_id: str) -> None:
+        self._call(session_id, "leave_group", {"group_id": group_id}, timeout=15)
+
+    def resolve_identity(self, session_id: str, *, lid: str | None = None,
+                         phone_number: str | None = None) -> dict:
+        return self._call(session_id, "resolve_identity",
+                          {"lid": lid, "phone_number": phone_number}, timeout=15)
+
     def hosts(self) -> list[dict]:
         try:
             return protocol.engine_hosts(self._redis(), self._ns())
@@ -180,6 +211,7 @@ class RemoteEngine(base.Engine):
     def send_chat_state(self, session_id: str, *, to: str, state: str) -> None:
         self._call(session_id, "send_chat_state", {"to": to, "state": state}, timeout=10)
 
-    def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str]) -> None:
-        self._call(session_id, "mark_read", {"chat": chat, "whatsapp_ids": whatsapp_ids},
-                   timeout=15)
+    def mark_read(self, session_id: str, *, chat: str, whatsapp_ids: list[str],
+                  sender: str | None = None) -> None:
+        self._call(session_id, "mark_read",
+                   {"chat": chat, "whatsapp_ids": whatsapp_ids, "sender": sender}, timeout=15)

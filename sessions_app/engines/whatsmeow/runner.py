@@ -15,6 +15,7 @@ from sessions_app.engines import base
 from sessions_app.engines.base import (
     EngineEvent,
     EngineUnavailable,
+    NotFound,
     Quote,
     SendRejected,
     SentMessage,
@@ -24,7 +25,23 @@ from sessions_app.engines.whatsmeow import translate
 logger = logging.getLogger(__name__)
 
 # Errors of whatsmeow that mean "WhatsApp refuses this message", not "try again later".
-_PERMANENT = ("not on whatsapp", "invalid jid", "bad request", "forbidden", "not-acceptable")
+_PERMANENT = ("not on whatsapp", "invalid jid", "bad request", "forbidden", "not-acceptable",
+              "does not exist", "not participating")
+
+# Errors of whatsmeow about a group that mean "the session is not in it" (its ErrNotInGroup,
+# ErrGroupNotFound, and the IQ errors they wrap).
+_NOT_MEMBER = ("not participating", "does not exist", "not-authorized", "item-not-found",
+               "forbidden", "status 401", "status 403", "status 404")
+
+
+def jid_of(address: str):
+    """A neonize JID for how the API names a chat or person: digits (a number), or a full id
+    (`...@g.us`, `...@lid`, `...@s.whatsapp.net`)."""
+    from neonize.utils.jid import build_jid
+
+    user, _at, server = address.partition("@")
+    return build_jid(user, server or translate.USER_SERVER)
+
 
 # States after which this process has nothing left to do: it exits and is not restarted.
 FINAL_STATES = ("logged_out", "failed", "stopped")
@@ -114,6 +131,7 @@ class SessionRunner:
         client.event(ev.ConnectFailureEv)(self._on_connect_failure)
         client.event(ev.MessageEv)(self._on_message)
         client.event(ev.ReceiptEv)(self._on_receipt)
+        client.event(ev.GroupInfoEv)(self._on_group_info)
 
     _STATE_OF_EVENT = {base.LOGGED_OUT: "logged_out", base.FAILED: "failed",
                        base.DISCONNECTED: "disconnected"}
@@ -172,13 +190,19 @@ class SessionRunner:
         self._emit_state("connected", EngineEvent(base.CONNECTED, self.session_id, data))
 
     def _on_message(self, _client, message) -> None:
-        event = translate.message_event(self.session_id, message)
+        if message.Info.MessageSource.IsFromMe:
+            return
+        who = self._with_stored_number(translate.message_sender(message))
+        event = translate.message_event(self.session_id, message, who)
         if event is None:
             return
+        identities = translate.identity_events(self.session_id, [who])
         if (event.type != base.MESSAGE_RECEIVED or event.data["type"] not in translate.MEDIA_TYPES
                 or self.media_sink is None):
-            self.publish(event)
+            self.publish(*identities, event)
             return
+        if identities:
+            self.publish(*identities)
         try:
             data = self.client.download_any(message.Message)
         except Exception as error:  # expired on WhatsApp's side, network: say so, keep the text
@@ -186,6 +210,33 @@ class SessionRunner:
             self.publish(event)
             return
         self.media_sink(event, data)
+
+    def _with_stored_number(self, who: dict) -> dict:
+        """A person behind a hidden id, with their number if whatsmeow's LID store has it."""
+        if who["lid"] and not who["phoneNumber"]:
+            number = self._stored_identity(lid=who["lid"])["phoneNumber"]
+            if number:
+                return {**who, "phoneNumber": number}
+        return who
+
+    def _stored_identity(self, *, lid: str | None = None, phone_number: str | None = None
+                         ) -> dict:
+        try:
+            if lid is not None:
+                found = self.client.get_pn_from_lid(jid_of(lid))
+                return {"lid": lid, "phoneNumber": found.User or None}
+            found = self.client.get_lid_from_pn(jid_of(phone_number))
+            return {"lid": translate.jid_text(found) if found.User else None,
+                    "phoneNumber": phone_number}
+        except Exception as error:  # not in the store, or the store failed: not known
+            logger.info("session %s: no stored identity for %s: %s", self.session_id,
+                        lid or phone_number, error)
+            return {"lid": lid, "phoneNumber": phone_number}
+
+    def _on_group_info(self, _client, event) -> None:
+        events = translate.group_participants_events(self.session_id, event)
+        if events:
+            self.publish(*events)
 
     def _on_receipt(self, _client, receipt) -> None:
         events = translate.receipt_events(self.session_id, receipt, self.message_ids)
@@ -206,7 +257,7 @@ class SessionRunner:
                 return SentMessage(whatsapp_id=known)
             try:
                 response = self.client.send_message(
-                    to, self._quoting(build(), to, Quote.from_dict(reply_to)))
+                    jid_of(to), self._quoting(build(), to, Quote.from_dict(reply_to)))
             except Exception as error:
                 self.ledger.abort(message_id)  # WhatsApp did not take it: a retry may send
                 text = str(error)
@@ -229,12 +280,12 @@ class SessionRunner:
             return built
         from neonize.proto import Neonize_pb2 as N
         from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
-        from neonize.utils.jid import build_jid
 
         content = built if isinstance(built, str) else built.ListFields()[0][1]
         quoted = N.Message(
             Info=N.MessageInfo(ID=quote.whatsapp_id, MessageSource=N.MessageSource(
-                Chat=build_jid(chat), Sender=build_jid(quote.sender), IsFromMe=quote.from_me)),
+                Chat=jid_of(chat), Sender=jid_of(quote.sender), IsFromMe=quote.from_me,
+                IsGroup=chat.endswith("@g.us"))),
             Message=E2E.Message(conversation=quote.text))
         return self.client.build_reply_message(content, quoted=quoted)
 
@@ -282,27 +333,22 @@ class SessionRunner:
 
     def send_reaction(self, *, message_id: str, to: str, target: dict,
                       emoji: str) -> SentMessage:
-        from neonize.utils.jid import build_jid
-
         quote = Quote.from_dict(target)
         return self._send(message_id, to, lambda: self.client.build_reaction(
-            build_jid(to), build_jid(quote.sender), quote.whatsapp_id, emoji))
+            jid_of(to), jid_of(quote.sender), quote.whatsapp_id, emoji))
 
     def send_edit(self, *, message_id: str, to: str, target_whatsapp_id: str,
                   text: str) -> SentMessage:
         from neonize.builder import build_edit
         from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as E2E
-        from neonize.utils.jid import build_jid
 
         return self._send(message_id, to, lambda: build_edit(
-            build_jid(to), target_whatsapp_id, E2E.Message(conversation=text)))
+            jid_of(to), target_whatsapp_id, E2E.Message(conversation=text)))
 
     def send_revoke(self, *, message_id: str, to: str, target_whatsapp_id: str) -> SentMessage:
-        from neonize.utils.jid import build_jid
-
         # The session's own message: its sender is the session's own number.
         return self._send(message_id, to, lambda: self.client.build_revoke(
-            build_jid(to), self.client.get_me().JID, target_whatsapp_id))
+            jid_of(to), self.client.get_me().JID, target_whatsapp_id))
 
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         self._require_connected()
@@ -312,22 +358,77 @@ class SessionRunner:
     def send_chat_state(self, *, to: str, state: str) -> None:
         self._require_connected()
         from neonize.utils.enum import ChatPresence, ChatPresenceMedia
-        from neonize.utils.jid import build_jid
 
         presence = (ChatPresence.CHAT_PRESENCE_PAUSED if state == "paused"
                     else ChatPresence.CHAT_PRESENCE_COMPOSING)
         media = (ChatPresenceMedia.CHAT_PRESENCE_MEDIA_AUDIO if state == "recording"
                  else ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
-        self.client.send_chat_presence(build_jid(to), presence, media)
+        self.client.send_chat_presence(jid_of(to), presence, media)
 
-    def mark_read(self, *, chat: str, whatsapp_ids: list[str]) -> None:
+    def mark_read(self, *, chat: str, whatsapp_ids: list[str], sender: str | None = None) -> None:
         self._require_connected()
         self.ledger.check_owner()
         from neonize.utils.enum import ReceiptType
-        from neonize.utils.jid import build_jid
 
-        jid = build_jid(chat)
-        self.client.mark_read(*whatsapp_ids, chat=jid, sender=jid, receipt=ReceiptType.READ)
+        jid = jid_of(chat)
+        self.client.mark_read(*whatsapp_ids, chat=jid, sender=jid_of(sender) if sender else jid,
+                              receipt=ReceiptType.READ)
+
+    # --- groups and identities ---
+    def _group_command(self, what: str, command):
+        """Run a group command of whatsmeow: "not in the group" is NotFound, the rest
+        EngineUnavailable."""
+        self._require_connected()
+        try:
+            return command()
+        except Exception as error:
+            text = str(error)
+            if any(marker in text.lower() for marker in _NOT_MEMBER):
+                raise NotFound(f"{what}: {text}") from error
+            raise EngineUnavailable(f"{what} failed: {text}") from error
+
+    def _group(self, info) -> dict:
+        """A group as the interface shows it; what its members disclose is published."""
+        group = translate.group_data(info)
+        identities = translate.identity_events(self.session_id, group["participants"])
+        if identities:
+            self.publish(*identities)
+        return group
+
+    def list_groups(self) -> list[dict]:
+        return [self._group(info) for info in
+                self._group_command("listing groups", self.client.get_joined_groups)]
+
+    def group_info(self, *, group_id: str) -> dict:
+        return self._group(self._group_command(
+            f"reading {group_id}", lambda: self.client.get_group_info(jid_of(group_id))))
+
+    def create_group(self, *, subject: str, participants: list[str]) -> dict:
+        self.ledger.check_owner()
+        return self._group(self._group_command("creating a group", lambda: (
+            self.client.create_group(subject, [jid_of(number) for number in participants]))))
+
+    def update_group_participants(self, *, group_id: str, add: list[str],
+                                  remove: list[str]) -> dict:
+        self.ledger.check_owner()
+        from neonize.utils.enum import ParticipantChange
+
+        group = jid_of(group_id)
+        for numbers, change in ((add, ParticipantChange.ADD), (remove, ParticipantChange.REMOVE)):
+            if numbers:
+                self._group_command(f"changing {group_id}", lambda n=numbers, c=change: (
+                    self.client.update_group_participants(group, [jid_of(x) for x in n], c)))
+        return self.group_info(group_id=group_id)
+
+    def leave_group(self, *, group_id: str) -> None:
+        self.ledger.check_owner()
+        self._group_command(f"leaving {group_id}",
+                            lambda: self.client.leave_group(jid_of(group_id)))
+
+    def resolve_identity(self, *, lid: str | None = None,
+                         phone_number: str | None = None) -> dict:
+        self._require_connected()
+        return self._stored_identity(lid=lid, phone_number=phone_number)
 
     def logout(self) -> None:
         self.ledger.check_owner()

@@ -43,22 +43,66 @@ def receipt_events(session_id: str, receipt, message_ids: dict[str, str]) -> lis
     return events
 
 
-def message_event(session_id: str, message) -> EngineEvent | None:
+USER_SERVER = "s.whatsapp.net"
+LID_SERVER = "lid"
+GROUP_SERVER = "g.us"
+
+
+def jid_text(jid) -> str:
+    """A neonize JID as `user@server` (no device part)."""
+    return f"{jid.User}@{jid.Server}"
+
+
+def address_of(jid) -> str:
+    """How the API names a person or chat: a number's digits, else the full id (a hidden
+    `...@lid`, a group's `...@g.us`)."""
+    return jid.User if jid.Server == USER_SERVER else jid_text(jid)
+
+
+def person(jid, alternative=None) -> dict:
+    """A person as WhatsApp named them, `{id, lid, phoneNumber}`: `jid` may be their number's
+    id or their hidden one; `alternative`, when WhatsApp sent it, is the other of the two."""
+    ids = [candidate for candidate in (jid, alternative) if candidate is not None
+           and candidate.User]
+    phone = next((c.User for c in ids if c.Server == USER_SERVER), None)
+    lid = next((jid_text(c) for c in ids if c.Server == LID_SERVER), None)
+    return {"id": jid_text(jid), "lid": lid, "phoneNumber": phone}
+
+
+def identity_events(session_id: str, people: list[dict]) -> list[EngineEvent]:
+    """An `identity` event for each person whose hidden id and number are both known."""
+    return [EngineEvent(base.IDENTITY, session_id,
+                        {"lid": who["lid"], "phoneNumber": who["phoneNumber"]})
+            for who in people if who["lid"] and who["phoneNumber"]]
+
+
+def message_sender(message) -> dict:
+    """Who wrote a message (`person`): the sender, or in a direct chat with no sender set, the
+    chat itself."""
+    source = message.Info.MessageSource
+    who = source.Sender if source.Sender.User else source.Chat
+    return person(who, source.SenderAlt if source.SenderAlt.User else None)
+
+
+def message_event(session_id: str, message, who: dict | None = None) -> EngineEvent | None:
     """A message from a contact (`message_received`), or its reaction, edit or deletion of
-    an earlier one; None for what a customer is not told about."""
+    an earlier one; None for what a customer is not told about. `who`: its sender
+    (`message_sender`) with what else is known of them."""
     source = message.Info.MessageSource
     if source.IsFromMe:
         return None
     body = message.Message
-    sender = source.Sender.User or source.Chat.User
+    who = who or message_sender(message)
+    sender = who["phoneNumber"] or who["id"]
     action = _action_event(session_id, body, sender)
     if action is not None:
         return action
-    who = source.Sender if source.Sender.User else source.Chat
     data = {"whatsappId": message.Info.ID,
-            "from": sender, "senderId": f"{who.User}@{who.Server}",
+            "from": sender, "senderId": who["id"],
             "pushName": message.Info.Pushname or None,
             "type": "text", "text": ""}
+    if source.IsGroup or source.Chat.Server == GROUP_SERVER:
+        data["chatId"] = jid_text(source.Chat)
     if body.conversation:
         data["text"] = body.conversation
     elif body.HasField("extendedTextMessage"):
@@ -119,6 +163,34 @@ def _quoted_id(body) -> str:
         if context is not None and context.stanzaID:
             return context.stanzaID
     return ""
+
+
+def group_data(info) -> dict:
+    """A neonize GroupInfo as the engine interface shows a group."""
+    participants = []
+    for member in info.Participants:
+        who = person(member.JID, member.PhoneNumber if member.PhoneNumber.User else
+                     member.LID if member.LID.User else None)
+        participants.append({**who, "isAdmin": bool(member.IsAdmin or member.IsSuperAdmin)})
+    return {"id": jid_text(info.JID), "subject": info.GroupName.Name,
+            "description": info.GroupTopic.Topic or None, "participants": participants}
+
+
+_PARTICIPANT_CHANGES = (("Join", "add"), ("Leave", "remove"), ("Promote", "promote"),
+                        ("Demote", "demote"))
+
+
+def group_participants_events(session_id: str, event) -> list[EngineEvent]:
+    """A group's members changed (whatsmeow's GroupInfo event): one event per kind of change."""
+    events = []
+    for field, action in _PARTICIPANT_CHANGES:
+        members = [person(jid) for jid in getattr(event, field)]
+        if members:
+            events.append(EngineEvent(base.GROUP_PARTICIPANTS, session_id, {
+                "groupId": jid_text(event.JID), "action": action,
+                "participants": [{"id": who["id"], "phoneNumber": who["phoneNumber"]}
+                                 for who in members]}))
+    return events
 
 
 def _enum_name(event, field: str) -> str:
