@@ -114,6 +114,8 @@ _ADDED_TABLE: list[tuple[str, int, str, str]] = [
      "The message is being sent or was sent already; check its status"),
     ("message_canceled", 409, "The message was canceled before it was sent",
      "Send it again if it is still wanted"),
+    ("group_not_found", 404, "The group was not found",
+     "Check the group id: the session must be a member of the group"),
     ("idempotency_key_in_use", 409,
      "A request with this Idempotency-Key is still being processed",
      "Retry after the number of seconds in the Retry-After header"),

@@ -15,6 +15,7 @@ from api.errors import ApiError, E
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _CURSOR = re.compile(r"^[a-z]{2,4}_[0-9A-Z]{26}$")
+_FIELD_CURSOR_MAX = 200
 
 # A filter turns the query value into queryset filter kwargs, or raises ApiError.
 Filter = Callable[[str], dict[str, Any]]
@@ -49,8 +50,12 @@ def newest_first(queryset: QuerySet) -> QuerySet:
 
 def paginate(
     query_params, queryset: QuerySet, *, filters: dict[str, Filter] | None = None,
-    oldest_first: bool = False, cursor_param: str = "cursor",
+    oldest_first: bool = False, cursor_param: str = "cursor", key_field: str | None = None,
+    newest_key_first: bool = False,
 ) -> tuple[list, str | None]:
+    """A page of `queryset` by its ids (time-ordered: newest first, or oldest first). Or, with
+    `key_field`, by that unique field instead, in its order (`newest_key_first`: descending):
+    the cursor is then the field's value, any string."""
     filters = filters or {}
     for name in query_params:
         if name not in filters and name not in ("limit", cursor_param):
@@ -65,8 +70,11 @@ def paginate(
         raise ApiError(E.invalid_request, field="limit",
                        reason=f"Must be an integer from 1 to {MAX_LIMIT}.")
     limit = int(raw_limit)
-    key = _page_key()
     cursor = query_params.get(cursor_param)
+    if key_field is not None:
+        return _page_by_field(queryset, key_field, descending=newest_key_first, cursor=cursor,
+                              cursor_param=cursor_param, limit=limit)
+    key = _page_key()
     if cursor is not None:
         if not _CURSOR.match(cursor):
             raise ApiError(E.invalid_request, field=cursor_param, reason="Not a cursor.")
@@ -80,4 +88,15 @@ def paginate(
                else newest_first(queryset))
     items = list(ordered[: limit + 1])
     next_cursor = items[limit - 1].pk if len(items) > limit else None
+    return items[:limit], next_cursor
+
+
+def _page_by_field(queryset: QuerySet, field: str, *, descending: bool, cursor: str | None,
+                   cursor_param: str, limit: int) -> tuple[list, str | None]:
+    if cursor is not None:
+        if not cursor or len(cursor) > _FIELD_CURSOR_MAX or not cursor.isprintable():
+            raise ApiError(E.invalid_request, field=cursor_param, reason="Not a cursor.")
+        queryset = queryset.filter(**{f"{field}__{'lt' if descending else 'gt'}": cursor})
+    items = list(queryset.order_by(f"-{field}" if descending else field)[: limit + 1])
+    next_cursor = getattr(items[limit - 1], field) if len(items) > limit else None
     return items[:limit], next_cursor

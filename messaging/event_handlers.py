@@ -1,5 +1,6 @@
 """Engine events that change messages. Each runs inside the consumer's transaction."""
 
+from messaging.identities import identity_learn
 from messaging.models import Message
 from messaging.services import (
     StatusUpdate,
@@ -51,7 +52,14 @@ def on_message_received(event: EngineEvent) -> None:
         content=event.data.get("location") or event.data.get("contacts"),
         reply_to_whatsapp_id=event.data.get("replyToWhatsappId") or "",
         sender_id=event.data.get("senderId") or "", sender_name=event.data.get("pushName") or "",
+        chat_id=event.data.get("chatId") or "",
     )
+
+
+def on_identity(event: EngineEvent) -> None:
+    """WhatsApp disclosed whose number a hidden id is."""
+    identity_learn(session_id=event.session_id, lid=event.data["lid"],
+                   phone_number=event.data["phoneNumber"])
 
 
 def on_message_action(event: EngineEvent) -> None:
@@ -73,5 +81,6 @@ def handlers_register() -> None:
     handler_register(base.RECEIPT, on_receipt, batch=on_receipts)
     handler_register(base.MESSAGE_RECEIVED, on_message_received)
     handler_register(base.CONNECTED, on_connected)
+    handler_register(base.IDENTITY, on_identity)
     for kind in (base.REACTION, base.EDITED, base.REVOKED):
         handler_register(kind, on_message_action)

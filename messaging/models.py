@@ -38,6 +38,11 @@ class MessageType(models.TextChoices):
 ACTION_TYPES = frozenset({MessageType.REACTION, MessageType.EDIT, MessageType.REVOKE})
 
 
+def default_chat_id(direction: str, from_number: str, to_number: str) -> str:
+    """A message's chat when nothing else names it: the other side."""
+    return to_number if direction == "outbound" else from_number
+
+
 class Message(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=new_message_id,
                           editable=False)
@@ -50,8 +55,13 @@ class Message(models.Model):
     direction = models.CharField(max_length=10, choices=[("outbound", "outbound"),
                                                          ("inbound", "inbound")])
     type = models.CharField(max_length=10, choices=MessageType.choices)
-    from_number = models.CharField(max_length=20, blank=True)
-    to_number = models.CharField(max_length=20, blank=True)
+    # A number's digits, or a full WhatsApp id: a group (`...@g.us`, outbound `to`) or a person
+    # whose number WhatsApp withholds (`...@lid`, until it is disclosed).
+    from_number = models.CharField(max_length=100, blank=True)
+    to_number = models.CharField(max_length=100, blank=True)
+    # The conversation: the other side's number (or hidden id) for a direct chat, the group's
+    # id for a group.
+    chat_id = models.CharField(max_length=100, blank=True)
     text = models.TextField(blank=True)
     media_url = models.URLField(max_length=2048, blank=True)
     media_mime_type = models.CharField(max_length=100, blank=True)
@@ -124,6 +134,37 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.direction} {self.status}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.chat_id:
+            self.chat_id = default_chat_id(self.direction, self.from_number, self.to_number)
+        super().save(*args, **kwargs)
+
+
+class Chat(models.Model):
+    """One conversation of a session, kept as its messages come and go: the last one, and how
+    many received ones are unread (`GET /v1/chats`)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="chats",
+                                db_index=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="chats",
+                                db_index=False)
+    chat_id = models.CharField(max_length=100)
+    is_group = models.BooleanField(default=False)
+    # A group's subject, or the contact's push name.
+    name = models.CharField(max_length=256, blank=True)
+    last_message = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL,
+                                     related_name="+", db_index=False)
+    unread_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "chat_id"],
+                                               name="chat_session_chat_id")]
+        # The session's chats, newest activity first.
+        indexes = [models.Index(fields=["session", "-last_message"], name="chat_session_last")]
+
+    def __str__(self) -> str:
+        return self.name or self.chat_id
 
 
 class MessageStatusChange(models.Model):

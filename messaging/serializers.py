@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
+from api.phones import is_group_id, is_lid
 from api.serializers import iso
-from messaging.models import ACTION_TYPES, Message, MessageStatus
+from messaging.models import ACTION_TYPES, Message, MessageStatus, default_chat_id
 
 # The types whose content is a file (`media`).
 MEDIA_TYPES = frozenset({"image", "video", "document", "audio", "sticker"})
@@ -41,7 +42,8 @@ class ActionOutput(serializers.Serializer):
 
 class SenderOutput(serializers.Serializer):
     id = serializers.CharField(help_text="WhatsApp's id of the person (may end in @lid)")
-    phoneNumber = serializers.CharField(allow_null=True)
+    phoneNumber = serializers.CharField(allow_null=True,
+                                        help_text="null while WhatsApp withholds it")
     name = serializers.CharField(allow_null=True, help_text="their push name")
 
 
@@ -63,7 +65,9 @@ class MessageOutput(serializers.Serializer):
     media = MediaOutput(allow_null=True)
     location = LocationOutput(allow_null=True, help_text="type `location` only")
     contacts = ContactOutput(many=True, allow_null=True, help_text="type `contact` only")
-    chatId = serializers.CharField(help_text="the chat: the other side's number")
+    chatId = serializers.CharField(help_text=(
+        "the chat: the other side's number (or hidden `…@lid` id while WhatsApp withholds "
+        "it), or a group's id (`…@g.us`)"))
     sender = SenderOutput(allow_null=True, help_text="inbound messages: who wrote it")
     replyTo = serializers.CharField(allow_null=True,
                                     help_text="the id of the message this one replies to")
@@ -91,8 +95,14 @@ class MessageOutput(serializers.Serializer):
 
 
 def chat_of(m: Message) -> str:
-    """The chat a message belongs to: the number it was sent to, or the one it came from."""
-    return m.to_number if m.direction == "outbound" else m.from_number
+    """The chat a message belongs to: a group's id, or the other side's number (or hidden id
+    while WhatsApp withholds the number)."""
+    return m.chat_id or default_chat_id(m.direction, m.from_number, m.to_number)
+
+
+def _number_or_none(address: str) -> str | None:
+    """A number, not a hidden id (or a group's)."""
+    return None if not address or is_lid(address) or is_group_id(address) else address
 
 
 def message_data(m: Message) -> dict:
@@ -120,7 +130,8 @@ def message_data(m: Message) -> dict:
         "contacts": m.content if m.type == "contact" else None,
         "chatId": chat_of(m),
         "sender": ({"id": m.sender_id or f"{m.from_number}@s.whatsapp.net",
-                    "phoneNumber": m.from_number or None, "name": m.sender_name or None}
+                    "phoneNumber": _number_or_none(m.from_number),
+                    "name": m.sender_name or None}
                    if m.direction == "inbound" else None),
         "replyTo": m.reply_to_id,
         "reactions": m.reactions or [],

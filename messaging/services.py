@@ -17,10 +17,13 @@ from django.utils import timezone
 from accounts.authentication import AuthenticatedKey
 from accounts.quotas import daily_quota_statement
 from api.errors import ApiError, E
+from api.phones import is_group_id, is_lid
 from infra.local_cache import LocalTTLCache
 from infra.metrics import MESSAGE_STATUS
 from infra.sql import RowChange, insert_if
 from infra.wakeups import wake_after_commit, woken
+from messaging.chats import chat_touch, chat_unread_recount
+from messaging.identities import identity_resolve, phone_of_lid
 from messaging.models import (
     ACTION_TYPES,
     STATUS_RANK,
@@ -31,9 +34,10 @@ from messaging.models import (
 from messaging.serializers import chat_of, message_data
 from sessions_app.engines import get_engine
 from sessions_app.engines.base import EngineError
+from sessions_app.groups import group_require_member
 from sessions_app.models import Session
 from sessions_app.selectors import session_get_for_send
-from sessions_app.services import session_mark_read, session_require_sendable
+from sessions_app.services import engine_unavailable, session_mark_read, session_require_sendable
 from webhooks.outbox import EventSpec, changes_record, event_record, webhooks_read_once
 
 logger = logging.getLogger(__name__)
@@ -91,21 +95,28 @@ def recipient_on_whatsapp(*, session: Session, number: str) -> bool:
         return True
 
 
-def contact_lookup(*, session: Session, number: str) -> dict:
-    """What the session can tell of a number: on WhatsApp or not, and the name its owner gave
-    themselves, from their last message to the session."""
+def contact_lookup(*, session: Session, address: str) -> dict:
+    """What the session can tell of a person named by number or hidden id (`...@lid`): on
+    WhatsApp or not, both their ids when WhatsApp disclosed them, and the name they gave
+    themselves in their last message to the session."""
     session_require_sendable(session=session, field=None)
-    try:
-        on_whatsapp = number_on_whatsapp(session=session, number=number)
-    except EngineError as exc:
-        raise ApiError(E.service_unavailable, reason=f"The WhatsApp engine cannot tell now: {exc}",
-                       headers={"Retry-After": str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)},
-                       ) from exc
-    name = (Message.objects.filter(session=session, direction="inbound", from_number=number)
+    identity = identity_resolve(session=session, address=address)
+    phone, lid = identity["phoneNumber"], identity["lid"]
+    on_whatsapp = True  # a hidden id is WhatsApp's own
+    if phone is not None:
+        try:
+            on_whatsapp = number_on_whatsapp(session=session, number=phone)
+        except EngineError as exc:
+            raise engine_unavailable(exc) from exc
+    senders = Q(sender_id=lid) if lid else Q()
+    if phone:
+        senders |= Q(from_number=phone)
+    name = (Message.objects.filter(senders, session=session, direction="inbound")
             .exclude(sender_name="").order_by("-id").values_list("sender_name", flat=True)
             .first())
-    return {"id": f"{number}@s.whatsapp.net" if on_whatsapp else None, "lid": None,
-            "phoneNumber": number, "onWhatsApp": on_whatsapp, "name": name}
+    whatsapp_id = f"{phone}@s.whatsapp.net" if phone else lid
+    return {"id": whatsapp_id if on_whatsapp else None, "lid": lid, "phoneNumber": phone,
+            "onWhatsApp": on_whatsapp, "name": name}
 
 
 def message_send(
@@ -126,11 +137,13 @@ def message_send(
     commit. `content`: a location's or contacts' fields, as the API shows them."""
     session = session_get_for_send(account_id=key.account_id, session_id=session_id)
     session_require_sendable(session=session)
+    if is_lid(to):  # a hidden id whose number is known: the number's chat
+        to = phone_of_lid(session_id=session.id, lid=to) or to
     if reply_to is not None and not _in_chat(reply_to, session=session, chat=to):
         raise ApiError(E.message_not_found, field="replyTo",
                        reason="No message of this session's chat with that number has this id.")
-    if check_recipient and not recipient_on_whatsapp(session=session, number=to):
-        raise ApiError(E.recipient_not_on_whatsapp, field="to")
+    if check_recipient:
+        _recipient_check(session=session, to=to)
     message = Message(
         account_id=key.account_id,
         session=session,
@@ -138,6 +151,7 @@ def message_send(
         type=type,
         from_number=session.phone_number,
         to_number=to,
+        chat_id=to,
         text=text,
         media_url=media.url if media else "",
         media_mime_type=media.mime_type if media else "",
@@ -169,9 +183,19 @@ def message_send(
             E.daily_message_limit_reached,
             reason=f"Your plan allows {key.daily_message_limit} messages per UTC day.",
         )
+    chat_touch(message=message)
     schedule_session_sender(session.id)
     transaction.on_commit(MESSAGE_STATUS.labels("queued").inc)
     return message
+
+
+def _recipient_check(*, session: Session, to: str) -> None:
+    """A send's chat must be one WhatsApp can deliver to: a number on WhatsApp, a group the
+    session is in (a hidden id is WhatsApp's own)."""
+    if is_group_id(to):
+        group_require_member(session=session, group_id=to, field="to")
+    elif not is_lid(to) and not recipient_on_whatsapp(session=session, number=to):
+        raise ApiError(E.recipient_not_on_whatsapp, field="to")
 
 
 # WhatsApp lets a message be edited this long after it was sent.
@@ -296,6 +320,8 @@ def inbound_action_apply(*, session_id: str, kind: str, whatsapp_id: str, sender
     target = Message.objects.filter(session_id=session_id, whatsapp_id=whatsapp_id).first()
     if target is None:
         return False
+    if is_lid(sender):
+        sender = phone_of_lid(session_id=session_id, lid=sender) or sender
     if kind == "reaction":
         reaction_record(target=target, sender_id=sender, emoji=emoji)
         return True
@@ -317,22 +343,26 @@ def message_mark_read(*, account_id: str, message_id: str) -> Message:
     if target.direction != "inbound":
         raise ApiError(E.invalid_request, reason="Only a received message can be marked read.")
     unread = Message.objects.filter(session_id=target.session_id, direction="inbound",
-                                    from_number=target.from_number, read_at__isnull=True,
+                                    chat_id=target.chat_id, read_at__isnull=True,
                                     pk__lte=target.pk)
-    whatsapp_ids = list(unread.exclude(whatsapp_id="").values_list("whatsapp_id", flat=True))
-    if whatsapp_ids:
-        session_mark_read(session=Session.objects.get(pk=target.session_id),
-                          chat=target.from_number, whatsapp_ids=whatsapp_ids)
+    by_sender: dict[str, list[str]] = {}
+    for sender, whatsapp_id in unread.exclude(whatsapp_id="").values_list("from_number",
+                                                                          "whatsapp_id"):
+        by_sender.setdefault(sender, []).append(whatsapp_id)
+    if by_sender:
+        session = Session.objects.get(pk=target.session_id)
+        for sender, whatsapp_ids in by_sender.items():  # in a group, one receipt per sender
+            session_mark_read(session=session, chat=target.chat_id, whatsapp_ids=whatsapp_ids,
+                              sender=sender)
         unread.update(read_at=timezone.now())
+        chat_unread_recount(session_id=target.session_id, chat_id=target.chat_id)
     target.refresh_from_db()
     return target
 
 
 def _in_chat(message_id: str, *, session: Session, chat: str) -> bool:
-    """Whether the message is one of the session's chat with `chat`: sent to it, or from it."""
-    return (Message.objects.filter(pk=message_id, session=session)
-            .filter(Q(direction="outbound", to_number=chat)
-                    | Q(direction="inbound", from_number=chat)).exists())
+    """Whether the message is one of the session's chat `chat`."""
+    return Message.objects.filter(pk=message_id, session=session, chat_id=chat).exists()
 
 
 # The task of a session's sender run (messaging/tasks.py).
@@ -558,12 +588,15 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
                     media: dict | None = None,
                     content: dict | list | None = None,
                     reply_to_whatsapp_id: str = "", sender_id: str = "",
-                    sender_name: str = "") -> Message | None:
+                    sender_name: str = "", chat_id: str = "") -> Message | None:
     """Store an inbound message once (the engine may report it twice) and emit
-    `message.received`."""
+    `message.received`. `from_number`: the sender's number, or their hidden id (replaced by
+    the number when it is known); `chat_id`: a group's id, else the chat is the sender's."""
     session = Session.objects.filter(pk=session_id, deleted_at__isnull=True).first()
     if session is None:
         return None
+    if is_lid(from_number):
+        from_number = phone_of_lid(session_id=session.id, lid=from_number) or from_number
     # The message it quotes, when this service knows it (one of the session's, either way).
     reply_to = (Message.objects.filter(session=session, whatsapp_id=reply_to_whatsapp_id)
                 .values_list("id", flat=True).first() if reply_to_whatsapp_id else None)
@@ -573,6 +606,7 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
             message = Message.objects.create(
                 account_id=session.account_id, session=session, direction="inbound",
                 type=type, from_number=from_number, to_number=session.phone_number,
+                chat_id=chat_id or from_number,
                 text=text if type == "text" else "", caption=text if type != "text" else "",
                 status=MessageStatus.RECEIVED, whatsapp_id=whatsapp_id,
                 media_file=media.get("file", ""), media_size=media.get("size"),
@@ -580,6 +614,8 @@ def message_receive(*, session_id: str, whatsapp_id: str, from_number: str, text
                 reply_to_id=reply_to, sender_id=sender_id[:100], sender_name=sender_name[:256],
             )
             MessageStatusChange.objects.create(message=message, status=MessageStatus.RECEIVED)
+            chat_touch(message=message, unread=1,
+                       name="" if is_group_id(message.chat_id) else sender_name)
             MESSAGE_STATUS.labels("received").inc()
             event_record(account_id=session.account_id, type="message.received",
                          session_id=session.id, data=message_data(message))

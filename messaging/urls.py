@@ -22,8 +22,9 @@ urlpatterns = [
 urlpatterns += [
     path("sessions/<str:session_id>/queue", views.SessionQueueApi.as_view(),
          name="session-queue"),
-    path("sessions/<str:session_id>/contacts/<str:phone>", views.SessionContactApi.as_view(),
-         name="session-contact"),
+    path("sessions/<str:session_id>/contacts/<str:phone_or_id>",
+         views.SessionContactApi.as_view(), name="session-contact"),
+    path("chats", views.ChatListApi.as_view(), name="chats"),
 ]
 
 if get_simulator() is not None:  # the sandbox's controls exist only while it runs

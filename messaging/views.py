@@ -12,13 +12,20 @@ from rest_framework import serializers
 from accounts.scopes import MESSAGES_READ, MESSAGES_SEND, SESSIONS_READ, SESSIONS_WRITE
 from api.errors import ApiError, E
 from api.pagination import paginate
-from api.phones import normalize_phone_number
+from api.phones import (
+    is_group_id,
+    normalize_chat_id,
+    normalize_group_id,
+    normalize_lid,
+    normalize_phone_number,
+)
 from api.schema import envelope, list_parameters
 from api.serializers import InputSerializer, StrictCharField, StrictNumberField, iso
 from api.views import ApiView, ok
 from infra.logging import current_request_id
 from messaging.media import KINDS, MediaError, filename_from_url, media_probe
 from messaging.models import Message
+from messaging.selectors import chats_data, chats_of_session
 from messaging.sender import session_next_send_at
 from messaging.serializers import MessageOutput, message_data
 from messaging.services import (
@@ -35,24 +42,28 @@ from messaging.services import (
 )
 from messaging.vcard import vcard
 from sessions_app.engines import get_simulator
+from sessions_app.groups import group_get
 from sessions_app.selectors import session_get
 from sessions_app.services import session_after_engine_command, session_require_sendable
 
 CONTACTS_MAX = 10
 SEND_ERRORS = ("session_not_found", "session_not_connected", "session_disconnected",
-               "invalid_phone_number", "recipient_not_on_whatsapp",
+               "invalid_phone_number", "invalid_parameter_value", "recipient_not_on_whatsapp",
+               "group_not_found",
                "daily_message_limit_reached", "idempotency_key_reused",
                "idempotency_key_in_use")
 
 
 class _SendInput(InputSerializer):
     sessionId = StrictCharField()
-    to = StrictCharField(help_text="international format, digits, optional leading +")
+    to = StrictCharField(help_text=(
+        "the chat: a number (international format, digits, optional leading +), a group id "
+        "(…@g.us) or a hidden id (…@lid)"))
     replyTo = StrictCharField(required=False,
                               help_text="the id of a message of this session and chat to quote")
 
     def validate_to(self, value: str) -> str:
-        return normalize_phone_number(value, field="to")
+        return normalize_chat_id(value, field="to")
 
 
 class TextSendInput(_SendInput):
@@ -288,6 +299,7 @@ class MessageListApi(ApiView):
     @extend_schema(
         operation_id="messages_list", summary="List messages (newest first)",
         parameters=list_parameters(OpenApiParameter("sessionId", str),
+                                   OpenApiParameter("chatId", str),
                                    OpenApiParameter("status", enum=list(_STATUS_FILTER)),
                                    OpenApiParameter("direction", enum=["outbound", "inbound"])),
         responses=envelope(MessageOutput, many=True),
@@ -297,6 +309,7 @@ class MessageListApi(ApiView):
             request.query_params,
             Message.objects.filter(account_id=request.auth.account_id),
             filters={"sessionId": lambda value: {"session_id": value},
+                     "chatId": lambda value: {"chat_id": value},
                      "status": _status_filter, "direction": _direction_filter},
         )
         return ok(MessageOutput(page, many=True).data, pagination={"nextCursor": next_cursor})
@@ -371,24 +384,60 @@ class SessionQueueApi(ApiView):
 class ContactLookupOutput(serializers.Serializer):
     id = serializers.CharField(allow_null=True, help_text="WhatsApp's id, when on WhatsApp")
     lid = serializers.CharField(allow_null=True, help_text="the hidden @lid id, when known")
-    phoneNumber = serializers.CharField()
+    phoneNumber = serializers.CharField(allow_null=True,
+                                        help_text="null for a hidden id whose number is unknown")
     onWhatsApp = serializers.BooleanField()
     name = serializers.CharField(allow_null=True, help_text="their push name, when known")
 
 
 class SessionContactApi(ApiView):
-    """Whether a number is on WhatsApp, asked of WhatsApp through the session."""
+    """Whether a number is on WhatsApp, asked of WhatsApp through the session; and the mapping
+    between a person's hidden id (`…@lid`) and their number, when WhatsApp disclosed it."""
 
     required_scopes = {"GET": SESSIONS_READ}
     error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
-                   "invalid_phone_number", "service_unavailable")
+                   "invalid_phone_number", "invalid_parameter_value", "service_unavailable")
 
-    @extend_schema(operation_id="sessions_contact", summary="Is this number on WhatsApp?",
+    @extend_schema(operation_id="sessions_contact",
+                   summary="Is this number on WhatsApp? Whose is this hidden id?",
                    responses=envelope(ContactLookupOutput))
-    def get(self, request, session_id: str, phone: str):
-        number = normalize_phone_number(phone, field="phoneOrId")
+    def get(self, request, session_id: str, phone_or_id: str):
+        address = normalize_chat_id(phone_or_id, field="phoneOrId")
+        if is_group_id(address):
+            raise ApiError(E.invalid_parameter_value, field="phoneOrId",
+                           reason="A person's number or hidden id (…@lid), not a group's id.")
         session = session_get(account_id=request.auth.account_id, session_id=session_id)
-        return ok(contact_lookup(session=session, number=number))
+        return ok(contact_lookup(session=session, address=address))
+
+
+class ChatOutput(serializers.Serializer):
+    chatId = serializers.CharField()
+    isGroup = serializers.BooleanField()
+    name = serializers.CharField(allow_null=True,
+                                 help_text="the group's subject, or the contact's push name")
+    lastMessage = MessageOutput(allow_null=True)
+    unreadCount = serializers.IntegerField()
+
+
+class ChatListApi(ApiView):
+    """A session's chats, newest activity first."""
+
+    required_scopes = {"GET": MESSAGES_READ}
+    error_codes = ("session_not_found", "missing_required_parameter", "invalid_request")
+
+    @extend_schema(operation_id="chats_list", summary="A session's chats, newest activity first",
+                   parameters=list_parameters(OpenApiParameter("sessionId", str, required=True)),
+                   responses=envelope(ChatOutput, many=True))
+    def get(self, request):
+        params = request.query_params.copy()
+        session_id = params.pop("sessionId", [None])[-1]
+        if not session_id:
+            raise ApiError(E.missing_required_parameter, field="sessionId")
+        session = session_get(account_id=request.auth.account_id, session_id=session_id,
+                              field="sessionId")
+        page, next_cursor = paginate(params, chats_of_session(session=session),
+                                     key_field="last_message_id", newest_key_first=True)
+        return ok(chats_data(page), pagination={"nextCursor": next_cursor})
 
 
 class MessageReadApi(ApiView):
@@ -466,6 +515,17 @@ class InboundInput(InputSerializer):
     type = StrictCharField(required=False,
                            help_text=f"one of {', '.join(INBOUND_TYPES)} (default text)")
     text = StrictCharField(trim_whitespace=False, required=False)
+    chatId = StrictCharField(required=False, help_text=(
+        "a group of the session (…@g.us) the contact is in: the message arrives there"))
+    senderLid = StrictCharField(required=False, help_text=(
+        "the contact writes under this hidden id (…@lid), its number withheld until it "
+        "writes again without one"))
+
+    def validate_chatId(self, value: str) -> str:
+        return normalize_group_id(value, field="chatId")
+
+    def validate_senderLid(self, value: str) -> str:
+        return normalize_lid(value, field="senderLid")
 
     def get_fields(self) -> dict:
         fields = super().get_fields()
@@ -519,7 +579,7 @@ class SandboxInboundApi(ApiView):
     required_scopes = {"POST": SESSIONS_WRITE}
     error_codes = ("session_not_found", "session_not_connected", "session_disconnected",
                    "invalid_phone_number", "message_too_long", "invalid_parameter_value",
-                   "message_not_found")
+                   "message_not_found", "group_not_found")
 
     @extend_schema(operation_id="sandbox_inbound",
                    summary="Sandbox: a contact sends the session a message",
@@ -534,6 +594,12 @@ class SandboxInboundApi(ApiView):
             target = _inbound_action(session, sender, action, data[action])
             return ok(message_data(target))
         kind = data["type"]
+        chat_id = data.get("chatId", "")
+        if chat_id:
+            group = group_get(session=session, group_id=chat_id)
+            if sender not in {member["phoneNumber"] for member in group.participants}:
+                raise ApiError(E.invalid_parameter_value, field="from",
+                               reason="The contact is not a member of this group.")
         content = {"location": location_content, "contact": contacts_content,
                    "text": lambda data: None}[kind](data)
         quoted = ""
@@ -547,7 +613,9 @@ class SandboxInboundApi(ApiView):
         whatsapp_id = get_simulator().inbound(session.id, from_number=sender,
                                               text=data.get("text", ""), type=kind,
                                               content=content, reply_to_whatsapp_id=quoted,
-                                              whatsapp_id=data.get("whatsappId", ""))
+                                              whatsapp_id=data.get("whatsappId", ""),
+                                              chat_id=chat_id,
+                                              sender_lid=data.get("senderLid", ""))
         stored = Message.objects.filter(session=session, direction="inbound",
                                         whatsapp_id=whatsapp_id)
         session_after_engine_command(session, until=lambda s: stored.exists())

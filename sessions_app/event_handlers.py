@@ -8,6 +8,7 @@ from django.conf import settings
 from sessions_app.engines import base
 from sessions_app.engines.base import EngineEvent
 from sessions_app.event_consumer import handler_register
+from sessions_app.groups import on_group_participants
 from sessions_app.models import Session, SessionStatus
 from sessions_app.services import session_transition
 
@@ -125,3 +126,4 @@ def handlers_register() -> None:
     handler_register(base.DISCONNECTED, on_disconnected)
     handler_register(base.LOGGED_OUT, on_logged_out)
     handler_register(base.FAILED, on_failed)
+    handler_register(base.GROUP_PARTICIPANTS, on_group_participants)

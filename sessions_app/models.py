@@ -113,3 +113,45 @@ class EngineEventRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payload.get('type')} {self.session_id}"
+
+
+class Group(models.Model):
+    """A WhatsApp group a session is (or was) in, as the engine last reported it: kept so that
+    support, the dashboard and chat names have it while the session is away."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="groups")
+    group_id = models.CharField(max_length=100)  # `...@g.us`
+    subject = models.CharField(max_length=256, blank=True)
+    description = models.TextField(blank=True)
+    # [{id, phoneNumber, isAdmin}], as the API shows them.
+    participants = models.JSONField(default=list)
+    left_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "group_id"],
+                                               name="group_session_group_id")]
+        ordering = ["subject", "group_id"]
+
+    def __str__(self) -> str:
+        return self.subject or self.group_id
+
+
+class LidMapping(models.Model):
+    """Whose number a hidden WhatsApp id (`...@lid`) is, as WhatsApp disclosed it to a
+    session."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="lid_mappings")
+    lid = models.CharField(max_length=100)
+    phone_number = models.CharField(max_length=20)
+    learned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "lid"],
+                                               name="lid_mapping_session_lid")]
+        indexes = [models.Index(fields=["session", "phone_number"],
+                                name="lid_mapping_session_phone")]
+
+    def __str__(self) -> str:
+        return f"{self.lid} = {self.phone_number}"

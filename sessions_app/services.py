@@ -268,7 +268,7 @@ def session_require_sendable(*, session: Session, field: str | None = "sessionId
                    reason=f"The session is {session.status}.")
 
 
-def _engine_unavailable(exc: Exception) -> ApiError:
+def engine_unavailable(exc: Exception) -> ApiError:
     return ApiError(E.service_unavailable, reason=f"The WhatsApp engine is unavailable: {exc}",
                     headers={"Retry-After": str(settings.SERVICE_UNAVAILABLE_RETRY_AFTER)})
 
@@ -280,17 +280,19 @@ def session_chat_state_send(*, session: Session, to: str, state: str) -> None:
     try:
         get_engine().send_chat_state(session.id, to=to, state=state)
     except EngineError as exc:
-        raise _engine_unavailable(exc) from exc
+        raise engine_unavailable(exc) from exc
 
 
-def session_mark_read(*, session: Session, chat: str, whatsapp_ids: list[str]) -> None:
+def session_mark_read(*, session: Session, chat: str, whatsapp_ids: list[str],
+                      sender: str | None = None) -> None:
     """Tell WhatsApp that these messages of a chat were read (blue ticks on the sender's
     phone)."""
     session_require_sendable(session=session, field=None)
     try:
-        get_engine().mark_read(session.id, chat=chat, whatsapp_ids=whatsapp_ids)
+        get_engine().mark_read(session.id, chat=chat, whatsapp_ids=whatsapp_ids,
+                               sender=sender)
     except EngineError as exc:
-        raise _engine_unavailable(exc) from exc
+        raise engine_unavailable(exc) from exc
 
 
 def session_update(*, session: Session, name: str | None = None,

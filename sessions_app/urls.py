@@ -11,6 +11,12 @@ urlpatterns = [
     path("sessions/<str:session_id>/qr", views.SessionQrApi.as_view(), name="session-qr"),
     path("sessions/<str:session_id>/typing", views.SessionTypingApi.as_view(),
          name="session-typing"),
+    path("sessions/<str:session_id>/groups", views.SessionGroupListCreateApi.as_view(),
+         name="session-groups"),
+    path("sessions/<str:session_id>/groups/<str:group_id>", views.SessionGroupDetailApi.as_view(),
+         name="session-group"),
+    path("sessions/<str:session_id>/groups/<str:group_id>/participants",
+         views.SessionGroupParticipantsApi.as_view(), name="session-group-participants"),
 ]
 
 if get_simulator() is not None:  # the sandbox's controls exist only while it runs

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from accounts.scopes import MESSAGES_SEND, SESSIONS_READ, SESSIONS_WRITE
 from api.errors import ApiError, E
 from api.pagination import choice_filter, paginate
-from api.phones import normalize_phone_number
+from api.phones import normalize_chat_id, normalize_group_id, normalize_phone_number
 from api.schema import envelope, list_parameters
 from api.serializers import (
     InputSerializer,
@@ -17,6 +17,17 @@ from api.serializers import (
 from api.views import ApiView, ok
 from sessions_app.engines import get_simulator
 from sessions_app.engines.base import CHAT_STATES, DISCONNECT_REASONS
+from sessions_app.groups import (
+    PARTICIPANTS_MAX,
+    SUBJECT_MAX_CHARACTERS,
+    group_create,
+    group_data,
+    group_get,
+    group_leave,
+    group_participants_change,
+    group_summary,
+    groups_list,
+)
 from sessions_app.models import SessionStatus
 from sessions_app.qr import qr_png
 from sessions_app.selectors import session_get, sessions_visible
@@ -139,11 +150,11 @@ class SessionDetailApi(ApiView):
 
 
 class TypingInput(InputSerializer):
-    to = StrictCharField(help_text="the chat: international format")
+    to = StrictCharField(help_text="the chat: a number in international format, or a group id")
     state = StrictCharField(help_text="typing, recording or paused")
 
     def validate_to(self, value: str) -> str:
-        return normalize_phone_number(value, field="to")
+        return normalize_chat_id(value, field="to")
 
     def validate_state(self, value: str) -> str:
         if value not in CHAT_STATES:
@@ -277,3 +288,137 @@ class SandboxDisconnectApi(ApiView):
         applied = session_after_engine_command(
             session, until=lambda s: s.status_changed_at > connected_at)
         return ok(SessionOutput(applied).data)
+
+
+# --- groups ------------------------------------------------------------------------------------
+
+
+class GroupParticipantOutput(serializers.Serializer):
+    id = serializers.CharField(help_text="WhatsApp's id of the member (may end in @lid)")
+    phoneNumber = serializers.CharField(allow_null=True,
+                                        help_text="null while WhatsApp withholds it")
+    isAdmin = serializers.BooleanField()
+
+
+class GroupOutput(serializers.Serializer):
+    id = serializers.CharField(help_text="the group's id, ending in @g.us: a chatId")
+    subject = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    participants = GroupParticipantOutput(many=True)
+
+    def to_representation(self, group) -> dict:
+        return group_data(group)
+
+
+class GroupSummaryOutput(serializers.Serializer):
+    id = serializers.CharField()
+    subject = serializers.CharField()
+    participantsCount = serializers.IntegerField()
+
+    def to_representation(self, group) -> dict:
+        return group_summary(group)
+
+
+def _numbers(values: list[str], *, field: str) -> list[str]:
+    """Numbers, each once, in the order given."""
+    if len(values) > PARTICIPANTS_MAX:
+        raise ApiError(E.invalid_parameter_value, field=field,
+                       reason=f"{len(values)} numbers; at most {PARTICIPANTS_MAX}.")
+    numbers = [normalize_phone_number(value, field=field) for value in values]
+    return list(dict.fromkeys(numbers))
+
+
+class GroupCreateInput(InputSerializer):
+    subject = StrictCharField(max_length=SUBJECT_MAX_CHARACTERS,
+                              help_text=f"1 to {SUBJECT_MAX_CHARACTERS} characters")
+    participants = serializers.ListField(child=StrictCharField(), allow_empty=False,
+                                         help_text="numbers, international format")
+
+    def validate_participants(self, value: list[str]) -> list[str]:
+        return _numbers(value, field="participants")
+
+
+class GroupParticipantsInput(InputSerializer):
+    add = serializers.ListField(child=StrictCharField(), required=False, default=list,
+                                help_text="numbers to add")
+    remove = serializers.ListField(child=StrictCharField(), required=False, default=list,
+                                   help_text="numbers to remove")
+
+    def validate_add(self, value: list[str]) -> list[str]:
+        return _numbers(value, field="add")
+
+    def validate_remove(self, value: list[str]) -> list[str]:
+        return _numbers(value, field="remove")
+
+    def validate(self, data: dict) -> dict:
+        if not data["add"] and not data["remove"]:
+            raise ApiError(E.missing_required_parameter, field="add",
+                           reason="Give numbers to add, to remove, or both.")
+        return data
+
+
+GROUP_ERRORS = ("session_not_found", "session_not_connected", "session_disconnected",
+                "service_unavailable")
+
+
+class SessionGroupListCreateApi(ApiView):
+    """Read from WhatsApp while the session is connected; otherwise as last known."""
+
+    required_scopes = {"GET": SESSIONS_READ, "POST": SESSIONS_WRITE}
+    error_codes = (*GROUP_ERRORS, "invalid_phone_number", "invalid_parameter_value")
+
+    @extend_schema(operation_id="groups_list", summary="The session's groups",
+                   parameters=list_parameters(),
+                   responses=envelope(GroupSummaryOutput, many=True))
+    def get(self, request, session_id: str):
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        page, next_cursor = paginate(request.query_params, groups_list(session=session),
+                                     key_field="group_id")
+        return ok(GroupSummaryOutput(page, many=True).data,
+                  pagination={"nextCursor": next_cursor})
+
+    @extend_schema(operation_id="groups_create", summary="Create a group",
+                   request=GroupCreateInput, responses={201: envelope(GroupOutput)})
+    def post(self, request, session_id: str):
+        data = self.validated(GroupCreateInput, request.data)
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        group = group_create(session=session, subject=data["subject"],
+                             participants=data["participants"])
+        return ok(GroupOutput(group).data, status=201)
+
+
+class SessionGroupDetailApi(ApiView):
+    required_scopes = {"GET": SESSIONS_READ, "DELETE": SESSIONS_WRITE}
+    error_codes = (*GROUP_ERRORS, "group_not_found", "invalid_parameter_value")
+
+    @extend_schema(operation_id="groups_get", summary="A group and its members",
+                   responses=envelope(GroupOutput))
+    def get(self, request, session_id: str, group_id: str):
+        group_id = normalize_group_id(group_id, field="groupId")
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        return ok(GroupOutput(group_get(session=session, group_id=group_id)).data)
+
+    @extend_schema(operation_id="groups_leave", summary="Leave a group",
+                   responses=envelope(GroupOutput))
+    def delete(self, request, session_id: str, group_id: str):
+        group_id = normalize_group_id(group_id, field="groupId")
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        return ok(GroupOutput(group_leave(session=session, group_id=group_id)).data)
+
+
+class SessionGroupParticipantsApi(ApiView):
+    """`group.participants` events follow for each change WhatsApp made."""
+
+    required_scopes = {"POST": SESSIONS_WRITE}
+    error_codes = (*GROUP_ERRORS, "group_not_found", "invalid_phone_number",
+                   "invalid_parameter_value", "missing_required_parameter")
+
+    @extend_schema(operation_id="groups_participants", summary="Add or remove members",
+                   request=GroupParticipantsInput, responses=envelope(GroupOutput))
+    def post(self, request, session_id: str, group_id: str):
+        group_id = normalize_group_id(group_id, field="groupId")
+        data = self.validated(GroupParticipantsInput, request.data)
+        session = session_get(account_id=request.auth.account_id, session_id=session_id)
+        group = group_participants_change(session=session, group_id=group_id,
+                                          add=data["add"], remove=data["remove"])
+        return ok(GroupOutput(group).data)

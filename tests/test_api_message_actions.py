@@ -219,7 +219,7 @@ def test_a_received_message_and_the_chat_before_it_are_marked_read(alice, sessio
 
     marked = []
     monkeypatch.setattr(SandboxEngine, "mark_read",
-                        lambda self, session_id, *, chat, whatsapp_ids:
+                        lambda self, session_id, *, chat, whatsapp_ids, sender=None:
                         marked.append((chat, sorted(whatsapp_ids))))
     first, second = (inbound(alice, session, text=text).json()["data"] for text in "ab")
     other_chat = alice.http.post(f"/v1/sandbox/sessions/{session['id']}/inbound", json={

@@ -24,7 +24,7 @@ from infra.wakeups import wake_after_commit
 from webhooks.models import Delivery, Event, Webhook
 
 EVENT_TYPES = ("message.received", "message.status", "session.status", "message.reaction",
-               "message.edited", "message.revoked")
+               "message.edited", "message.revoked", "group.participants")
 # A webhook subscribed to this gets every event, those added later included.
 ALL_EVENTS = "*"
 # The task of a webhook's delivery run (webhooks/tasks.py), and its one pending wake-up.
