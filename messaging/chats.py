@@ -5,12 +5,14 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from api.phones import is_group_id
+from infra.sql import GATE, Statement, statement_run
 from messaging.models import Chat, Message
 
+# An upsert gated as `infra.sql.insert_if` gates what it writes with a message (GATE).
 _TOUCH_SQL = """
 INSERT INTO {table} (account_id, session_id, chat_id, is_group, name, last_message_id,
                      unread_count)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+SELECT %s, %s, %s, %s, %s, %s, %s {gate}
 ON CONFLICT (session_id, chat_id) DO UPDATE SET
     last_message_id = CASE
         WHEN {table}.last_message_id IS NULL
@@ -21,16 +23,19 @@ ON CONFLICT (session_id, chat_id) DO UPDATE SET
 """
 
 
-def chat_touch(*, message: Message, unread: int = 0, name: str = "") -> None:
+def chat_touch_statement(*, message: Message, unread: int = 0, name: str = "") -> Statement:
     """The message's chat has it as its newest message unless a newer one came first (two
     accepts may commit out of order); `unread` more received messages; `name`, if given, is
-    the contact's latest push name. One statement: concurrent messages of a chat never lose
-    a count."""
+    the contact's latest push name. One upsert: concurrent messages of a chat never lose a
+    count. Run with the message's insert (`insert_if`'s `also`), or by `chat_touch`."""
     chat_id = message.chat_id
-    with connection.cursor() as cursor:
-        cursor.execute(_TOUCH_SQL.format(table=connection.ops.quote_name(Chat._meta.db_table)),
-                       [message.account_id, message.session_id, chat_id, is_group_id(chat_id),
-                        name[:256], message.pk, unread])
+    sql = _TOUCH_SQL.format(table=connection.ops.quote_name(Chat._meta.db_table), gate=GATE)
+    return Statement(sql, [message.account_id, message.session_id, chat_id,
+                           is_group_id(chat_id), name[:256], message.pk, unread])
+
+
+def chat_touch(*, message: Message, unread: int = 0, name: str = "") -> None:
+    statement_run(chat_touch_statement(message=message, unread=unread, name=name))
 
 
 def chat_unread_recount(*, session_id: str, chat_id: str) -> None:
