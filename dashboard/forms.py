@@ -68,6 +68,7 @@ class MessageFilterForm(forms.Form):
     direction = forms.ChoiceField(required=False, choices=[
         ("", "both directions"), ("outbound", "outbound"), ("inbound", "inbound")])
     session = forms.CharField(required=False, max_length=40)
+    chat = forms.CharField(required=False, max_length=100)
 
 
 class WebhookCreateForm(forms.Form):

@@ -21,6 +21,8 @@ urlpatterns = [
     path("keys/<str:key_id>/roll/", keys.key_roll, name="key_roll"),
     path("sessions/", sessions.session_list, name="sessions"),
     path("sessions/<str:session_id>/", sessions.session_detail, name="session"),
+    path("sessions/<str:session_id>/groups/<str:group_id>/", sessions.session_group,
+         name="session_group"),
     path("sessions/<str:session_id>/state/", sessions.session_state_json,
          name="session_state"),
     path("sessions/<str:session_id>/restart/", sessions.session_restart_view,

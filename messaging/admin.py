@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from api.errors import ApiError
-from messaging.models import Message, MessageStatusChange
+from messaging.models import Chat, Message, MessageStatusChange
 from messaging.services import message_cancel, message_retry
 
 
@@ -73,3 +73,26 @@ class MessageAdmin(admin.ModelAdmin):
             except ApiError:  # taken by a sender meanwhile: it is being sent
                 pass
         self.message_user(request, f"Canceled {canceled} queued message(s).")
+
+
+@admin.register(Chat)
+class ChatAdmin(admin.ModelAdmin):
+    """Each session's conversations: read-only, they follow the messages."""
+
+    list_display = ("chat_id", "name", "is_group", "session", "unread_count", "last_message")
+    list_filter = ("is_group",)
+    search_fields = ("=chat_id", "name", "=session__id", "account__name")
+    list_select_related = ("session",)
+    readonly_fields = ("account", "session", "chat_id", "is_group", "name", "last_message",
+                       "unread_count")
+    fields = readonly_fields
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from api.errors import ApiError
-from sessions_app.models import EngineEventRecord, Session, SessionStatusChange
+from sessions_app.models import EngineEventRecord, Group, LidMapping, Session, SessionStatusChange
 from sessions_app.services import session_delete, session_restart
 
 
@@ -74,3 +74,52 @@ class EngineEventRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """What the engines reported, for support to read: nobody edits it here."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Group)
+class GroupAdmin(_ReadOnly):
+    """The groups each session is in (or left), as WhatsApp last reported them."""
+
+    list_display = ("subject", "group_id", "session", "members", "left_at", "updated_at")
+    list_filter = (("left_at", admin.EmptyFieldListFilter),)
+    search_fields = ("=group_id", "subject", "=session__id", "session__account__name")
+    list_select_related = ("session",)
+    readonly_fields = ("session", "group_id", "subject", "description", "member_list",
+                       "left_at", "created_at", "updated_at")
+    fields = readonly_fields
+
+    @admin.display(description="members")
+    def members(self, obj: Group) -> int:
+        return len(obj.participants)
+
+    @admin.display(description="members")
+    def member_list(self, obj: Group) -> str:
+        return ", ".join(
+            f"{member.get('phoneNumber') or member['id']}{' (admin)' if member['isAdmin'] else ''}"
+            for member in obj.participants)
+
+
+@admin.register(LidMapping)
+class LidMappingAdmin(_ReadOnly):
+    """Whose number each hidden id (@lid) is, as WhatsApp disclosed it to a session."""
+
+    list_display = ("lid", "phone_number", "session", "learned_at")
+    search_fields = ("=lid", "phone_number", "=session__id")
+    list_select_related = ("session",)
+    readonly_fields = ("session", "lid", "phone_number", "learned_at")
+    fields = readonly_fields

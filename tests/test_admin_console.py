@@ -183,5 +183,35 @@ def test_support_sees_every_page_and_changes_nothing(support, world, alice):
 def test_the_support_group_has_view_permissions_only(db):
     group = support_group_ensure(Group, Permission)
     codenames = set(group.permissions.values_list("codename", flat=True))
-    assert {"view_message", "view_session", "view_apikey", "view_delivery"} <= codenames
+    assert {"view_message", "view_session", "view_apikey", "view_delivery", "view_chat",
+            "view_group", "view_lidmapping"} <= codenames
     assert all(code.startswith("view_") for code in codenames)
+
+
+def test_support_reads_a_sessions_groups_chats_and_hidden_id_mappings(support, world, alice):
+    from messaging.models import Chat
+    from sessions_app.models import Group as WhatsAppGroup
+    from sessions_app.models import LidMapping
+
+    session = world["session"]
+    group = alice.http.post(f"/v1/sessions/{session['id']}/groups", json={
+        "subject": "Night shift", "participants": ["447911123456"]}).json()["data"]
+    inbound = f"/v1/sandbox/sessions/{session['id']}/inbound"
+    alice.http.post(inbound, json={"from": "447911123456", "senderLid": "98765432101@lid",
+                                   "text": "hi"})
+    alice.http.post(inbound, json={"from": "447911123456", "text": "it's me"})
+    kept = WhatsAppGroup.objects.get(group_id=group["id"])
+    page = support.get(reverse("admin:sessions_app_group_change", args=[kept.pk]))
+    assert page.status_code == 200
+    assert "447911123456" in page.content.decode() and "(admin)" in page.content.decode()
+    mapping = LidMapping.objects.get(lid="98765432101@lid")
+    page = support.get(reverse("admin:sessions_app_lidmapping_changelist")).content.decode()
+    assert "98765432101@lid" in page and "447911123456" in page
+    assert support.get(reverse("admin:sessions_app_lidmapping_change",
+                               args=[mapping.pk])).status_code == 200
+    chat = Chat.objects.get(chat_id="447911123456")
+    page = support.get(reverse("admin:messaging_chat_change", args=[chat.pk])).content.decode()
+    assert "Sandbox contact" in page
+    # Read-only, for operators too: nothing to save, nothing to delete.
+    assert support.post(reverse("admin:sessions_app_group_change", args=[kept.pk]),
+                        {"subject": "x"}).status_code == 403

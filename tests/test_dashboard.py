@@ -640,6 +640,8 @@ def test_another_accounts_objects_are_not_found_by_id(world, alice, bob_owner):
     cases = [
         ("get", "session", [session_id], "session_not_found"),
         ("get", "session_state", [session_id], "session_not_found"),
+        ("get", "session_group", [session_id, "120363000000000001@g.us"],
+         "session_not_found"),
         ("post", "session_restart", [session_id], "session_not_found"),
         ("post", "session_delete", [session_id], "session_not_found"),
         ("get", "message", [message.id], "message_not_found"),
@@ -836,3 +838,33 @@ def test_replies_reactions_and_edits_show_on_the_message_page(alice, alice_owner
     assert 'id="message-reactions"' in page and "👍" in page
     page = alice_owner.get(reverse("dashboard:message", args=[reaction["id"]])).content.decode()
     assert 'id="message-action"' in page and question["id"] in page
+
+
+def test_a_sessions_chats_and_a_groups_members_are_shown(alice, bob, alice_owner, bob_owner,
+                                                         settings):
+    settings.SANDBOX_STATUS_DELAY_SECONDS = 0
+    session = connected_session(alice)
+    group = alice.http.post(f"/v1/sessions/{session['id']}/groups", json={
+        "subject": "<Night> shift", "participants": ["447911123456"]}).json()["data"]
+    inbound = f"/v1/sandbox/sessions/{session['id']}/inbound"
+    alice.http.post(inbound, json={"from": "447911123456", "chatId": group["id"],
+                                   "text": "in the group"})
+    alice.http.post(inbound, json={"from": "447911123457", "senderLid": "555000111@lid",
+                                   "text": "who am I"})
+    page = alice_owner.get(reverse("dashboard:session", args=[session["id"]])).content.decode()
+    chats = page[page.index('id="chats"'):]
+    # Newest activity first: the hidden sender's chat, then the group's, named by its subject.
+    assert chats.index("555000111@lid") < chats.index("&lt;Night&gt; shift")
+    assert "<Night>" not in page
+    assert f"chat={group['id'].replace('@', '%40')}" in chats
+    members = alice_owner.get(reverse("dashboard:session_group",
+                                      args=[session["id"], group["id"]])).content.decode()
+    assert "+447911123456" in members and "+14155552671" in members and "admin" in members
+    listed = alice_owner.get(reverse("dashboard:messages"), {
+        "session": session["id"], "chat": group["id"]}).content.decode()
+    assert "in the group" in listed and "who am I" not in listed
+    unknown = alice_owner.get(reverse("dashboard:session_group",
+                                      args=[session["id"], "120363000000000001@g.us"]))
+    assert_catalogue_error(unknown, "group_not_found")
+    bobs = bob_owner.get(reverse("dashboard:session_group", args=[session["id"], group["id"]]))
+    assert_catalogue_error(bobs, "session_not_found")

@@ -39,6 +39,8 @@ def message_list(request: HttpRequest) -> HttpResponse:
             messages = messages.filter(direction=data["direction"])
         if data["session"]:
             messages = messages.filter(session_id=data["session"])
+        if data["chat"]:
+            messages = messages.filter(chat_id=data["chat"])
     page = Paginator(newest_first(messages), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

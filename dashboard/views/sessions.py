@@ -1,4 +1,5 @@
-"""Sessions: create one, watch its QR code and status live, restart or delete it."""
+"""Sessions: create one, watch its QR code and status live, restart or delete it; its chats
+and its groups' members, as last known."""
 
 import re
 
@@ -6,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 
-from api.errors import ApiError
+from api.errors import ApiError, E
 from api.phones import normalize_phone_number
 from api.serializers import iso
 from dashboard.access import (
@@ -17,7 +18,8 @@ from dashboard.access import (
     render_error,
 )
 from dashboard.forms import SessionCreateForm
-from sessions_app.models import Session, SessionStatus
+from messaging.selectors import chats_data, chats_of_session
+from sessions_app.models import Group, Session, SessionStatus
 from sessions_app.qr import qr_data_url
 from sessions_app.selectors import session_get, sessions_visible
 from sessions_app.services import (
@@ -98,7 +100,25 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     return render(request, "dashboard/session.html", {
         "nav": "sessions", "session": session, "state": session_state(session),
         "history": session.history.order_by("-created_at")[:50],
+        "chats": chats_data(list(chats_of_session(session=session)
+                                 .order_by("-last_message_id")[:CHATS_SHOWN])),
+        "groups": Group.objects.filter(session=session, left_at__isnull=True),
     })
+
+
+CHATS_SHOWN = 20
+
+
+@allow_methods("GET")
+@member_view()
+def session_group(request: HttpRequest, session_id: str, group_id: str) -> HttpResponse:
+    """A group of the session and its members, as WhatsApp last reported them."""
+    session = session_get(account_id=request.account.id, session_id=session_id)
+    group = Group.objects.filter(session=session, group_id=group_id).first()
+    if group is None:
+        return render_error(request, E.group_not_found)
+    return render(request, "dashboard/group.html", {
+        "nav": "sessions", "session": session, "group": group})
 
 
 @never_cache
