@@ -125,24 +125,9 @@ def rows_insert(rows: list[Model]) -> None:
     insert_if(None, rows)
 
 
-# Where a gated statement (`insert_if`'s `also`) puts its condition: `INSERT ... SELECT ...
-# {gate} ON CONFLICT ...`. Always a WHERE: SQLite needs one before an upsert's ON CONFLICT.
-GATE = "{gate}"
-_ALWAYS = "WHERE 1 = 1"
-
-
-def statement_run(statement: Statement) -> None:
-    """Run a statement written for `insert_if`'s `also` on its own, ungated."""
-    with connection.cursor() as cursor:
-        cursor.execute(statement.sql.replace(GATE, _ALWAYS), statement.params)
-
-
-def insert_if(change: Statement | None, rows: list[Model], *,
-              also: tuple[Statement, ...] = ()) -> bool:
+def insert_if(change: Statement | None, rows: list[Model]) -> bool:
     """Insert new objects only if `change` (a statement that returns the row it wrote)
-    writes a row, or always without one; False, and nothing written, when it wrote none.
-    `also`: statements (`INSERT ... SELECT ... {gate} ...`, see GATE) run with the rows and
-    only when they are written, in the same statement on PostgreSQL."""
+    writes a row, or always without one; False, and nothing written, when it wrote none."""
     if connection.vendor != "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
             if change is not None:
@@ -150,8 +135,6 @@ def insert_if(change: Statement | None, rows: list[Model], *,
                 if not cursor.fetchall():
                     return False
             _insert_one_by_one(cursor, rows)
-            for statement in also:
-                cursor.execute(statement.sql.replace(GATE, _ALWAYS), statement.params)
         _stored(rows)
         return True
     clauses, params = [], []
@@ -163,10 +146,6 @@ def insert_if(change: Statement | None, rows: list[Model], *,
                                    after="changed" if change else None))
         params += _source_params([_db_values(row, _inserted_fields(model), add=True)
                                   for row in of_model])
-    gate = "WHERE EXISTS (SELECT FROM changed)" if change is not None else _ALWAYS
-    for number, statement in enumerate(also):
-        clauses.append(f"also{number} AS ({statement.sql.replace(GATE, gate)})")
-        params += statement.params
     if not clauses:
         return True
     outcome = "(SELECT count(*) FROM changed)" if change is not None else "1"

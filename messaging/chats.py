@@ -1,18 +1,27 @@
-"""A session's chats (`Chat`), kept up to date as messages are accepted and received, so that
-listing them reads one row per chat however many messages it holds."""
+"""A session's chats (`Chat`), kept up to date as messages are sent and received, so that
+listing them reads one row per chat however many messages it holds. An outbound message
+joins its chat when its session's sender claims it (`claimed_chats_sql`, a clause of the
+claim's own statement), not on the accept path: accepting stays one statement, and a
+session's sends touch its chats one claim at a time, never two processes at once."""
 
 from django.db import connection, transaction
 from django.db.models import Max
 
 from api.phones import is_group_id
-from infra.sql import GATE, Statement, statement_run
 from messaging.models import Chat, Message
 
-# An upsert gated as `infra.sql.insert_if` gates what it writes with a message (GATE).
 _TOUCH_SQL = """
 INSERT INTO {table} (account_id, session_id, chat_id, is_group, name, last_message_id,
                      unread_count)
-SELECT %s, %s, %s, %s, %s, %s, %s {gate}
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+_CLAIMED_SQL = """
+INSERT INTO {table} (account_id, session_id, chat_id, is_group, name, last_message_id,
+                     unread_count)
+SELECT account_id, session_id, chat_id, chat_id LIKE '%%@g.us', '', max(id), 0
+FROM {claimed} GROUP BY account_id, session_id, chat_id
+"""
+_ON_CONFLICT = """
 ON CONFLICT (session_id, chat_id) DO UPDATE SET
     last_message_id = CASE
         WHEN {table}.last_message_id IS NULL
@@ -23,19 +32,34 @@ ON CONFLICT (session_id, chat_id) DO UPDATE SET
 """
 
 
-def chat_touch_statement(*, message: Message, unread: int = 0, name: str = "") -> Statement:
-    """The message's chat has it as its newest message unless a newer one came first (two
-    accepts may commit out of order); `unread` more received messages; `name`, if given, is
-    the contact's latest push name. One upsert: concurrent messages of a chat never lose a
-    count. Run with the message's insert (`insert_if`'s `also`), or by `chat_touch`."""
-    chat_id = message.chat_id
-    sql = _TOUCH_SQL.format(table=connection.ops.quote_name(Chat._meta.db_table), gate=GATE)
-    return Statement(sql, [message.account_id, message.session_id, chat_id,
-                           is_group_id(chat_id), name[:256], message.pk, unread])
-
-
 def chat_touch(*, message: Message, unread: int = 0, name: str = "") -> None:
-    statement_run(chat_touch_statement(message=message, unread=unread, name=name))
+    """The message's chat has it as its newest message unless a newer one came first (a
+    received message and a claim may commit out of order); `unread` more received messages;
+    `name`, if given, is the contact's latest push name. One statement: concurrent messages
+    of a chat never lose a count."""
+    chat_id = message.chat_id
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(Chat._meta.db_table)
+        cursor.execute(_TOUCH_SQL.format(table=table) + _ON_CONFLICT.format(table=table),
+                       [message.account_id, message.session_id, chat_id, is_group_id(chat_id),
+                        name[:256], message.pk, unread])
+
+
+def claimed_chats_sql(claimed: str) -> str:
+    """The upsert that makes the newest of the messages in `claimed` (a WITH clause returning
+    claimed outbound messages) the last message of each of their chats, one row per chat."""
+    table = connection.ops.quote_name(Chat._meta.db_table)
+    return _CLAIMED_SQL.format(table=table, claimed=claimed) + _ON_CONFLICT.format(table=table)
+
+
+def chats_touch_claimed(messages: list[Message]) -> None:
+    """`claimed_chats_sql` for a database whose claim cannot carry it (SQLite)."""
+    newest: dict[str, Message] = {}
+    for message in messages:
+        newest[message.chat_id] = max(newest.get(message.chat_id, message), message,
+                                      key=lambda m: m.pk)
+    for message in newest.values():
+        chat_touch(message=message)
 
 
 def chat_unread_recount(*, session_id: str, chat_id: str) -> None:

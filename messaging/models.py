@@ -153,15 +153,16 @@ class Chat(models.Model):
     is_group = models.BooleanField(default=False)
     # A group's subject, or the contact's push name.
     name = models.CharField(max_length=256, blank=True)
+    # Rewritten by every message of the chat, so kept cheap to rewrite: no database
+    # constraint (a check per message) and no index (the session's chats are few enough to
+    # sort, and without an index on it the row is rewritten in place, as a HOT update).
     last_message = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL,
-                                     related_name="+", db_index=False)
+                                     related_name="+", db_index=False, db_constraint=False)
     unread_count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["session", "chat_id"],
                                                name="chat_session_chat_id")]
-        # The session's chats, newest activity first.
-        indexes = [models.Index(fields=["session", "-last_message"], name="chat_session_last")]
 
     def __str__(self) -> str:
         return self.name or self.chat_id

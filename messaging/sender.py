@@ -33,6 +33,7 @@ from django.utils.dateparse import parse_datetime
 
 from infra.sql import statements_prepared
 from infra.wakeups import wakeups_held
+from messaging.chats import chats_touch_claimed, claimed_chats_sql
 from messaging.media import MediaError, media_download
 from messaging.models import ACTION_TYPES, Message, MessageStatus
 from messaging.services import (
@@ -220,15 +221,26 @@ def _claim_sql(vendor: str) -> str:
     read, which rechecks them against a concurrent change (the sweeper, a retry by support),
     so the UPDATE needs no condition on status: one the planner would use, on a table without
     statistics yet, to scan every queued message. SQLite has one writer at a time and takes
-    the recheck in the UPDATE. Table and column names come from the models; every value is a
+    the recheck in the UPDATE. On PostgreSQL the same statement makes the claimed messages
+    their chats' last (`claimed_chats_sql`); on SQLite, which has no UPDATE in a WITH clause,
+    the caller does. Table and column names come from the models; every value is a
     parameter."""
     postgresql = vendor == "postgresql"
-    return f"""
-WITH head AS (
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _MESSAGE_FIELDS)
+    head = f"""head AS (
     SELECT id, next_attempt_at FROM {_MESSAGES}
     WHERE session_id = %s AND direction = 'outbound' AND status = 'queued'
     ORDER BY id LIMIT %s {"FOR UPDATE" if postgresql else ""}
-)
+)"""  # noqa: S608
+    update = _claim_update_sql(postgresql, columns)
+    if not postgresql:
+        return f"WITH {head} {update}"
+    chats = claimed_chats_sql("claimed")
+    return f"WITH {head}, claimed AS ({update}), chats AS ({chats}) SELECT {columns} FROM claimed"  # noqa: S608
+
+
+def _claim_update_sql(postgresql: bool, columns: str) -> str:
+    return f"""
 UPDATE {_MESSAGES} SET status = %s, sending_started_at = %s, attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM head
@@ -238,7 +250,7 @@ WHERE id IN (
 {"" if postgresql else "AND status = 'queued'"}
 AND EXISTS (SELECT 1 FROM {_SESSIONS}
             WHERE id = %s AND status = %s AND deleted_at IS NULL)
-RETURNING {", ".join(connection.ops.quote_name(f.column) for f in _MESSAGE_FIELDS)}
+RETURNING {columns}
 """  # noqa: S608
 
 
@@ -256,6 +268,8 @@ def _claim(session_id: str, pace: _Pace) -> list[Message]:
               SessionStatus.CONNECTED]
     with statements_prepared():
         claimed = list(Message.objects.raw(_claim_sql(connection.vendor), params))
+    if claimed and connection.vendor != "postgresql":
+        chats_touch_claimed(claimed)
     # Ids sort by creation in any collation (digits and capitals of one length, one prefix).
     return sorted(claimed, key=lambda message: message.id)
 

@@ -22,7 +22,7 @@ from infra.local_cache import LocalTTLCache
 from infra.metrics import MESSAGE_STATUS
 from infra.sql import RowChange, insert_if
 from infra.wakeups import wake_after_commit, woken
-from messaging.chats import chat_touch, chat_touch_statement, chat_unread_recount
+from messaging.chats import chat_touch, chat_unread_recount
 from messaging.identities import identity_resolve, phone_of_lid
 from messaging.models import (
     ACTION_TYPES,
@@ -170,7 +170,7 @@ def message_send(
     savepoint = nullcontext() if transaction.get_autocommit() else transaction.atomic()
     try:
         with savepoint:  # the quota taken and the row inserted: both or neither
-            accepted = insert_if(quota, [message], also=(chat_touch_statement(message=message),))
+            accepted = insert_if(quota, [message])
     except IntegrityError:
         # The same Idempotency-Key already made a message (a retry after a crash): that one.
         existing = Message.objects.filter(account_id=key.account_id,

@@ -153,12 +153,16 @@ def test_chats_newest_activity_first_with_unread_counts_and_names(alice, session
     inbound(alice, session, **{"from": ANA, "text": "two"})
     ours = alice.http.post("/v1/messages/text", json={
         "sessionId": session["id"], "to": BEN, "text": "hello"}).json()["data"]
+    # A message joins its chat when the session's sender takes it from the queue.
+    assert [chat["chatId"] for chat in chats(alice, session)["data"]] == [ANA]
+    session_sender_run(session_id=session["id"])
+    engine_events_drain()
     listed = chats(alice, session)
     assert listed["pagination"] == {"nextCursor": None}
     assert [chat["chatId"] for chat in listed["data"]] == [BEN, ANA]
     ben, ana = listed["data"]
-    assert ben == {"chatId": BEN, "isGroup": False, "name": None, "lastMessage": ours,
-                   "unreadCount": 0}
+    assert ben == {"chatId": BEN, "isGroup": False, "name": None,
+                   "lastMessage": get(alice, ours["id"]), "unreadCount": 0}
     assert ana["unreadCount"] == 2 and ana["name"] == "Sandbox contact"
     assert ana["lastMessage"]["text"] == "two"
     # Reading the chat empties its count; a new message puts it first again.

@@ -57,11 +57,10 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(blank=True, max_length=256)),
                 ('unread_count', models.PositiveIntegerField(default=0)),
                 ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='chats', to='accounts.account')),
-                ('last_message', models.ForeignKey(db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='messaging.message')),
+                ('last_message', models.ForeignKey(db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='messaging.message')),
                 ('session', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='chats', to='sessions_app.session')),
             ],
             options={
-                'indexes': [models.Index(fields=['session', '-last_message'], name='chat_session_last')],
                 'constraints': [models.UniqueConstraint(fields=('session', 'chat_id'), name='chat_session_chat_id')],
             },
         ),
