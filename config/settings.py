@@ -327,6 +327,10 @@ ENGINE_EVENT_CLAIM_TIMEOUT_SECONDS = env_int("ENGINE_EVENT_CLAIM_TIMEOUT_SECONDS
 # Webhooks: how long a rotated-out secret keeps signing; how long an endpoint may fail every
 # delivery before it is disabled.
 WEBHOOK_SECRET_GRACE_SECONDS = env_int("WEBHOOK_SECRET_GRACE_SECONDS", 86_400, minimum=0)
+# The account's owners are emailed once when an endpoint has failed every delivery this long
+# (0: never).
+WEBHOOK_FAILURE_EMAIL_AFTER_SECONDS = env_int("WEBHOOK_FAILURE_EMAIL_AFTER_SECONDS", 3600,
+                                              minimum=0)
 WEBHOOK_DISABLE_AFTER_FAILING_SECONDS = env_int(
     "WEBHOOK_DISABLE_AFTER_FAILING_SECONDS", 5 * 86_400, minimum=60
 )
@@ -374,6 +378,8 @@ CELERY_BEAT_SCHEDULE = {
                          "schedule": SWEEP_INTERVAL_SECONDS},
     "purge-inbound-media": {"task": "messaging.purge_inbound_media", "schedule": 3600.0},
     "purge-error-logs": {"task": "accounts.purge_error_logs", "schedule": 3600.0},
+    "notify-failing-webhooks": {"task": "webhooks.notify_failing_endpoints",
+                                "schedule": SWEEP_INTERVAL_SECONDS},
     "purge-events": {"task": "webhooks.purge_events", "schedule": 3600.0},
     "purge-idempotency-records": {"task": "messaging.purge_idempotency_records",
                                   "schedule": 3600.0},

@@ -13,6 +13,7 @@ from messaging.models import Message, MessageStatus
 from sessions_app.engines.bus import get_event_bus
 from sessions_app.models import Session, SessionStatus
 from webhooks.models import Delivery, DeliveryStatus
+from webhooks.selectors import webhooks_failing
 
 
 def _bars(rows: list[tuple[str, int]]) -> list[dict]:
@@ -75,6 +76,7 @@ def dashboard_context() -> dict:
         queued=Count("id", filter=Q(status__in=[MessageStatus.QUEUED, MessageStatus.SENDING])),
     )
     pending_deliveries = Delivery.objects.filter(status=DeliveryStatus.PENDING).count()
+    failing = webhooks_failing().select_related("account").order_by("failing_since")
     return {
         "quotas": quotas,
         "sessions": sessions,
@@ -86,6 +88,8 @@ def dashboard_context() -> dict:
         "failed_messages_count": failed_messages.count(),
         "failed_deliveries": list(failed_deliveries[:10]),
         "failed_deliveries_count": failed_deliveries.count(),
+        "failing_webhooks": list(failing[:10]),
+        "failing_webhooks_count": failing.count(),
         "queued_messages": queue["queued"],
         "pending_deliveries": pending_deliveries,
         "engine_events_pending": _engine_events_pending(),

@@ -21,6 +21,7 @@ from messaging.models import Message
 from sessions_app.models import Session
 from sessions_app.selectors import engine_hosts_report
 from webhooks.models import Delivery
+from webhooks.selectors import webhooks_failing
 
 
 class StateCollector:
@@ -45,6 +46,10 @@ class StateCollector:
         pending = GaugeMetricFamily("wa_webhook_deliveries_pending", "Deliveries to be made")
         pending.add_metric([], Delivery.objects.filter(status="pending").count())
         yield pending
+        failing = GaugeMetricFamily("wa_webhook_endpoints_failing",
+                                    "Enabled webhook endpoints whose every delivery fails now")
+        failing.add_metric([], webhooks_failing().count())
+        yield failing
         sessions = GaugeMetricFamily("wa_sessions", "Sessions by status", labels=["status"])
         counts = dict(Session.objects.filter(deleted_at__isnull=True).values_list("status")
                       .annotate(n=Count("id")).values_list("status", "n"))

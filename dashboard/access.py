@@ -11,9 +11,22 @@ from django.shortcuts import render
 from accounts.models import Membership
 from api.errors import CATALOGUE, ApiError, ErrorCode
 
+# The console's own words where the API's speak to a program (of API keys, parameters and
+# API documentation) rather than to a person at a form: (message, what to do).
+_PERMISSION_WORDS = ("You do not have access to this",
+                     "Ask an owner of the account to do it, or to make you an owner.")
+_FORM_WORDS = {
+    "missing_required_parameter": ("Something required was left empty",
+                                   "Fill in what is marked below and send the form again."),
+    "invalid_request": ("Some of what was entered cannot be used",
+                        "Correct what is marked below and send the form again."),
+}
 
-def error_context(error: ErrorCode | ApiError, reason: str | None = None) -> dict:
-    """What a page shows for an error: the catalogue's message and troubleshooting text."""
+
+def error_context(error: ErrorCode | ApiError, reason: str | None = None, *,
+                  words: tuple[str, str] | None = None) -> dict:
+    """What a page shows for an error: the catalogue's message and troubleshooting text, or
+    the console's own `words` for them; the code is shown either way."""
     if isinstance(error, ApiError):
         reason = reason or error.details.get("reason")
         entry = error.error
@@ -21,13 +34,22 @@ def error_context(error: ErrorCode | ApiError, reason: str | None = None) -> dic
     else:
         entry = error
         message = error.message
+    troubleshooting = entry.troubleshooting
+    if words is not None:
+        message, troubleshooting = words
     return {"code": entry.code, "status": entry.status, "message": message,
-            "troubleshooting": entry.troubleshooting, "reason": reason}
+            "troubleshooting": troubleshooting, "reason": reason}
+
+
+def permission_error_context(reason: str) -> dict:
+    return error_context(CATALOGUE["insufficient_permissions"], reason=reason,
+                         words=_PERMISSION_WORDS)
 
 
 def form_error_context(form) -> dict:
-    """A form's errors as the catalogue's `missing_required_parameter` (something required was
-    left empty) or `invalid_request`, with the fields' own messages as the reason."""
+    """A form's errors, in plain words: something required was left empty
+    (`missing_required_parameter`) or cannot be used (`invalid_request`), the fields' own
+    messages as the reason (each is also shown next to its field)."""
     problems, missing = [], False
     for name, errors in form.errors.as_data().items():
         missing |= any(error.code == "required" for error in errors)
@@ -35,13 +57,13 @@ def form_error_context(form) -> dict:
         label = form.fields[name].label if name in form.fields else None
         problems.append(f"{label or name.replace('_', ' ').capitalize()}: {texts}"
                         if name != "__all__" else texts)
-    code = CATALOGUE["missing_required_parameter" if missing else "invalid_request"]
-    return error_context(code, reason=" ".join(problems))
+    code = "missing_required_parameter" if missing else "invalid_request"
+    return error_context(CATALOGUE[code], reason=" ".join(problems), words=_FORM_WORDS[code])
 
 
-def render_error(request: HttpRequest, error: ErrorCode | ApiError, *,
+def render_error(request: HttpRequest, error: ErrorCode | ApiError | dict, *,
                  reason: str | None = None, status: int | None = None) -> HttpResponse:
-    context = error_context(error, reason)
+    context = error if isinstance(error, dict) else error_context(error, reason)
     return render(request, "dashboard/error.html", {"error": context},
                   status=status or context["status"])
 
@@ -78,14 +100,14 @@ def member_view(*, owner_only: bool = False) -> Callable:
             member = (Membership.objects.select_related("account__plan")
                       .filter(user=request.user).first())
             if member is None:
-                return render_error(request, CATALOGUE["insufficient_permissions"],
-                                    reason="This sign-in belongs to no customer account.")
+                return render_error(request, permission_error_context(
+                    "This sign-in belongs to no customer account."))
             if not member.account.is_active:
-                return render_error(request, CATALOGUE["insufficient_permissions"],
-                                    reason="This account is disabled; contact support.")
+                return render_error(request, permission_error_context(
+                    "This account is disabled; contact support."))
             if owner_only and not member.is_owner:
-                return render_error(request, CATALOGUE["insufficient_permissions"],
-                                    reason="Only the account's owners can do this.")
+                return render_error(request, permission_error_context(
+                    "Only the account's owners can do this."))
             request.member, request.account = member, member.account
             try:
                 return view(request, *args, **kwargs)

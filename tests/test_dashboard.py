@@ -62,13 +62,22 @@ def bob_owner(bob):
 
 
 def assert_catalogue_error(response, code: str, status: int | None = None):
-    """The page shows the catalogue's message and troubleshooting text for `code`."""
+    """The page shows the error's code, and the catalogue's message and troubleshooting text
+    for it, or for a form's errors and a refused permission the console's plain words."""
     entry = CATALOGUE[code]
     assert response.status_code == (status or entry.status), response.status_code
     body = response.content.decode()
     assert f'data-code="{code}"' in body
-    assert entry.message.replace("'", "&#x27;") in body
-    assert entry.troubleshooting.replace("'", "&#x27;") in body
+    plain = {"insufficient_permissions": "You do not have access to this",
+             "missing_required_parameter": "Something required was left empty"}
+    if code in plain:
+        assert plain[code] in body
+        assert entry.troubleshooting.replace("'", "&#x27;") not in body  # "upgrade your plan"
+    elif code == "invalid_request" and "Correct what is marked below" in body:
+        assert "Some of what was entered cannot be used" in body
+    else:
+        assert entry.message.replace("'", "&#x27;") in body
+        assert entry.troubleshooting.replace("'", "&#x27;") in body
 
 
 def _closed_port() -> int:
@@ -287,9 +296,19 @@ def _create_key(client, **fields):
 
 
 def test_a_created_key_is_shown_once_and_works(alice, alice_owner):
-    response = _create_key(alice_owner)
+    posted = _create_key(alice_owner)
+    assert posted.status_code == 302  # post/redirect/get: a reload cannot create another
+    response = alice_owner.get(posted["Location"])
     assert response.status_code == 200 and response["Cache-Control"].startswith("max-age=0")
     raw = re.search(r'id="raw-key">(wak_[^<]+)<', response.content.decode()).group(1)
+    reloaded = alice_owner.get(posted["Location"])
+    assert reloaded.status_code == 410 and raw not in reloaded.content.decode()
+    assert 'id="key-gone"' in reloaded.content.decode()
+    assert ApiKey.objects.filter(name="ci").count() == 1
+    # Another signed-in user (of the same account) cannot open it either.
+    other = _member(alice)
+    fresh = _create_key(alice_owner, name="second")
+    assert other.get(fresh["Location"]).status_code == 410
     key = ApiKey.objects.get(name="ci")
     assert key.scopes == ["account:read", "sessions:read"]
     from tests.conftest import http_client
@@ -303,7 +322,7 @@ def test_a_created_key_is_shown_once_and_works(alice, alice_owner):
 
 def test_key_expiry_and_bad_key_input(alice, alice_owner):
     tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
-    assert _create_key(alice_owner, name="exp", expires_on=tomorrow).status_code == 200
+    assert _create_key(alice_owner, name="exp", expires_on=tomorrow).status_code == 302
     assert ApiKey.objects.get(name="exp").expires_at.date().isoformat() == tomorrow
     past = _create_key(alice_owner, name="past", expires_on="2020-01-01")
     assert_catalogue_error(past, "invalid_request")
@@ -325,9 +344,10 @@ def test_revoke_a_key(alice, alice_owner):
 
 
 def test_roll_a_key_keeps_the_old_one_for_the_chosen_time(alice, alice_owner):
-    response = alice_owner.post(reverse("dashboard:key_roll", args=[alice.key.pk]),
-                                {"old_key_valid_for": "3600"})
-    assert response.status_code == 200
+    posted = alice_owner.post(reverse("dashboard:key_roll", args=[alice.key.pk]),
+                              {"old_key_valid_for": "3600"})
+    assert posted.status_code == 302
+    response = alice_owner.get(posted["Location"])
     body = response.content.decode()
     raw = re.search(r'id="raw-key">(wak_[^<]+)<', body).group(1)
     assert "keeps working until" in body
@@ -536,16 +556,23 @@ def _register(client, url, **fields):
 
 
 def test_register_test_and_redeliver_a_webhook(alice, alice_owner, receiver):
-    created = _register(alice_owner, receiver.url("/hook"), description="orders")
-    assert created.status_code == 200
+    posted = _register(alice_owner, receiver.url("/hook"), description="orders")
+    assert posted.status_code == 302
+    created = alice_owner.get(posted["Location"])
     hook = Webhook.objects.get(account=alice.account)
     assert hook.secret in created.content.decode()  # shown once, here
+    again = alice_owner.get(posted["Location"])
+    assert again.status_code == 410 and hook.secret not in again.content.decode()
     assert hook.secret not in alice_owner.get(
         reverse("dashboard:webhook", args=[hook.id])).content.decode()
     assert len(receiver.hits_for("/hook")) == 1  # the registration's test event
 
-    tested = alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]))
+    posted = alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]))
+    assert posted.status_code == 302
+    tested = alice_owner.get(posted["Location"])
     assert tested.status_code == 200 and "HTTP 200" in tested.content.decode()
+    assert alice_owner.get(posted["Location"]).status_code == 200  # a reload tests nothing
+    assert len(receiver.hits_for("/hook")) == 2
     delivery = Delivery.objects.get(webhook=hook)
     assert (delivery.event.type, delivery.status, delivery.attempts) == (
         "webhook.test", "succeeded", 1)
@@ -600,7 +627,7 @@ def test_a_failing_test_event_is_recorded_and_shown(alice, alice_owner, receiver
     _register(alice_owner, receiver.url("/hook"))
     hook = Webhook.objects.get(account=alice.account)
     receiver.routes["/hook"] = Route(status=500, body=b"boom")
-    response = alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]))
+    response = alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]), follow=True)
     assert_catalogue_error(response, "webhook_url_unreachable")
     delivery = Delivery.objects.get(webhook=hook)
     attempt = delivery.attempt_log.get()
@@ -615,7 +642,8 @@ def test_disable_enable_and_delete_a_webhook(alice, alice_owner, receiver):
     hook = Webhook.objects.get(account=alice.account)
     alice_owner.post(reverse("dashboard:webhook_enable", args=[hook.id]), {"enabled": "false"})
     assert not Webhook.objects.get(pk=hook.pk).is_active
-    delivery_page = alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]))
+    delivery_page = alice_owner.post(reverse("dashboard:webhook_test", args=[hook.id]),
+                                     follow=True)
     delivery = Delivery.objects.get(webhook=hook)
     assert delivery_page.status_code == 200
     refused = alice_owner.post(reverse("dashboard:delivery_redeliver",

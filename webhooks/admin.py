@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from webhooks.models import Delivery, DeliveryAttempt, Event, Webhook
+from webhooks.selectors import webhook_health
 from webhooks.services import delivery_retry, webhook_disable, webhook_update
 
 
@@ -24,14 +25,17 @@ class EventAdmin(admin.ModelAdmin):
 
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
-    list_display = ("id", "account", "url", "is_active", "disabled_reason", "failing_since",
-                    "created_at")
-    list_filter = ("is_active", ("deleted_at", admin.EmptyFieldListFilter))
+    list_display = ("id", "account", "url", "health", "consecutive_failures", "failing_since",
+                    "last_failure_error", "created_at")
+    list_filter = ("is_active", ("failing_since", admin.EmptyFieldListFilter),
+                   ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("=id", "url", "account__name", "=account__id")
     list_select_related = ("account",)
     exclude = ("secret", "previous_secret")  # never shown, not even to operators
     readonly_fields = ("id", "account", "url", "events", "session", "is_active",
                        "disabled_reason", "disabled_at", "failing_since",
+                       "consecutive_failures", "last_failure_at", "last_failure_error",
+                       "last_failure_status", "last_failure_response", "failure_notified_at",
                        "previous_secret_expires_at", "delivery_lease_owner",
                        "delivery_lease_until", "created_at", "updated_at", "deleted_at",
                        "description")
@@ -39,6 +43,10 @@ class WebhookAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # registration sends a test event: customers use the API
+
+    @admin.display(description="health")
+    def health(self, obj: Webhook) -> str:
+        return webhook_health(obj)["state"]
 
     @admin.action(description="Disable the selected webhooks", permissions=["change"])
     def disable_webhooks(self, request, queryset):

@@ -172,6 +172,9 @@ def _subject(event: Event) -> tuple[str, str]:
     return ("event", event.id)
 
 
+# A success ends a failing streak: what a webhook's health fields hold then.
+HEALTHY = {"failing_since": None, "consecutive_failures": 0, "failure_notified_at": None}
+
 def _record_successes(webhook: Webhook, succeeded: list, now: datetime) -> None:
     """Bulk writes for a run's successes: the attempt rows, then one update per status code."""
     if not succeeded:
@@ -191,7 +194,7 @@ def _record_successes(webhook: Webhook, succeeded: list, now: datetime) -> None:
             last_status_code=status_code, last_error="", succeeded_at=now, next_attempt_at=None)
     WEBHOOK_ATTEMPTS.labels("succeeded").inc(len(succeeded))
     if webhook.failing_since is not None:
-        Webhook.objects.filter(pk=webhook.pk).update(failing_since=None)
+        Webhook.objects.filter(pk=webhook.pk).update(**HEALTHY)
         webhook.failing_since = None
 
 
@@ -229,6 +232,10 @@ def _record_failure(webhook: Webhook, delivery: Delivery, now: datetime, jitter,
         delay = retry_delay(attempts, retry_after, jitter)
         update["next_attempt_at"] = now + timedelta(seconds=delay)
     Delivery.objects.filter(pk=delivery.pk).update(**update)
+    Webhook.objects.filter(pk=webhook.pk).update(
+        consecutive_failures=F("consecutive_failures") + 1, last_failure_at=now,
+        last_failure_error=error[:500], last_failure_status=status_code,
+        last_failure_response=snippet[:500])
     failing_since = webhook.failing_since or now
     if webhook.failing_since is None:
         Webhook.objects.filter(pk=webhook.pk, failing_since__isnull=True).update(

@@ -43,6 +43,15 @@ class Webhook(models.Model):
     disabled_at = models.DateTimeField(null=True, blank=True)
     # Since when every delivery has failed (cleared by a success): 5 days of it disables.
     failing_since = models.DateTimeField(null=True, blank=True)
+    # The endpoint's health, for the consoles and the API: failed posts in a row (cleared by
+    # a success) and the last failure, what went wrong and the start of what it answered.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_failure_error = models.CharField(max_length=500, blank=True)
+    last_failure_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_failure_response = models.CharField(max_length=500, blank=True)
+    # When the account's owners were told by email that it keeps failing (once per streak).
+    failure_notified_at = models.DateTimeField(null=True, blank=True)
     delivery_lease_owner = models.CharField(max_length=64, blank=True)
     delivery_lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

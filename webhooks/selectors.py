@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django.db.models import QuerySet
 
 from api.errors import ApiError, E
+from api.serializers import iso
 from webhooks.models import Delivery, Webhook
 
 
@@ -18,6 +19,27 @@ def webhook_get(*, account_id: str, webhook_id: str) -> Webhook:
     if hook is None:
         raise ApiError(E.resource_not_found, reason="No such webhook.")
     return hook
+
+
+def webhooks_failing() -> QuerySet[Webhook]:
+    """Endpoints enabled whose deliveries all fail now (retries pending or not): the one
+    definition of "failing" the dashboard, the admin and /metrics share."""
+    return Webhook.objects.filter(deleted_at__isnull=True, is_active=True,
+                                  failing_since__isnull=False)
+
+
+def webhook_health(hook: Webhook) -> dict:
+    """How an endpoint is doing: `healthy`, `failing` (every delivery fails since
+    `failingSince`, retried meanwhile) or `disabled`; and its last failure."""
+    state = ("disabled" if not hook.is_active else "failing" if hook.failing_since
+             else "healthy")
+    last = None
+    if hook.last_failure_at:
+        last = {"at": iso(hook.last_failure_at), "error": hook.last_failure_error,
+                "statusCode": hook.last_failure_status,
+                "response": hook.last_failure_response or None}
+    return {"state": state, "consecutiveFailures": hook.consecutive_failures,
+            "failingSince": iso(hook.failing_since), "lastFailure": last}
 
 
 def delivery_get(*, account_id: str, webhook_id: str, delivery_id: str) -> Delivery:

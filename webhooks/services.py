@@ -7,15 +7,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import MemberRole, Membership
 from api.errors import ApiError, E
 from api.serializers import iso
 from infra.ids import new_id
 from infra.safe_http import FetchFailed, PinnedEndpoint, UrlRefused
 from webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, Webhook
 from webhooks.outbox import ALL_EVENTS, EVENT_TYPES, delivery_wake, event_body
+from webhooks.selectors import webhooks_failing
 from webhooks.signing import USER_AGENT, secret_generate, secrets_in_use, signature_headers
 
 logger = logging.getLogger(__name__)
@@ -166,7 +169,8 @@ def webhook_update(*, webhook: Webhook, url: str | None = None, events: list[str
         webhook.description = description
     if enabled is True and not webhook.is_active:
         webhook.is_active, webhook.disabled_reason = True, ""
-        webhook.disabled_at = webhook.failing_since = None
+        webhook.disabled_at = webhook.failing_since = webhook.failure_notified_at = None
+        webhook.consecutive_failures = 0  # a fresh start: the last failure stays on record
     elif enabled is False and webhook.is_active:
         webhook.is_active, webhook.disabled_reason = False, "disabled through the API"
         webhook.disabled_at = timezone.now()
@@ -213,3 +217,44 @@ def events_purge(now: datetime | None = None) -> int:
     ids = list(expired.values_list("id", flat=True)[:5000])
     Event.objects.filter(pk__in=ids).delete()
     return len(ids)
+
+
+def failing_endpoints_notify(*, now: datetime | None = None) -> int:
+    """Email the account's owners, once per failing streak, about each endpoint that has
+    failed every delivery for WEBHOOK_FAILURE_EMAIL_AFTER_SECONDS. Returns how many endpoints
+    were reported."""
+    after = settings.WEBHOOK_FAILURE_EMAIL_AFTER_SECONDS
+    if after <= 0:
+        return 0
+    now = now or timezone.now()
+    due = (webhooks_failing().filter(failing_since__lte=now - timedelta(seconds=after),
+                                     failure_notified_at__isnull=True)
+           .select_related("account").order_by("failing_since"))
+    reported = 0
+    for hook in due[:100]:
+        # Claimed before sending: two sweepers at once report it once.
+        if not Webhook.objects.filter(pk=hook.pk, failure_notified_at__isnull=True).update(
+                failure_notified_at=now):
+            continue
+        owners = list(Membership.objects.filter(account_id=hook.account_id,
+                                                role=MemberRole.OWNER)
+                      .values_list("user__email", flat=True))
+        if owners:
+            send_mail(subject=f"Webhook failing: {hook.url}",
+                      message=_failing_message(hook), from_email=None, recipient_list=owners)
+        reported += 1
+    return reported
+
+
+def _failing_message(hook: Webhook) -> str:
+    last = (f"{hook.last_failure_error}"
+            + (f", answering: {hook.last_failure_response[:200]}"
+               if hook.last_failure_response else ""))
+    return (f"Every delivery to your webhook endpoint {hook.url} ({hook.id}) of "
+            f"{hook.account.name} has failed since {hook.failing_since:%Y-%m-%d %H:%M} UTC: "
+            f"{hook.consecutive_failures} failed attempts in a row, the last one {last}.\n\n"
+            f"Deliveries are retried for about three days, and the endpoint is disabled "
+            f"after {settings.WEBHOOK_DISABLE_AFTER_FAILING_SECONDS // 86_400} days of "
+            f"failures. The dashboard (Webhooks) shows every attempt; once the endpoint "
+            f"answers 2xx again, pending deliveries go out by themselves, and failed ones can "
+            f"be redelivered. You are told once per failing streak.")

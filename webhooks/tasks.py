@@ -7,7 +7,7 @@ from infra.wakeups import woken
 from webhooks.delivery import deliveries_sweep, webhook_deliver_due
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.outbox import DELIVERY_TASK, delivery_wake, delivery_wake_key
-from webhooks.services import events_purge
+from webhooks.services import events_purge, failing_endpoints_notify
 
 
 @shared_task(name=DELIVERY_TASK, acks_late=True, ignore_result=True)
@@ -40,3 +40,8 @@ def sweep_deliveries() -> int:
 @shared_task(name="webhooks.purge_events", ignore_result=True)
 def purge_events() -> int:
     return events_purge()
+
+
+@shared_task(name="webhooks.notify_failing_endpoints", ignore_result=True)
+def notify_failing_endpoints() -> int:
+    return failing_endpoints_notify()

@@ -15,6 +15,7 @@ from webhooks.selectors import (
     delivery_get,
     session_of_account,
     webhook_get,
+    webhook_health,
     webhooks_visible,
 )
 from webhooks.services import (
@@ -40,6 +41,22 @@ class EventOutput(serializers.Serializer):
                                            "the reaction")
 
 
+class FailureOutput(serializers.Serializer):
+    at = serializers.DateTimeField()
+    error = serializers.CharField(help_text="what went wrong: `HTTP 500`, a timeout...")
+    statusCode = serializers.IntegerField(allow_null=True)
+    response = serializers.CharField(allow_null=True,
+                                     help_text="the first 500 characters of the answer")
+
+
+class HealthOutput(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["healthy", "failing", "disabled"])
+    consecutiveFailures = serializers.IntegerField(help_text="failed posts in a row")
+    failingSince = serializers.DateTimeField(allow_null=True, help_text=(
+        "since when every delivery has failed (retries go on meanwhile)"))
+    lastFailure = FailureOutput(allow_null=True)
+
+
 class WebhookOutput(serializers.Serializer):
     id = serializers.CharField()
     url = serializers.CharField()
@@ -48,6 +65,7 @@ class WebhookOutput(serializers.Serializer):
     description = serializers.CharField()
     enabled = serializers.BooleanField()
     disabledReason = serializers.CharField(allow_null=True)
+    health = HealthOutput()
     createdAt = serializers.DateTimeField()
     updatedAt = serializers.DateTimeField()
 
@@ -55,6 +73,7 @@ class WebhookOutput(serializers.Serializer):
         return {"id": hook.id, "url": hook.url, "events": hook.events,
                 "sessionId": hook.session_id, "description": hook.description,
                 "enabled": hook.is_active, "disabledReason": hook.disabled_reason or None,
+                "health": webhook_health(hook),
                 "createdAt": iso(hook.created_at), "updatedAt": iso(hook.updated_at)}
 
 

@@ -12,6 +12,7 @@ from accounts.services import api_key_create, api_key_revoke, api_key_roll
 from api.errors import ApiError, E
 from dashboard.access import allow_methods, form_error_context, member_view, render_error
 from dashboard.forms import OLD_KEY_GRACE, ApiKeyCreateForm, ApiKeyRollForm
+from dashboard.results import result_keep, result_read
 
 
 def _key(request: HttpRequest, key_id: str) -> ApiKey:
@@ -21,11 +22,27 @@ def _key(request: HttpRequest, key_id: str) -> ApiKey:
     return key
 
 
-def _created_page(request: HttpRequest, key: ApiKey, raw: str, *, rolled: ApiKey | None = None
-                  ) -> HttpResponse:
-    # The raw key exists only in this response: never cached, never stored.
-    return render(request, "dashboard/key_created.html",
-                  {"nav": "keys", "key": key, "raw_key": raw, "rolled": rolled})
+def _show_once(request: HttpRequest, key: ApiKey, raw: str, *, rolled: ApiKey | None = None
+               ) -> HttpResponse:
+    """Redirect to the page that shows the new key, once (`dashboard.results`)."""
+    token = result_keep(request, {"key_id": key.pk, "raw": raw,
+                                  "rolled_id": rolled.pk if rolled else None})
+    return redirect("dashboard:key_created", token=token)
+
+
+@never_cache
+@allow_methods("GET")
+@member_view(owner_only=True)
+def key_created(request: HttpRequest, token: str) -> HttpResponse:
+    """The new key, shown once: a reload finds it gone (only its hash is kept)."""
+    shown = result_read(request, token, once=True)
+    keys = ApiKey.objects.filter(account=request.account)
+    if shown is None or not keys.filter(pk=shown["key_id"]).exists():
+        return render(request, "dashboard/key_created.html", {"nav": "keys", "gone": True},
+                      status=410)
+    return render(request, "dashboard/key_created.html", {
+        "nav": "keys", "key": keys.get(pk=shown["key_id"]), "raw_key": shown["raw"],
+        "rolled": keys.filter(pk=shown["rolled_id"]).first() if shown["rolled_id"] else None})
 
 
 @never_cache
@@ -38,7 +55,7 @@ def key_list(request: HttpRequest) -> HttpResponse:
                                           UTC) if expires_on else None)
         key, raw = api_key_create(account=request.account, name=form.cleaned_data["name"],
                                   scopes=form.cleaned_data["scopes"], expires_at=expires_at)
-        return _created_page(request, key, raw)
+        return _show_once(request, key, raw)
     keys = ApiKey.objects.filter(account=request.account).order_by("-created_at")
     return render(request, "dashboard/keys.html", {
         "nav": "keys", "form": form, "keys": keys, "roll_form": ApiKeyRollForm(),
@@ -69,4 +86,4 @@ def key_roll(request: HttpRequest, key_id: str) -> HttpResponse:
     new_key, raw = api_key_roll(
         api_key=key, old_key_valid_for=OLD_KEY_GRACE[form.cleaned_data["old_key_valid_for"]])
     key.refresh_from_db()
-    return _created_page(request, new_key, raw, rolled=key)
+    return _show_once(request, new_key, raw, rolled=key)

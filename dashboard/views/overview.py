@@ -10,6 +10,7 @@ from dashboard.access import member_view
 from messaging.models import Message, MessageStatus
 from sessions_app.selectors import sessions_visible
 from webhooks.models import Delivery, DeliveryStatus
+from webhooks.selectors import webhook_health, webhooks_failing
 
 
 @member_view()
@@ -23,6 +24,9 @@ def overview(request: HttpRequest) -> HttpResponse:
                            .select_related("session").order_by("-id")[:10])
     for message in failed_messages:
         message.catalogue = CATALOGUE.get(message.error_code)
+    failing_webhooks = list(webhooks_failing().filter(account=account).order_by("failing_since"))
+    for hook in failing_webhooks:
+        hook.health = webhook_health(hook)
     failed_deliveries = list(
         Delivery.objects.filter(webhook__account=account, webhook__deleted_at__isnull=True,
                                 status=DeliveryStatus.FAILED)
@@ -35,4 +39,5 @@ def overview(request: HttpRequest) -> HttpResponse:
         "sessions_by_status": sorted(by_status.items()),
         "failed_messages": failed_messages,
         "failed_deliveries": failed_deliveries,
+        "failing_webhooks": failing_webhooks,
     })

@@ -8,7 +8,12 @@ from accounts.models import Plan, PlanChangeRequest
 from accounts.selectors import account_usage
 from accounts.services import MemberError, plan_change_request_create
 from api.errors import CATALOGUE
-from dashboard.access import error_context, form_error_context, member_view
+from dashboard.access import (
+    error_context,
+    form_error_context,
+    member_view,
+    permission_error_context,
+)
 from dashboard.forms import PlanChangeForm
 
 
@@ -19,8 +24,8 @@ def plan(request: HttpRequest) -> HttpResponse:
     error = None
     if request.method == "POST":
         if not request.member.is_owner:
-            error = error_context(CATALOGUE["insufficient_permissions"],
-                                  reason="Only the account's owners can request another plan.")
+            error = permission_error_context(
+                "Only the account's owners can request another plan.")
         elif not form.is_valid():
             error = form_error_context(form)
         else:

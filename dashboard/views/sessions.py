@@ -34,14 +34,33 @@ S = SessionStatus
 RESTART_OFFERED = (S.DISCONNECTED, S.EXPIRED, S.FAILED)
 
 
+# What happened, in words, for each `lastErrorCode` of a session that is not connected.
+_ENDED_WORDS = {
+    "login_timeout": "The QR code was not scanned in time.",
+    "logged_out_by_phone": "The phone unlinked this device (WhatsApp > Linked devices).",
+    "stream_replaced": "This number was opened in another WhatsApp Web client, which took "
+                       "over.",
+    "temporarily_banned": "WhatsApp banned this number for a while.",
+    "client_outdated": "WhatsApp refused this version of the engine; it needs an update.",
+    "engine_error": "The engine failed.",
+    "engine_unreachable": "The engine process stopped.",
+    "connection_lost": "The connection to WhatsApp dropped.",
+}
+# Statuses the page explains (a restart is offered for all but logged_out).
+ENDED = (*RESTART_OFFERED, S.LOGGED_OUT)
+
+
 def _ended_text(session: Session) -> str:
     if session.status == S.EXPIRED:
-        return "The QR code was not scanned in time."
+        return _ENDED_WORDS["login_timeout"]
+    said = _ENDED_WORDS.get(session.last_error_code) or session.last_error or "No reason given."
     if session.status == S.DISCONNECTED:
-        retry = (f" The service reconnects by itself at {iso(session.reconnect_at)}."
-                 if session.reconnect_at else " The service reconnects by itself.")
-        return f"The connection dropped: {session.last_error or 'no reason given'}.{retry}"
-    return f"The session stopped: {session.last_error or 'no reason given'}"
+        return said + (" The service reconnects by itself"
+                       + (f" at {session.reconnect_at:%H:%M:%S} UTC." if session.reconnect_at
+                          else "."))
+    if session.status == S.LOGGED_OUT:
+        return said + " Delete this session and create a new one to link the phone again."
+    return said
 
 
 def session_state(session: Session) -> dict:
@@ -61,9 +80,15 @@ def session_state(session: Session) -> dict:
         "lastErrorCode": session.last_error_code or None,
         "reconnectAt": iso(session.reconnect_at),
         "restartable": session.status in RESTART_OFFERED,
-        "endedText": _ended_text(session) if session.status in RESTART_OFFERED else "",
+        "endedText": _ended_text(session) if session.status in ENDED else "",
         "restartLabel": "Reconnect now" if resumes else "Get a new QR code",
+        "history": [{"at": iso(change.created_at), "from": change.from_status,
+                     "to": change.to_status, "reason": change.reason}
+                    for change in session.history.order_by("-created_at", "-id")[:HISTORY_SHOWN]],
     }
+
+
+HISTORY_SHOWN = 50
 
 
 @member_view()
@@ -99,7 +124,7 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     session = session_get(account_id=request.account.id, session_id=session_id)
     return render(request, "dashboard/session.html", {
         "nav": "sessions", "session": session, "state": session_state(session),
-        "history": session.history.order_by("-created_at")[:50],
+        "history": session.history.order_by("-created_at", "-id")[:HISTORY_SHOWN],
         "chats": chats_data(list(chats_of_session(session=session)
                                  .order_by("-last_message_id")[:CHATS_SHOWN])),
         "groups": Group.objects.filter(session=session, left_at__isnull=True),

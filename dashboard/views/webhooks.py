@@ -12,10 +12,11 @@ from api.errors import ApiError, E
 from api.pagination import newest_first
 from dashboard.access import allow_methods, error_context, member_view, render_error
 from dashboard.forms import WebhookCreateForm
+from dashboard.results import result_keep, result_read
 from sessions_app.selectors import session_get, sessions_visible
 from webhooks.models import Delivery, DeliveryStatus, Webhook
 from webhooks.outbox import event_body
-from webhooks.selectors import delivery_get, webhook_get, webhooks_visible
+from webhooks.selectors import delivery_get, webhook_get, webhook_health, webhooks_visible
 from webhooks.services import (
     delivery_retry,
     webhook_create,
@@ -51,12 +52,27 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
         except ApiError as failure:
             error = error_context(failure)
         else:
-            return render(request, "dashboard/webhook_created.html",
-                          {"nav": "webhooks", "webhook": hook})
-    hooks = webhooks_visible(account_id=request.account.id)
+            token = result_keep(request, {"webhook_id": hook.id, "secret": hook.secret})
+            return redirect("dashboard:webhook_created", token=token)
+    hooks = list(webhooks_visible(account_id=request.account.id))
+    for hook in hooks:
+        hook.health = webhook_health(hook)
     return render(request, "dashboard/webhooks.html", {
         "nav": "webhooks", "form": form, "webhooks": hooks, "error": error,
     }, status=error["status"] if error else 200)
+
+
+@never_cache
+@allow_methods("GET")
+@member_view()
+def webhook_created(request: HttpRequest, token: str) -> HttpResponse:
+    """The new webhook's signing secret, shown once: a reload finds it gone."""
+    shown = result_read(request, token, once=True)
+    hook = (webhooks_visible(account_id=request.account.id).filter(pk=shown["webhook_id"])
+            .first() if shown else None)
+    return render(request, "dashboard/webhook_created.html", {
+        "nav": "webhooks", "webhook": hook, "secret": shown["secret"] if hook else None},
+        status=200 if hook else 410)
 
 
 @member_view()
@@ -68,7 +84,8 @@ def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
     if status in DeliveryStatus.values:
         deliveries = deliveries.filter(status=status)
     return render(request, "dashboard/webhook.html", {
-        "nav": "webhooks", "webhook": hook, "deliveries": deliveries[:50],
+        "nav": "webhooks", "webhook": hook, "health": webhook_health(hook),
+        "deliveries": deliveries[:50],
         "status_filter": status, "statuses": DeliveryStatus.values,
     })
 
@@ -78,13 +95,25 @@ def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
 def webhook_test_view(request: HttpRequest, webhook_id: str) -> HttpResponse:
     hook = _webhook(request, webhook_id)
     try:
-        result = webhook_test(webhook=hook)
+        outcome = {"result": webhook_test(webhook=hook)}
     except ApiError as failure:
-        return render(request, "dashboard/webhook_tested.html",
-                      {"nav": "webhooks", "webhook": hook, "error": error_context(failure)},
-                      status=failure.status_code)
+        outcome = {"error": error_context(failure)}
+    token = result_keep(request, outcome)
+    return redirect("dashboard:webhook_tested", webhook_id=hook.id, token=token)
+
+
+@allow_methods("GET")
+@member_view()
+def webhook_tested(request: HttpRequest, webhook_id: str, token: str) -> HttpResponse:
+    """The test's outcome; a reload shows it again without sending another test event."""
+    hook = _webhook(request, webhook_id)
+    outcome = result_read(request, token)
+    if outcome is None:
+        return redirect("dashboard:webhook", webhook_id=hook.id)
+    error = outcome.get("error")
     return render(request, "dashboard/webhook_tested.html",
-                  {"nav": "webhooks", "webhook": hook, "result": result})
+                  {"nav": "webhooks", "webhook": hook, **outcome},
+                  status=error["status"] if error else 200)
 
 
 @allow_methods("POST")

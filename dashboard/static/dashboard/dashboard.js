@@ -53,17 +53,46 @@
       image.src = state.qrImage;  // the code rotated: show the new one
       image.setAttribute("data-qr", state.qr);
     }
-    var expiry = document.getElementById("qr-expiry");
-    expiry.textContent = state.qrExpiresAt ? "Valid until " + state.qrExpiresAt : "";
+    document.getElementById("qr-expiry").setAttribute("data-expires", state.qrExpiresAt || "");
+    countdown();
     document.getElementById("pairing-code").textContent = state.pairingCode || "";
     show("pairing", !!state.pairingCode);
     show("qr-panel", !!state.qrImage);
     show("connected-panel", state.status === "connected");
     show("waiting-panel", state.status === "starting");
-    show("ended-panel", state.restartable);
+    show("ended-panel", !!state.endedText);
+    show("restart-form", state.restartable);
     document.getElementById("ended-text").textContent = state.endedText;
     document.getElementById("restart-button").textContent = state.restartLabel;
+    history(state.history || []);
   }
+
+  // The session's history, newest first, as the server last reported it.
+  function history(changes) {
+    var list = document.getElementById("history");
+    if (!list) return;
+    list.textContent = "";
+    changes.forEach(function (change) {
+      var item = document.createElement("li");
+      var time = document.createElement("time");
+      time.textContent = change.at.replace("T", " ").replace("Z", "");
+      var to = document.createElement("strong");
+      to.textContent = change.to;
+      item.append(time, " " + (change.from || "—") + " → ", to, " " + (change.reason || ""));
+      list.appendChild(item);
+    });
+  }
+
+  // "Expires in 42 s", every second, while a QR code waits to be scanned.
+  function countdown() {
+    var expiry = document.getElementById("qr-expiry");
+    var at = expiry.getAttribute("data-expires");
+    if (!at) { expiry.textContent = ""; return; }
+    var left = Math.round((Date.parse(at) - Date.now()) / 1000);
+    expiry.textContent = left > 0 ? "Expires in " + left + " s" : "Expired: a new code is on its way";
+  }
+  window.setInterval(countdown, 1000);
+  countdown();
 
   function poll() {
     fetch(stateUrl, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
