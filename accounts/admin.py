@@ -7,6 +7,7 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.models import (
     Account,
@@ -30,6 +31,7 @@ from accounts.services import (
     member_create,
     plan_change_request_decide,
 )
+from infra.admin import RecordAdmin
 
 
 @admin.register(Plan)
@@ -48,12 +50,13 @@ class PlanAdmin(admin.ModelAdmin):
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     list_display = (
-        "name", "id", "plan", "is_active", "messages_today", "daily_limit", "created_at"
+        "name", "id", "plan", "is_active", "messages_today", "daily_limit", "customer_page",
+        "created_at"
     )
     list_filter = ("plan", "is_active")
     search_fields = ("name", "id")
     list_select_related = ("plan",)
-    readonly_fields = ("id", "created_at")
+    readonly_fields = ("id", "customer_page", "created_at")
     actions = ("change_plan",)
 
     @admin.action(description="Change the plan of the selected accounts",
@@ -83,6 +86,12 @@ class AccountAdmin(admin.ModelAdmin):
                 )
             )
         )
+
+    @admin.display(description="support")
+    def customer_page(self, obj: Account) -> str:
+        # The page of everything about one customer (console.customer), by its URL's name.
+        return format_html('<a href="{}">Everything about {}</a>',
+                           reverse("admin:customer", args=[obj.pk]), obj.name)
 
     @admin.display(description="messages today", ordering="_messages_today")
     def messages_today(self, obj: Account) -> int:
@@ -160,23 +169,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiErrorLog)
-class ApiErrorLogAdmin(admin.ModelAdmin):
+class ApiErrorLogAdmin(RecordAdmin):
     list_display = ("created_at", "status", "code", "method", "path", "account", "key_prefix",
                     "request_id")
     list_filter = ("code", "status", "account")
     search_fields = ("=request_id", "=key_prefix", "account__name", "path")
     list_select_related = ("account",)
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return request.user.is_superuser
+    date_hierarchy = "created_at"  # ERROR_LOG_RETENTION_DAYS forgets old entries
 
 
 # --- customer users --------------------------------------------------------------------------

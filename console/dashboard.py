@@ -1,33 +1,39 @@
 """What the operators' dashboard shows. Every figure is one aggregate query, bounded to a day
 or to the rows a picture can show, so the page stays fast on big tables."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db.models import Count, F, FloatField, Q
-from django.db.models.functions import Cast, TruncHour
+from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
 
 from accounts.models import ApiErrorLog, DailyUsage, PlanChangeRequest, PlanChangeStatus
 from accounts.quotas import utc_today
+from console.charts import horizontal_bars, stacked_columns
+from infra.ids import id_floor
 from messaging.models import Message, MessageStatus
 from sessions_app.engines.bus import get_event_bus
 from sessions_app.models import Session, SessionStatus
 from webhooks.models import Delivery, DeliveryStatus
 from webhooks.selectors import webhooks_failing
 
+CHART_DAYS = 14
+ERROR_DAYS = 7
+# The order statuses stack in, from the bottom: the ones that went well first.
+CHART_STATUSES = ["read", "delivered", "sent", "received", "queued", "failed"]
 
-def _bars(rows: list[tuple[str, int]]) -> list[dict]:
-    top = max((value for _, value in rows), default=0) or 1
-    return [{"label": label, "value": value, "percent": round(100 * value / top)}
-            for label, value in rows]
 
-
-def _sparkline(counts: list[int], width: int = 240, height: int = 40) -> str:
-    """SVG polyline points for hourly counts."""
-    top = max(counts, default=0) or 1
-    step = width / max(len(counts) - 1, 1)
-    return " ".join(f"{i * step:.1f},{height - (height - 2) * c / top:.1f}"
-                    for i, c in enumerate(counts))
+def _messages_per_day(today) -> tuple[list, dict]:
+    days = [today - timedelta(days=CHART_DAYS - 1 - i) for i in range(CHART_DAYS)]
+    start = datetime.combine(days[0], time.min, tzinfo=UTC)
+    rows = (Message.objects.filter(id__gte=id_floor("msg", start))  # the primary key's index
+            .annotate(day=TruncDate("created_at")).values("day", "status")
+            .annotate(n=Count("id")).values_list("day", "status", "n"))
+    counts: dict = {}
+    for day, status, n in rows:
+        shown = "queued" if status == MessageStatus.SENDING else status  # as the API says
+        counts[(day, shown)] = counts.get((day, shown), 0) + n
+    return days, counts
 
 
 def dashboard_context() -> dict:
@@ -49,22 +55,14 @@ def dashboard_context() -> dict:
         Session.objects.filter(deleted_at__isnull=True).values_list("status")
         .annotate(n=Count("id")).values_list("status", "n")
     )
-    sessions = _bars([(status, session_counts.get(status, 0))
-                      for status in SessionStatus.values])
+    sessions = horizontal_bars([(status, session_counts.get(status, 0))
+                                for status in SessionStatus.values])
 
-    errors = _bars(list(
-        ApiErrorLog.objects.filter(created_at__gte=since).values("code")
-        .annotate(n=Count("id")).order_by("-n").values_list("code", "n")[:12]
+    errors = horizontal_bars(list(
+        ApiErrorLog.objects.filter(created_at__gte=now - timedelta(days=ERROR_DAYS))
+        .values("code").annotate(n=Count("id")).order_by("-n").values_list("code", "n")[:12]
     ))
-
-    hourly = dict(
-        Message.objects.filter(created_at__gte=since, direction="outbound")
-        .annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("id"))
-        .values_list("hour", "n")
-    )
-    start_hour = (now - timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
-    hours = [start_hour + timedelta(hours=i) for i in range(24)]
-    per_hour = [hourly.get(hour, 0) for hour in hours]
+    days, per_day = _messages_per_day(utc_today())
 
     failed_messages = (Message.objects.filter(status=MessageStatus.FAILED, failed_at__gte=since)
                        .select_related("account").order_by("-failed_at"))
@@ -81,9 +79,9 @@ def dashboard_context() -> dict:
         "quotas": quotas,
         "sessions": sessions,
         "errors": errors,
-        "messages_per_hour": per_hour,
-        "messages_24h": sum(per_hour),
-        "sparkline": _sparkline(per_hour),
+        "error_days": ERROR_DAYS,
+        "messages_chart": stacked_columns(days, CHART_STATUSES, per_day),
+        "chart_days": CHART_DAYS,
         "failed_messages": list(failed_messages[:10]),
         "failed_messages_count": failed_messages.count(),
         "failed_deliveries": list(failed_deliveries[:10]),

@@ -87,10 +87,12 @@ class WebhookCreateForm(forms.Form):
 
 
 class PlanChangeForm(forms.Form):
-    plan = forms.ModelChoiceField(queryset=Plan.objects.none(), empty_label=None)
+    # No plan chosen until the owner picks one: a preselected first plan was often a downgrade.
+    plan = forms.ModelChoiceField(queryset=Plan.objects.none(), empty_label="Choose a plan…")
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(
         attrs={"rows": 3, "placeholder": "Anything the operator should know (optional)"}))
 
     def __init__(self, *args, account=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["plan"].queryset = Plan.objects.exclude(pk=account.plan_id)
+        self.fields["plan"].queryset = (Plan.objects.exclude(pk=account.plan_id)
+                                        .order_by("daily_message_limit", "name"))

@@ -6,6 +6,7 @@ import os
 import secrets
 import threading
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -43,6 +44,12 @@ def new_id(prefix: str) -> str:
             random_part = secrets.randbits(79)  # 79 bits: room to count up within 80
         _last[0], _last[1] = millis, random_part
     return f"{prefix}_{_encode(millis, 10)}{_encode(random_part, 16)}"
+
+
+def id_floor(prefix: str, when: datetime) -> str:
+    """The smallest id that can have been made at or after `when`: `id >= id_floor(...)`
+    selects rows by creation time through the primary key's index."""
+    return f"{prefix}_{_encode(int(when.timestamp() * 1000), 10)}"
 
 
 # Named functions for model fields' `default` (migrations refer to them by name).

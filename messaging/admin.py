@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from accounts.models import ApiErrorLog
 from api.errors import ApiError
+from infra.admin import RecordAdmin
 from messaging.models import Chat, Message, MessageStatusChange
 from messaging.services import message_cancel, message_retry
 
@@ -19,7 +21,7 @@ class MessageStatusChangeInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(RecordAdmin):
     list_display = ("id", "account", "session", "direction", "type", "to_number", "from_number",
                     "status", "error_code", "created_at")
     list_filter = ("status", "direction", "type", "error_code")
@@ -28,15 +30,8 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ("account", "session")
     readonly_fields = ["support_links", *[f.name for f in Message._meta.fields]]
     inlines = (MessageStatusChangeInline,)
-    show_full_result_count = False
     date_hierarchy = "created_at"
     actions = ("retry_failed", "cancel_queued")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # a message's record is never edited; retrying is an action
 
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("messaging.change_message")
@@ -51,10 +46,13 @@ class MessageAdmin(admin.ModelAdmin):
              reverse("admin:webhooks_delivery_changelist") + f"?event__data__id={obj.id}"),
             ("Events", reverse("admin:webhooks_event_changelist") + f"?data__id={obj.id}"),
         ]
-        if obj.request_id:
+        # Only a request that was refused left an error log: a message accepted, then failed,
+        # has none, and a link to an empty list would say nothing.
+        if obj.request_id and ApiErrorLog.objects.filter(request_id=obj.request_id).exists():
             links.insert(2, ("Error log for its request",
                              reverse("admin:accounts_apierrorlog_changelist")
                              + f"?request_id={obj.request_id}"))
+        links.insert(2, ("Customer", reverse("admin:customer", args=[obj.account_id])))
         return format_html_join(" · ", '<a href="{}">{}</a>',
                                 ((url, label) for label, url in links)) or format_html("")
 
@@ -76,7 +74,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Chat)
-class ChatAdmin(admin.ModelAdmin):
+class ChatAdmin(RecordAdmin):
     """Each session's conversations: read-only, they follow the messages."""
 
     list_display = ("chat_id", "name", "is_group", "session", "unread_count", "last_message")
@@ -86,13 +84,3 @@ class ChatAdmin(admin.ModelAdmin):
     readonly_fields = ("account", "session", "chat_id", "is_group", "name", "last_message",
                        "unread_count")
     fields = readonly_fields
-    show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

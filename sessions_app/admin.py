@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from api.errors import ApiError
+from infra.admin import ActionsOnlyAdmin, RecordAdmin
 from sessions_app.models import EngineEventRecord, Group, LidMapping, Session, SessionStatusChange
 from sessions_app.services import session_delete, session_restart
 
@@ -18,7 +19,7 @@ class SessionStatusChangeInline(admin.TabularInline):
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(ActionsOnlyAdmin):
     list_display = ("id", "account", "name", "status", "last_error_code", "phone_number",
                     "engine", "created_at", "connected_at", "deleted_at")
     list_filter = ("status", "last_error_code", "engine",
@@ -57,42 +58,20 @@ class SessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(EngineEventRecord)
-class EngineEventRecordAdmin(admin.ModelAdmin):
+class EngineEventRecordAdmin(RecordAdmin):
     """The embedded mode's event bus: what engines reported and whether it was applied."""
 
     list_display = ("id", "session_id", "event_type", "occurred_at", "processed_at")
     list_filter = (("processed_at", admin.EmptyFieldListFilter),)
     search_fields = ("=session_id",)
-    show_full_result_count = False
 
     @admin.display(description="type")
     def event_type(self, obj: EngineEventRecord) -> str:
         return obj.payload.get("type", "")
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class _ReadOnly(admin.ModelAdmin):
-    """What the engines reported, for support to read: nobody edits it here."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Group)
-class GroupAdmin(_ReadOnly):
+class GroupAdmin(RecordAdmin):
     """The groups each session is in (or left), as WhatsApp last reported them."""
 
     list_display = ("subject", "group_id", "session", "members", "left_at", "updated_at")
@@ -115,7 +94,7 @@ class GroupAdmin(_ReadOnly):
 
 
 @admin.register(LidMapping)
-class LidMappingAdmin(_ReadOnly):
+class LidMappingAdmin(RecordAdmin):
     """Whose number each hidden id (@lid) is, as WhatsApp disclosed it to a session."""
 
     list_display = ("lid", "phone_number", "session", "learned_at")

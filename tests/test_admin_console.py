@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.roles import support_group_ensure
 from messaging.models import Message
@@ -64,7 +65,11 @@ def test_the_dashboard_shows_the_figures(operator, world):
     assert world["delivery"].id in page  # the failed delivery, linked
     assert "message_not_found" in page  # the error response of the last 24 h
     assert re.search(r"alice</a>\s*<div class=\"bar\"><span[^>]*width:\d+%", page)
-    assert "<polyline" in page
+    # Messages per day by status: today's failed message, drawn under a y axis.
+    today = timezone.now().date().isoformat()
+    assert re.search(rf'<rect class="s-failed"[^>]*><title>{today} failed: 1</title>', page)
+    assert re.search(r'<text[^>]*text-anchor="end">4</text>', page)  # the axis' top tick
+    assert "Error responses by code, last 7 days" in page
 
 
 def test_from_a_failed_message_support_reaches_everything_in_one_click(support, world):
@@ -215,3 +220,61 @@ def test_support_reads_a_sessions_groups_chats_and_hidden_id_mappings(support, w
     # Read-only, for operators too: nothing to save, nothing to delete.
     assert support.post(reverse("admin:sessions_app_group_change", args=[kept.pk]),
                         {"subject": "x"}).status_code == 403
+
+
+def test_the_customer_page_gathers_one_account_and_every_link_leads_somewhere(support, world,
+                                                                              alice, bob):
+    accounts = support.get(reverse("admin:accounts_account_changelist")).content.decode()
+    customer_url = reverse("admin:customer", args=[alice.account.pk])
+    assert customer_url in accounts  # linked from the accounts list
+    page = support.get(customer_url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    for section in ("customer-account", "customer-webhooks", "customer-sessions",
+                    "customer-failed-messages", "customer-errors", "customer-keys"):
+        assert f'id="{section}"' in html
+    assert world["session"]["id"] in html or world["session"]["name"] in html
+    assert world["message"].id in html and "message_sending_failed" in html
+    assert "message_not_found" in html  # its error response of the day
+    assert world["webhook"].url in html and "disabled" in html  # the 410 disabled it
+    assert alice.key.prefix in html and bob.key.prefix not in html  # one customer only
+    content = html.split('id="customer"')[1].split("<!-- END Content -->")[0]
+    links = {url.replace("&amp;", "&") for url in re.findall(r'href="(/admin/[^"]+)"', content)}
+    assert len(links) >= 7  # account, webhook, session, message, error, all errors, key
+    for url in links:
+        response = support.get(url)
+        assert response.status_code == 200, url
+        assert "0 results" not in response.content.decode(), url
+    assert support.get(reverse("admin:customer", args=["acc_nope"])).status_code == 404
+
+
+def test_the_customer_page_is_for_staff_with_view_rights_only(world, alice, client):
+    url = reverse("admin:customer", args=[alice.account.pk])
+    assert client.get(url).status_code == 302  # to the admin's sign-in
+    staff = get_user_model().objects.create_user("nobody", "n@example.com", "pw-for-tests-3",
+                                                 is_staff=True)
+    client.force_login(staff)
+    assert client.get(url).status_code == 404
+
+
+def test_no_bulk_delete_anywhere(operator, world):
+    for model in admin.site._registry:
+        opts = model._meta
+        page = operator.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        assert b'value="delete_selected"' not in page.content, opts.label
+
+
+def test_pages_where_nothing_can_be_edited_offer_no_save_or_delete(operator, world):
+    read_only = []
+    for url in all_admin_urls(world):
+        if not url.endswith("/change/"):
+            continue
+        html = operator.get(url).content.decode()
+        editable = re.search(r'<(input|select|textarea)(?![^>]*type="(hidden|submit|checkbox)")'
+                             r'[^>]*name="(?!_|csrf|action|initial-)[a-z]', html)
+        if not editable:
+            read_only.append(url)
+            assert 'name="_save"' not in html, url
+            assert "/delete/" not in html, url
+    assert any("/session/" in url for url in read_only)
+    assert any("/delivery/" in url for url in read_only)

@@ -248,7 +248,10 @@ def test_overview_shows_plan_usage_sessions_and_recent_failures(world, alice, al
 
 def test_plan_page_and_upgrade_request_reach_the_admin(alice, alice_owner, plans, operator):
     page = alice_owner.get(reverse("dashboard:plan"))
-    assert page.status_code == 200 and "10000" in page.content.decode()
+    html = page.content.decode()
+    assert page.status_code == 200 and "10,000" in html
+    # Nothing chosen until the owner chooses: a preselected plan was often a downgrade.
+    assert re.search(r'<option value="" selected>Choose a plan', html)
     response = alice_owner.post(reverse("dashboard:plan"),
                                 {"plan": plans["business"].pk, "note": "Black Friday"})
     assert response.status_code == 302
@@ -277,8 +280,9 @@ def test_plan_request_refusals(alice, alice_member, alice_owner, plans):
                            "invalid_request")
     assert_catalogue_error(alice_owner.post(reverse("dashboard:plan"), {"plan": "x"}),
                            "invalid_request")
-    assert_catalogue_error(alice_owner.post(reverse("dashboard:plan"), {}),
-                           "missing_required_parameter")
+    nothing_chosen = alice_owner.post(reverse("dashboard:plan"), {})
+    assert_catalogue_error(nothing_chosen, "missing_required_parameter")
+    assert re.search(r'</select></label>\s*<ul class="errorlist"', nothing_chosen.content.decode())
     current = alice_owner.post(reverse("dashboard:plan"), {"plan": plans["pro"].pk})
     assert_catalogue_error(current, "invalid_request")
     members_try = alice_member.post(reverse("dashboard:plan"), {"plan": plans["business"].pk})

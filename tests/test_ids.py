@@ -47,3 +47,16 @@ def test_the_encoding_is_crockford_base32_of_time_then_random_part(monkeypatch):
         monkeypatch.setattr(ids.time, "time", lambda millis=millis: (millis + 0.5) / 1000)
         monkeypatch.setattr(ids.secrets, "randbits", lambda bits, value=random_part: value)
         assert ids.new_id("evt") == f"evt_{_digits(millis, 10)}{_digits(random_part, 16)}"
+
+
+def test_the_floor_of_a_moment_splits_ids_made_before_it_from_ids_made_after(monkeypatch):
+    from datetime import UTC, datetime
+
+    monkeypatch.setattr(ids, "_last", [0, 0])  # leave the process's sequence as it was
+    moment = datetime(2027, 1, 15, 12, 0, tzinfo=UTC)
+    made = {}
+    for label, seconds in [("before", -0.001), ("at", 0.0), ("after", 0.001)]:
+        monkeypatch.setattr(ids.time, "time", lambda s=seconds: moment.timestamp() + s)
+        made[label] = ids.new_id("msg")
+    floor = ids.id_floor("msg", moment)
+    assert made["before"] < floor <= made["at"] < made["after"]

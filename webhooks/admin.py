@@ -1,30 +1,24 @@
 from django.contrib import admin
 
+from infra.admin import ActionsOnlyAdmin, RecordAdmin
 from webhooks.models import Delivery, DeliveryAttempt, Event, Webhook
 from webhooks.selectors import webhook_health
 from webhooks.services import delivery_retry, webhook_disable, webhook_update
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(RecordAdmin):
     list_display = ("id", "type", "account", "session_id", "created_at")
     list_filter = ("type",)
     search_fields = ("=id", "=session_id", "account__name")
     list_select_related = ("account",)
-    show_full_result_count = False
 
     def lookup_allowed(self, lookup, value, request=None) -> bool:
         return lookup == "data__id" or super().lookup_allowed(lookup, value, request)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(ActionsOnlyAdmin):
     list_display = ("id", "account", "url", "health", "consecutive_failures", "failing_since",
                     "last_failure_error", "created_at")
     list_filter = ("is_active", ("failing_since", admin.EmptyFieldListFilter),
@@ -74,7 +68,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ActionsOnlyAdmin):
     list_display = ("id", "webhook", "event_type", "status", "attempts", "last_status_code",
                     "next_attempt_at", "created_at")
     list_filter = ("status", "event__type")

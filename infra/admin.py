@@ -1,0 +1,34 @@
+"""What the apps' admin classes share."""
+
+from django.contrib import admin
+
+
+class ActionsOnlyAdmin(admin.ModelAdmin):
+    """Rows that change only through actions calling the services (a restart, a redelivery):
+    their page is for reading, with no Save buttons and no delete (deleting a session's row
+    would skip logging it out, for one)."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"show_save": False, "show_save_and_continue": False,
+                 "show_save_and_add_another": False, "show_delete": False,
+                 **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RecordAdmin(admin.ModelAdmin):
+    """Records of what happened (logs, what an engine reported, a message and its history):
+    support reads, filters and searches them; nobody adds, edits or deletes one here."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
