@@ -22,8 +22,10 @@ class MessageStatusChangeInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(RecordAdmin):
-    list_display = ("id", "account", "session", "direction", "type", "to_number", "from_number",
-                    "status", "error_code", "created_at")
+    # Status first: it is what support looks for, and it stays on screen when the row is wide.
+    list_display = ("status", "id", "account", "session", "direction", "type", "to_number",
+                    "from_number", "error_code", "created_at")
+    list_display_links = ("id",)
     list_filter = ("status", "direction", "type", "error_code")
     search_fields = ("=id", "=whatsapp_id", "to_number", "from_number", "=request_id",
                      "=session__id", "account__name")

@@ -20,8 +20,9 @@ class SessionStatusChangeInline(admin.TabularInline):
 
 @admin.register(Session)
 class SessionAdmin(ActionsOnlyAdmin):
-    list_display = ("id", "account", "name", "status", "last_error_code", "phone_number",
+    list_display = ("status", "id", "account", "name", "last_error_code", "phone_number",
                     "engine", "created_at", "connected_at", "deleted_at")
+    list_display_links = ("id",)
     list_filter = ("status", "last_error_code", "engine",
                    ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("=id", "phone_number", "account__name", "=account__id", "name")

@@ -19,8 +19,9 @@ class EventAdmin(RecordAdmin):
 
 @admin.register(Webhook)
 class WebhookAdmin(ActionsOnlyAdmin):
-    list_display = ("id", "account", "url", "health", "consecutive_failures", "failing_since",
+    list_display = ("health", "id", "account", "url", "consecutive_failures", "failing_since",
                     "last_failure_error", "created_at")
+    list_display_links = ("id",)
     list_filter = ("is_active", ("failing_since", admin.EmptyFieldListFilter),
                    ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("=id", "url", "account__name", "=account__id")
@@ -69,8 +70,9 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ActionsOnlyAdmin):
-    list_display = ("id", "webhook", "event_type", "status", "attempts", "last_status_code",
+    list_display = ("status", "id", "webhook", "event_type", "attempts", "last_status_code",
                     "next_attempt_at", "created_at")
+    list_display_links = ("id",)
     list_filter = ("status", "event__type")
     search_fields = ("=id", "=event__id", "=webhook__id", "webhook__account__name")
     list_select_related = ("webhook", "event")
