@@ -31,7 +31,7 @@ from accounts.services import (
     member_create,
     plan_change_request_decide,
 )
-from infra.admin import RecordAdmin
+from infra.admin import RecordAdmin, action_confirmed
 
 
 @admin.register(Plan)
@@ -163,6 +163,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_keys(self, request, queryset):
+        asking = action_confirmed(
+            self, request, queryset, action="revoke_keys",
+            consequence="These keys will stop working at once, for good: every request "
+                        "signed with them is refused from now on.")
+        if asking:
+            return asking
         for key in queryset:
             api_key_revoke(api_key=key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")

@@ -1,6 +1,7 @@
 """What the apps' admin classes share."""
 
 from django.contrib import admin
+from django.template.response import TemplateResponse
 
 
 class ActionsOnlyAdmin(admin.ModelAdmin):
@@ -32,3 +33,19 @@ class RecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def action_confirmed(model_admin: admin.ModelAdmin, request, queryset, *, action: str,
+                     consequence: str):
+    """Irreversible actions ask first, as Django's own delete does: the first post answers
+    a page naming the selected rows and what will happen; its "Yes" posts again, confirmed.
+    Returns None once confirmed, else the page to answer."""
+    if request.POST.get("confirmed") == "yes":
+        return None
+    return TemplateResponse(request, "admin/confirm_action.html", {
+        **model_admin.admin_site.each_context(request),
+        "title": "Are you sure?", "opts": model_admin.model._meta, "action": action,
+        "consequence": consequence, "objects": queryset[:100], "count": queryset.count(),
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        "selected": list(queryset.values_list("pk", flat=True)),
+    })

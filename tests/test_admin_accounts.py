@@ -44,11 +44,13 @@ def test_creating_a_key_in_the_admin_shows_it_once_and_it_works(operator, alice)
 
 def test_revoke_action_takes_effect_on_the_api(operator, alice):
     assert alice.http.get("/v1/account").status_code == 200
-    response = operator.post(
-        "/admin/accounts/apikey/",
-        {"action": "revoke_keys", "_selected_action": [alice.key.pk]},
-        follow=True,
-    )
+    selected = {"action": "revoke_keys", "_selected_action": [alice.key.pk]}
+    asked = operator.post("/admin/accounts/apikey/", selected)  # irreversible: asked first
+    assert "stop working at once" in asked.content.decode()
+    alice.key.refresh_from_db()
+    assert alice.key.revoked_at is None
+    response = operator.post("/admin/accounts/apikey/", {**selected, "confirmed": "yes"},
+                             follow=True)
     assert response.status_code == 200
     alice.key.refresh_from_db()
     assert alice.key.revoked_at is not None
@@ -97,8 +99,11 @@ def test_session_detail_shows_its_history_and_the_action_logs_it_out(operator, a
     session_id = alice.http.post("/v1/sessions", json={}).json()["data"]["id"]
     page = operator.get(f"/admin/sessions_app/session/{session_id}/change/").content.decode()
     assert "qr_pending" in page and "QR code issued" in page
-    operator.post("/admin/sessions_app/session/",
-                  {"action": "log_out_and_remove", "_selected_action": [session_id]})
+    selected = {"action": "log_out_and_remove", "_selected_action": [session_id]}
+    asked = operator.post("/admin/sessions_app/session/", selected).content.decode()
+    assert "scan a new QR code" in asked and session_id in asked
+    assert Session.objects.get(pk=session_id).status == "qr_pending"
+    operator.post("/admin/sessions_app/session/", {**selected, "confirmed": "yes"})
     assert Session.objects.get(pk=session_id).status == "logged_out"
     assert_error(alice.http.get(f"/v1/sessions/{session_id}"), 404, "session_not_found")
 

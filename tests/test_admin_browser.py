@@ -54,6 +54,7 @@ def test_operator_console_in_a_browser(world, alice, logged_in, live_server):
     page.check(f"input[name=_selected_action][value='{alice.key.pk}']")
     page.select_option("select[name=action]", "revoke_keys")
     page.click("button[name=index]")
+    page.click("#confirm-action input[type=submit]")  # irreversible: asked first
     page.wait_for_selector("text=Revoked 1 key")
     assert ApiKey.objects.get(pk=alice.key.pk).revoked_at is not None
     assert alice.http.get("/v1/account").status_code == 401

@@ -103,9 +103,11 @@ def test_cancel_queued_messages(operator, world, alice):
     session_id = world["session"]["id"]
     queued = alice.http.post("/v1/messages/text", json={
         "sessionId": session_id, "to": "14155550123", "text": "not now"}).json()["data"]
-    operator.post(reverse("admin:messaging_message_changelist"),
-                  {"action": "cancel_queued",
-                   "_selected_action": [queued["id"], world["message"].pk]})
+    selected = {"action": "cancel_queued", "_selected_action": [queued["id"], world["message"].pk]}
+    asked = operator.post(reverse("admin:messaging_message_changelist"), selected)
+    assert "will not be sent" in asked.content.decode()
+    assert Message.objects.get(pk=queued["id"]).status == "queued"
+    operator.post(reverse("admin:messaging_message_changelist"), {**selected, "confirmed": "yes"})
     canceled = Message.objects.get(pk=queued["id"])
     assert (canceled.status, canceled.error_code) == ("failed", "message_canceled")
     world["message"].refresh_from_db()
@@ -174,7 +176,8 @@ def test_support_sees_every_page_and_changes_nothing(support, world, alice):
         ("admin:webhooks_delivery_changelist", "redeliver", world["delivery"].pk),
         ("admin:accounts_account_changelist", "change_plan", alice.account.pk),
     ]:
-        support.post(reverse(changelist), {"action": action, "_selected_action": [pk]})
+        support.post(reverse(changelist), {"action": action, "_selected_action": [pk],
+                                           "confirmed": "yes", "apply": "1"})
     assert Message.objects.get(pk=world["message"].pk).status == "failed"
     assert Session.objects.get(pk=world["session"]["id"]).status == "connected"
     alice.key.refresh_from_db()

@@ -23,8 +23,10 @@ OVERFLOW = """() => ({page: document.documentElement.scrollWidth, screen: window
     }).slice(0, 3).map(e => e.tagName + '#' + e.id + '.' + e.className)})"""
 
 
-def _fits(page, url: str, expected: str, name: str) -> None:
-    page.goto(url)
+def _fits(page, url: str | None, expected: str, name: str) -> None:
+    """`url` None: the page the browser is on."""
+    if url is not None:
+        page.goto(url)
     page.wait_for_load_state("load")
     assert expected in page.inner_text("body"), (url, expected)
     width = page.evaluate(OVERFLOW)
@@ -44,7 +46,9 @@ def test_the_customer_dashboard_fits_the_screen(device, browser_page, live_serve
                   role=MemberRole.OWNER)
     page = browser_page
     page.set_viewport_size({"width": WIDTHS[device], "height": 900})
-    page.goto(f"{live_server.url}/dashboard/login/")
+    _fits(page, f"{live_server.url}{reverse('dashboard:password_reset')}", "Reset your password",
+          f"dashboard-password-reset-{device}")
+    _fits(page, f"{live_server.url}/dashboard/login/", "Sign in", f"dashboard-login-{device}")
     page.fill("#id_username", "owner@alice.example")
     page.fill("#id_password", PASSWORD)
     page.click("#login-form button[type=submit]")
@@ -57,7 +61,7 @@ def test_the_customer_dashboard_fits_the_screen(device, browser_page, live_serve
         ("overview", reverse("dashboard:overview"), message.id),
         ("keys", reverse("dashboard:keys"), alice.key.prefix),
         ("sessions", reverse("dashboard:sessions"), "connected"),
-        ("session", reverse("dashboard:session", args=[session_id]), "Night shift"),
+        ("session", reverse("dashboard:session", args=[session_id]), "+14155550001"),
         ("group", reverse("dashboard:session_group", args=[session_id, group["id"]]),
          "+447911123456"),
         ("messages", reverse("dashboard:messages"), message.id),
@@ -70,6 +74,12 @@ def test_the_customer_dashboard_fits_the_screen(device, browser_page, live_serve
     ]
     for name, path, expected in pages:
         _fits(page, live_server.url + path, expected, f"dashboard-{name}-{device}")
+
+    # The one-time page of a new key: its long secret must not widen the page.
+    page.goto(live_server.url + reverse("dashboard:keys"))
+    page.fill("#id_name", "a key with a rather long name for a small screen")
+    page.click("#key-create button[type=submit]")
+    _fits(page, None, "Your new API key", f"dashboard-key-created-{device}")
 
 
 @pytest.mark.parametrize("device", WIDTHS)

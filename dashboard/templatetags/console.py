@@ -1,5 +1,7 @@
 """How the consoles write numbers and phone numbers: one way everywhere."""
 
+from datetime import UTC, datetime
+
 from django import template
 
 register = template.Library()
@@ -23,3 +25,16 @@ def thousands(value: int | None) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return str(value)
+
+
+@register.filter
+def when(value) -> str:
+    """A moment as `2026-12-07 11:31 UTC`, from a datetime or the API's ISO 8601 text."""
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
