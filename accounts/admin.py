@@ -31,7 +31,7 @@ from accounts.services import (
     member_create,
     plan_change_request_decide,
 )
-from infra.admin import RecordAdmin, action_confirmed
+from infra.admin import RecordAdmin, asks_first
 
 
 @admin.register(Plan)
@@ -162,13 +162,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return ", ".join(obj.scopes)
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
+    @asks_first("These keys will stop working at once, for good: every request signed with "
+                "them is refused from now on.")
     def revoke_keys(self, request, queryset):
-        asking = action_confirmed(
-            self, request, queryset, action="revoke_keys",
-            consequence="These keys will stop working at once, for good: every request "
-                        "signed with them is refused from now on.")
-        if asking:
-            return asking
         for key in queryset:
             api_key_revoke(api_key=key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")

@@ -1,5 +1,6 @@
-"""What the operators' dashboard shows. Every figure is one aggregate query, bounded to a day
-or to the rows a picture can show, so the page stays fast on big tables."""
+"""What the operators' dashboard shows. Every figure is one aggregate query, bounded in time
+(a day, a week, the chart's two weeks) or to the rows a picture can show, so the page stays
+fast on big tables."""
 
 from datetime import UTC, datetime, time, timedelta
 

@@ -1,5 +1,8 @@
 """What the apps' admin classes share."""
 
+import functools
+from collections.abc import Callable
+
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
@@ -35,17 +38,22 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
 
-def action_confirmed(model_admin: admin.ModelAdmin, request, queryset, *, action: str,
-                     consequence: str):
-    """Irreversible actions ask first, as Django's own delete does: the first post answers
-    a page naming the selected rows and what will happen; its "Yes" posts again, confirmed.
-    Returns None once confirmed, else the page to answer."""
-    if request.POST.get("confirmed") == "yes":
-        return None
-    return TemplateResponse(request, "admin/confirm_action.html", {
-        **model_admin.admin_site.each_context(request),
-        "title": "Are you sure?", "opts": model_admin.model._meta, "action": action,
-        "consequence": consequence, "objects": queryset[:100], "count": queryset.count(),
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        "selected": list(queryset.values_list("pk", flat=True)),
-    })
+def asks_first(consequence: str) -> Callable:
+    """For an irreversible admin action, as Django's own delete does: the first post answers a
+    page naming the selected rows and `consequence`; its "Yes" posts again, and only then does
+    the action run."""
+    def decorate(action: Callable) -> Callable:
+        @functools.wraps(action)
+        def ask_then_act(model_admin: admin.ModelAdmin, request, queryset):
+            if request.POST.get("confirmed") == "yes":
+                return action(model_admin, request, queryset)
+            return TemplateResponse(request, "admin/confirm_action.html", {
+                **model_admin.admin_site.each_context(request),
+                "title": "Are you sure?", "opts": model_admin.model._meta,
+                "action": action.__name__, "consequence": consequence,
+                "objects": queryset[:100], "count": queryset.count(),
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "selected": list(queryset.values_list("pk", flat=True)),
+            })
+        return ask_then_act
+    return decorate

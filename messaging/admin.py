@@ -4,7 +4,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.models import ApiErrorLog
 from api.errors import ApiError
-from infra.admin import RecordAdmin, action_confirmed
+from infra.admin import RecordAdmin, asks_first
 from messaging.models import Chat, Message, MessageStatusChange
 from messaging.services import message_cancel, message_retry
 
@@ -64,13 +64,9 @@ class MessageAdmin(RecordAdmin):
         self.message_user(request, f"Queued {retried} failed message(s) again.")
 
     @admin.action(description="Cancel the selected queued messages", permissions=["retry"])
+    @asks_first("The selected messages that are still queued will not be sent: they fail "
+                "with message_canceled (the others are left as they are).")
     def cancel_queued(self, request, queryset):
-        asking = action_confirmed(
-            self, request, queryset, action="cancel_queued",
-            consequence="The selected messages that are still queued will not be sent: they "
-                        "fail with message_canceled (the others are left as they are).")
-        if asking:
-            return asking
         canceled = 0
         for message in queryset.filter(status="queued", direction="outbound"):
             try:

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from api.errors import ApiError
-from infra.admin import ActionsOnlyAdmin, RecordAdmin, action_confirmed
+from infra.admin import ActionsOnlyAdmin, RecordAdmin, asks_first
 from sessions_app.models import EngineEventRecord, Group, LidMapping, Session, SessionStatusChange
 from sessions_app.services import session_delete, session_restart
 
@@ -52,13 +52,9 @@ class SessionAdmin(ActionsOnlyAdmin):
 
     @admin.action(description="Log out and remove the selected sessions",
                   permissions=["change"])
+    @asks_first("These sessions will be logged out of WhatsApp and removed: their owners must "
+                "scan a new QR code to connect the numbers again.")
     def log_out_and_remove(self, request, queryset):
-        asking = action_confirmed(
-            self, request, queryset, action="log_out_and_remove",
-            consequence="These sessions will be logged out of WhatsApp and removed: their "
-                        "owners must scan a new QR code to connect the numbers again.")
-        if asking:
-            return asking
         for session in queryset:
             session_delete(session=session)
         self.message_user(request, f"Logged out {queryset.count()} session(s).")
