@@ -10,6 +10,7 @@ from accounts.models import ApiErrorLog, MemberRole
 from accounts.services import member_create
 from sessions_app.models import Group as WhatsAppGroup
 from tests.support.browser import screenshot
+from tests.support.http_server import LocalServer, Route
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -80,6 +81,17 @@ def test_the_customer_dashboard_fits_the_screen(device, browser_page, live_serve
     page.fill("#id_name", "a key with a rather long name for a small screen")
     page.click("#key-create button[type=submit]")
     _fits(page, None, "Your new API key", f"dashboard-key-created-{device}")
+
+    # The one-time page of a new webhook's secret, and a test event's result.
+    with LocalServer() as receiver:
+        receiver.routes["/a/rather/long/path/for/a/webhook/endpoint"] = Route(status=200)
+        page.goto(live_server.url + reverse("dashboard:webhooks"))
+        page.fill("#id_url", receiver.url("/a/rather/long/path/for/a/webhook/endpoint"))
+        page.click("#webhook-create button[type=submit]")
+        _fits(page, None, "Webhook registered", f"dashboard-webhook-created-{device}")
+        page.click("text=Go to the webhook")
+        page.click("#webhook-test button")
+        _fits(page, None, "Delivered: HTTP 200", f"dashboard-webhook-tested-{device}")
 
 
 @pytest.mark.parametrize("device", WIDTHS)
